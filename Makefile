@@ -1,0 +1,47 @@
+# Entry points. `make help` lists them. Every target that runs code depends on `setup`, so each
+# README command works alone from a clean clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FREE_MODEL := body_models/free/FREE_ANNY_SMPL_NEUTRAL.pkl
+CONFIG ?= configs/annotate/body_free.yaml
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup osmesa annotate-body check-body-models test test-full clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed $(FREE_MODEL) osmesa ## venv (torch 2.13 CPU first), package, free body model bake, OSMesa; idempotent
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,bake]"
+	@touch $@
+
+$(FREE_MODEL): | $(VENV)/.installed
+	$(PY) tools/build_free_body_model.py --out $@
+
+osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missing
+	@ldconfig -p | grep -q libOSMesa.so || { echo "installing libosmesa6 (offscreen rendering)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libosmesa6 >/dev/null; }
+
+annotate-body: setup ## train the annotator on the embedded default and write pseudo-GTs (CONFIG=..., ARGS="key=value ...")
+	$(PY) tools/annotate.py --config $(CONFIG) $(ARGS)
+
+check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
+	$(PY) tools/check_body_models.py
+
+test: setup ## the default test suite (slow and GPU tests skipped)
+	$(PY) -m pytest -q
+
+test-full: setup ## every test, slow ones included (GPU tests skip without a GPU)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+clean: ## remove outputs (keeps the venv and the baked body model)
+	rm -rf outputs lightning_logs

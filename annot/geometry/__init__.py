@@ -1,0 +1,56 @@
+"""Geometry: rotation representations (through ``roma``) and camera models.
+
+Public API::
+
+    rotations: rot6d_to_rotmat, rotmat_to_rot6d, rotvec_to_rotmat, rotmat_to_rotvec,
+               rot6d_to_rotvec, rotvec_to_rot6d
+    cameras:   VIRTUAL_FOCAL_PX, CAMERA_3D_SIZE_M, DEPTH_EPS_M, perspective_project, crop_camera,
+               camera_depth_constant, camera_depth_from_sigmoid, crop_to_original_camera,
+               original_to_crop_camera, weak_perspective_project, weak_perspective_to_translation
+
+This room imports nothing else from ``annot``.
+"""
+
+from __future__ import annotations
+
+from annot.geometry.cameras import (
+    CAMERA_3D_SIZE_M,
+    DEPTH_EPS_M,
+    VIRTUAL_FOCAL_PX,
+    camera_depth_constant,
+    camera_depth_from_sigmoid,
+    crop_camera,
+    crop_to_original_camera,
+    original_to_crop_camera,
+    perspective_project,
+    weak_perspective_project,
+    weak_perspective_to_translation,
+)
+from annot.geometry.rotations import (
+    rot6d_to_rotmat,
+    rot6d_to_rotvec,
+    rotmat_to_rot6d,
+    rotmat_to_rotvec,
+    rotvec_to_rot6d,
+    rotvec_to_rotmat,
+)
+
+__all__ = [
+    "CAMERA_3D_SIZE_M",
+    "DEPTH_EPS_M",
+    "VIRTUAL_FOCAL_PX",
+    "camera_depth_constant",
+    "camera_depth_from_sigmoid",
+    "crop_camera",
+    "crop_to_original_camera",
+    "original_to_crop_camera",
+    "perspective_project",
+    "rot6d_to_rotmat",
+    "rot6d_to_rotvec",
+    "rotmat_to_rot6d",
+    "rotmat_to_rotvec",
+    "rotvec_to_rot6d",
+    "rotvec_to_rotmat",
+    "weak_perspective_project",
+    "weak_perspective_to_translation",
+]

@@ -1,0 +1,247 @@
+"""Pinhole and weak-perspective cameras, and the crop <-> original-image camera mapping.
+
+Frames: ``points_cam_m`` are in a camera frame with x right, y down, z forward (OpenCV), metres.
+Pixel coordinates follow mks0601 ``cam2pixel``: ``u = X/Z*fx + cx`` with no half-pixel shift.
+
+Sources: Hand4Whole (Pose2Pose branch) ``main/config.py`` (virtual focal 5000, crop 256x192),
+``main/model.py::get_camera_trans`` (camera depth), ``demo/body/demo_body.py`` (crop -> image camera);
+nkolot SPIN ``models/hmr.py`` / ``train/trainer.py`` (weak perspective). See reference-spec A.3, B.2, B.8.
+
+Array types: functions made only of arithmetic accept torch tensors or numpy arrays (broadcasting,
+leading batch dims allowed) and return the same type; :func:`camera_depth_from_sigmoid` and
+:func:`crop_camera` are torch only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "VIRTUAL_FOCAL_PX",
+    "CAMERA_3D_SIZE_M",
+    "DEPTH_EPS_M",
+    "perspective_project",
+    "crop_camera",
+    "camera_depth_constant",
+    "camera_depth_from_sigmoid",
+    "crop_to_original_camera",
+    "original_to_crop_camera",
+    "weak_perspective_project",
+    "weak_perspective_to_translation",
+]
+
+Array = TypeVar("Array", torch.Tensor, np.ndarray)
+
+#: Virtual focal length of the network-input crop, pixels (Pose2Pose ``cfg.focal``, SPIN ``FOCAL_LENGTH``).
+VIRTUAL_FOCAL_PX: float = 5000.0
+#: Pose2Pose ``cfg.camera_3d_size`` for the body, metres (spec B.1).
+CAMERA_3D_SIZE_M: float = 2.5
+#: Smallest depth used as divisor in :func:`perspective_project`, metres.
+DEPTH_EPS_M: float = 1e-4
+
+
+def perspective_project(
+    points_cam_m: Array, focal_px: Array, princpt_px: Array, eps_m: float = DEPTH_EPS_M
+) -> Array:
+    """Pinhole projection ``u = X/Z*fx + cx``, ``v = Y/Z*fy + cy`` (mks0601 ``cam2pixel``).
+
+    Args:
+        points_cam_m: ``(B, N, 3)`` (or ``(..., N, 3)``) camera-frame points, metres.
+        focal_px: ``(B, 2)`` ``(fx, fy)`` pixels (anything broadcastable to ``(..., 2)``, e.g. ``(2,)``).
+        princpt_px: ``(B, 2)`` ``(cx, cy)`` pixels, same broadcasting as ``focal_px``.
+        eps_m: depth guard: ``Z`` is clamped to ``>= eps_m`` before dividing, so points at or behind the
+            camera give large finite values instead of inf/NaN. Pose2Pose instead adds ``1e-4`` to ``Z``;
+            clamping leaves every point in front of the camera exact.
+
+    Returns:
+        ``(B, N, 2)`` pixels in the image the camera belongs to. Same type as ``points_cam_m``.
+
+    Raises:
+        ValueError: ``points_cam_m`` is not ``(..., N, 3)``.
+    """
+    if points_cam_m.ndim < 2 or points_cam_m.shape[-1] != 3:
+        raise ValueError(
+            f"perspective_project: points_cam_m must be (..., N, 3), got {tuple(points_cam_m.shape)}"
+        )
+    z = points_cam_m[..., 2:3].clip(min=eps_m)
+    return points_cam_m[..., :2] / z * focal_px[..., None, :] + princpt_px[..., None, :]
+
+
+def crop_camera(
+    input_hw: tuple[int, int] = (256, 192), focal_px: float = VIRTUAL_FOCAL_PX
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The virtual camera of the network-input crop (Pose2Pose ``cfg.focal``/``cfg.princpt``).
+
+    Args:
+        input_hw: crop ``(H, W)`` in pixels.
+        focal_px: virtual focal length, pixels.
+
+    Returns:
+        ``(focal_px (2,), princpt_px (2,))`` float32 tensors: ``(f, f)`` and ``(W/2, H/2)``,
+        e.g. ``(5000, 5000)`` and ``(96, 128)`` for 256x192.
+    """
+    h, w = input_hw
+    return (
+        torch.tensor([focal_px, focal_px], dtype=torch.float32),
+        torch.tensor([w / 2.0, h / 2.0], dtype=torch.float32),
+    )
+
+
+def camera_depth_constant(
+    focal_px: Array | tuple[float, float] = (VIRTUAL_FOCAL_PX, VIRTUAL_FOCAL_PX),
+    input_hw: tuple[int, int] = (256, 192),
+    camera_3d_size_m: float = CAMERA_3D_SIZE_M,
+) -> Array | float:
+    """Depth scale ``k = sqrt(fx*fy*camera_3d_size^2 / (H*W))`` in metres (Pose2Pose ``get_camera_trans``).
+
+    ``k`` is the depth at which a ``camera_3d_size_m`` object spans the crop area. For focal 5000,
+    256x192 and 2.5 m: ``k = 5000*2.5/sqrt(256*192) ~= 56.38`` (spec B.2.5).
+
+    Args:
+        focal_px: ``(..., 2)`` ``(fx, fy)`` pixels (tensor, array or pair).
+        input_hw: crop ``(H, W)`` pixels.
+        camera_3d_size_m: metres.
+
+    Returns:
+        ``(...)`` metres; a float for a plain pair.
+    """
+    h, w = input_hw
+    if isinstance(focal_px, (tuple, list)):
+        return math.sqrt(focal_px[0] * focal_px[1] * camera_3d_size_m**2 / (h * w))
+    return (focal_px[..., 0] * focal_px[..., 1] * camera_3d_size_m**2 / (h * w)) ** 0.5
+
+
+def camera_depth_from_sigmoid(
+    raw: torch.Tensor,
+    focal_px: torch.Tensor | tuple[float, float] = (VIRTUAL_FOCAL_PX, VIRTUAL_FOCAL_PX),
+    input_hw: tuple[int, int] = (256, 192),
+    camera_3d_size_m: float = CAMERA_3D_SIZE_M,
+) -> torch.Tensor:
+    """Camera depth ``t_z = k * sigmoid(raw)`` in metres (Pose2Pose ``get_camera_trans``, spec B.2.5).
+
+    Args:
+        raw: ``(B,)`` unbounded network output (``cam_param[:, 2]``).
+        focal_px: ``(2,)``, ``(B, 2)`` or a pair: ``(fx, fy)`` of the crop camera, pixels.
+        input_hw: crop ``(H, W)`` pixels.
+        camera_3d_size_m: metres (2.5 for the body, 0.4 for the hand).
+
+    Returns:
+        ``(B,)`` depth in metres, in ``(0, k)``, k from :func:`camera_depth_constant`.
+    """
+    return camera_depth_constant(focal_px, input_hw, camera_3d_size_m) * torch.sigmoid(raw)
+
+
+def _bbox_scale(bbox_xywh_px: Array, input_hw: tuple[int, int]) -> tuple[Array, Array]:
+    if bbox_xywh_px.shape[-1] != 4:
+        raise ValueError(
+            f"bbox_xywh_px must be (..., 4) [x, y, w, h] pixels, got {tuple(bbox_xywh_px.shape)}"
+        )
+    h, w = input_hw
+    # Dividing by two scalars keeps the array type, dtype and device of the box.
+    scale_x = bbox_xywh_px[..., 2:3] / w
+    scale_y = bbox_xywh_px[..., 3:4] / h
+    cat = torch.cat if isinstance(bbox_xywh_px, torch.Tensor) else np.concatenate
+    return cat([scale_x, scale_y], -1), bbox_xywh_px[..., 0:2]
+
+
+def crop_to_original_camera(
+    focal_crop_px: Array, princpt_crop_px: Array, bbox_xywh_px: Array, input_hw: tuple[int, int] = (256, 192)
+) -> tuple[Array, Array]:
+    """Map the crop camera to the equivalent camera of the original image (spec A.3; Pose2Pose demo).
+
+    The crop is the axis-aligned box ``bbox_xywh_px`` resized to ``input_hw`` (no rotation), so crop
+    pixel ``u_c`` is image pixel ``u = u_c * bbox_w / W + bbox_x`` (likewise y with ``bbox_h / H``).
+    Hence ``focal_img = focal_crop * (bbox_w/W, bbox_h/H)`` and
+    ``princpt_img = princpt_crop * (bbox_w/W, bbox_h/H) + (bbox_x, bbox_y)``. The 3D points are unchanged.
+
+    Args:
+        focal_crop_px: ``(B, 2)`` crop focal, crop pixels.
+        princpt_crop_px: ``(B, 2)`` crop principal point, crop pixels.
+        bbox_xywh_px: ``(B, 4)`` the PROCESSED box (aspect-fixed, x1.25) in original-image pixels.
+        input_hw: crop ``(H, W)`` pixels.
+
+    Returns:
+        ``(focal_img_px (B, 2), princpt_img_px (B, 2))`` in original-image pixels.
+
+    Raises:
+        ValueError: ``bbox_xywh_px`` last dim is not 4.
+    """
+    scale, offset = _bbox_scale(bbox_xywh_px, input_hw)
+    return focal_crop_px * scale, princpt_crop_px * scale + offset
+
+
+def original_to_crop_camera(
+    focal_img_px: Array, princpt_img_px: Array, bbox_xywh_px: Array, input_hw: tuple[int, int] = (256, 192)
+) -> tuple[Array, Array]:
+    """Inverse of :func:`crop_to_original_camera`: the original-image camera seen through the crop.
+
+    ``focal_crop = focal_img / s``, ``princpt_crop = (princpt_img - (bbox_x, bbox_y)) / s`` with
+    ``s = (bbox_w/W, bbox_h/H)``. Use it to put annotations given with an image camera (NeuralAnnot
+    ``cam_param``) into crop pixels.
+
+    Args:
+        focal_img_px, princpt_img_px: ``(B, 2)`` original-image pixels.
+        bbox_xywh_px: ``(B, 4)`` processed box, original-image pixels (``w, h > 0``).
+        input_hw: crop ``(H, W)`` pixels.
+
+    Returns:
+        ``(focal_crop_px (B, 2), princpt_crop_px (B, 2))`` in crop pixels.
+
+    Raises:
+        ValueError: ``bbox_xywh_px`` last dim is not 4.
+    """
+    scale, offset = _bbox_scale(bbox_xywh_px, input_hw)
+    return focal_img_px / scale, (princpt_img_px - offset) / scale
+
+
+def weak_perspective_project(points: Array, scale: Array, trans_xy: Array) -> Array:
+    """Weak-perspective (scaled orthographic) projection ``s * (X_xy + t_xy)`` (HMR / SPIN camera).
+
+    The result is in normalised crop coordinates, ``[-1, 1]`` across the crop (SPIN: pixels of a
+    ``img_size`` crop = ``(out + 1) * img_size / 2``). Depth is ignored.
+
+    Args:
+        points: ``(B, N, 3)`` camera-frame points, metres.
+        scale: ``(B,)`` weak-perspective scale ``s`` (SPIN ``pred_cam[:, 0]``).
+        trans_xy: ``(B, 2)`` ``(tx, ty)`` metres (SPIN ``pred_cam[:, 1:]``).
+
+    Returns:
+        ``(B, N, 2)`` normalised coordinates.
+
+    Raises:
+        ValueError: ``points`` is not ``(..., N, 3)`` or ``trans_xy`` is not ``(..., 2)``.
+    """
+    if points.ndim < 2 or points.shape[-1] != 3 or trans_xy.shape[-1] != 2:
+        raise ValueError(
+            f"weak_perspective_project: need points (..., N, 3) and trans_xy (..., 2), got "
+            f"{tuple(points.shape)} and {tuple(trans_xy.shape)}"
+        )
+    return scale[..., None, None] * (points[..., :2] + trans_xy[..., None, :])
+
+
+def weak_perspective_to_translation(
+    scale: Array, trans_xy: Array, focal_px: float | Array = VIRTUAL_FOCAL_PX, img_size_px: float = 224.0
+) -> Array:
+    """Weak-perspective camera ``[s, tx, ty]`` -> perspective translation ``[tx, ty, 2f/(img*s)]`` (SPIN).
+
+    Follows nkolot SPIN ``train/trainer.py`` (``pred_cam_t``, with ``+1e-9`` in the denominator). A point
+    at depth 0 then projects (focal ``f``, principal point at the crop centre, divided by ``img/2``) to
+    the same normalised coordinates as :func:`weak_perspective_project`.
+
+    Args:
+        scale: ``(B,)`` weak-perspective scale.
+        trans_xy: ``(B, 2)`` metres.
+        focal_px: focal length in pixels of the ``img_size_px`` crop (SPIN: 5000).
+        img_size_px: square crop side in pixels (SPIN: 224).
+
+    Returns:
+        ``(B, 3)`` camera translation ``transl_m``, metres.
+    """
+    tz = 2.0 * focal_px / (img_size_px * scale + 1e-9)
+    if isinstance(trans_xy, torch.Tensor):
+        return torch.cat([trans_xy, tz[..., None]], dim=-1)
+    return np.concatenate([trans_xy, np.asarray(tz)[..., None]], axis=-1)

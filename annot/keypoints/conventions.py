@@ -1,0 +1,208 @@
+"""Keypoint conventions as data: joint names in a fixed order, left/right flip pairs and the root.
+
+Each convention is one frozen :class:`KeypointConvention` table. Names and orders follow
+``/work/shared/docs/reference-spec.md`` sections A.1-A.7, which record the mks0601 loaders
+(Hand4Whole ``Pose2Pose`` branch ``data/*/*.py`` and ``common/utils/human_models.py``). Joint names use
+the mks0601 spellings (``L_Shoulder``, ``R_Hip``, ``Pelvis``, ``Head_top``, ...).
+
+Conventions (``name``: source):
+
+- ``coco17``: COCO person keypoints (spec A.3). No pelvis, so ``root`` is None.
+- ``coco17_feet``: COCO-17 followed by the six COCO-WholeBody foot points in the WholeBody order
+  L_Big_toe, L_Small_toe, L_Heel, R_Big_toe, R_Small_toe, R_Heel (spec A.3, 32-joint set, indices 18-23).
+- ``h36m17``: Human3.6M 17 joints, Hand4Whole names (spec A.1). Root Pelvis (index 0).
+- ``mpi_inf_3dhp17``: MPI-INF-3DHP 17 joints (spec A.2). Root Pelvis (index 14).
+- ``mupots17``: MuPoTS-3D 17 joints (spec A.6). Same order as ``mpi_inf_3dhp17`` but spelled
+  ``Thorax``/``Spine`` where MPI-INF says ``Neck``/``Torso``. Flip pairs as MPI-INF.
+- ``smpl24``: the SMPL kinematic joints (spec A.7). Root Pelvis (index 0).
+- ``mpii16``: MPII 16 joints (spec A.4). Root Pelvis (index 6).
+- ``openpose18``: the OpenPose-18 order of the 3DPW ``openpose_result`` field (spec A.5). The spec lists
+  no flip pairs for it; ours pair each ``L_*`` with its ``R_*`` name [inferred from the names].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "KeypointConvention",
+    "CONVENTIONS",
+    "H36M_EVAL_JOINTS",
+    "get_convention",
+    "known_conventions",
+]
+
+
+@dataclass(frozen=True)
+class KeypointConvention:
+    """One keypoint convention: joint names in order, flip pairs and root joint.
+
+    Attributes:
+        name: convention id, e.g. ``"coco17"``.
+        joint_names: joint names in the exact order of the data, length ``num_joints``.
+        flip_pairs: index pairs ``(i, j)`` swapped by a horizontal flip; each index in at most one pair.
+        root: name of the root joint (e.g. ``"Pelvis"``), or None when the convention has none.
+
+    Raises:
+        ValueError: at construction if names repeat, a flip index is out of range or used twice,
+            or ``root`` is not one of the names.
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"keypoint convention {self.name!r}: joint_names contain duplicates")
+        used: set[int] = set()
+        for pair in self.flip_pairs:
+            for idx in pair:
+                if not 0 <= idx < len(self.joint_names):
+                    raise ValueError(
+                        f"keypoint convention {self.name!r}: flip pair {pair} has index {idx} outside "
+                        f"0..{len(self.joint_names) - 1}"
+                    )
+                if idx in used:
+                    raise ValueError(f"keypoint convention {self.name!r}: index {idx} is in two flip pairs")
+                used.add(idx)
+        if self.root is not None and self.root not in self.joint_names:
+            raise ValueError(f"keypoint convention {self.name!r}: root {self.root!r} is not a joint name")
+
+    @property
+    def num_joints(self) -> int:
+        """Number of joints ``J``."""
+        return len(self.joint_names)
+
+    def index(self, joint_name: str) -> int:
+        """Position of ``joint_name`` in ``joint_names``.
+
+        Raises:
+            KeyError: naming the joint and the convention when the joint is absent.
+        """
+        try:
+            return self.joint_names.index(joint_name)
+        except ValueError:
+            raise KeyError(f"joint {joint_name!r} is not in keypoint convention {self.name!r}") from None
+
+    def flip_permutation(self) -> list[int]:
+        """Index permutation ``perm`` (length ``J``) that swaps left and right.
+
+        ``kps_flipped = kps[..., perm, :]``; joints outside every pair map to themselves. The
+        permutation is its own inverse.
+        """
+        perm = list(range(self.num_joints))
+        for i, j in self.flip_pairs:
+            perm[i], perm[j] = j, i
+        return perm
+
+
+_COCO17_NAMES: tuple[str, ...] = (
+    "Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow",
+    "L_Wrist", "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle",
+)  # fmt: skip
+_COCO17_FLIP: tuple[tuple[int, int], ...] = (
+    (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16),
+)  # fmt: skip
+
+_MPI_INF_FLIP: tuple[tuple[int, int], ...] = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13))
+
+_CONVENTION_LIST: tuple[KeypointConvention, ...] = (
+    KeypointConvention(
+        name="coco17",
+        joint_names=_COCO17_NAMES,
+        flip_pairs=_COCO17_FLIP,
+        root=None,
+    ),
+    KeypointConvention(
+        name="coco17_feet",
+        joint_names=_COCO17_NAMES
+        + ("L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel"),
+        flip_pairs=_COCO17_FLIP + ((17, 20), (18, 21), (19, 22)),
+        root=None,
+    ),
+    KeypointConvention(
+        name="h36m17",
+        joint_names=(
+            "Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Torso", "Neck", "Head",
+            "Head_top", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist",
+        ),  # fmt: skip
+        flip_pairs=((1, 4), (2, 5), (3, 6), (14, 11), (15, 12), (16, 13)),
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="mpi_inf_3dhp17",
+        joint_names=(
+            "Head_top", "Neck", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist",
+            "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Pelvis", "Torso", "Head",
+        ),  # fmt: skip
+        flip_pairs=_MPI_INF_FLIP,
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="mupots17",
+        joint_names=(
+            "Head_top", "Thorax", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist",
+            "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Pelvis", "Spine", "Head",
+        ),  # fmt: skip
+        flip_pairs=_MPI_INF_FLIP,
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="smpl24",
+        joint_names=(
+            "Pelvis", "L_Hip", "R_Hip", "Torso", "L_Knee", "R_Knee", "Spine", "L_Ankle", "R_Ankle", "Chest",
+            "L_Foot", "R_Foot", "Neck", "L_Collar", "R_Collar", "Head", "L_Shoulder", "R_Shoulder",
+            "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Hand", "R_Hand",
+        ),  # fmt: skip
+        flip_pairs=((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23)),
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="mpii16",
+        joint_names=(
+            "R_Ankle", "R_Knee", "R_Hip", "L_Hip", "L_Knee", "L_Ankle", "Pelvis", "Thorax", "Neck",
+            "Head_top", "R_Wrist", "R_Elbow", "R_Shoulder", "L_Shoulder", "L_Elbow", "L_Wrist",
+        ),  # fmt: skip
+        flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="openpose18",
+        joint_names=(
+            "Nose", "Neck", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist",
+            "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "R_Eye", "L_Eye", "R_Ear", "L_Ear",
+        ),  # fmt: skip
+        flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
+        root=None,
+    ),
+)
+
+#: All conventions by name.
+CONVENTIONS: dict[str, KeypointConvention] = {c.name: c for c in _CONVENTION_LIST}
+
+#: The 14 ``h36m17`` indices used by the mks0601 / SPIN MPJPE protocol: every joint except
+#: Pelvis (0), Torso (7) and Head (9) (spec A.1 and D.1).
+H36M_EVAL_JOINTS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)
+
+
+def known_conventions() -> tuple[str, ...]:
+    """Names of all registered conventions, in definition order."""
+    return tuple(CONVENTIONS)
+
+
+def get_convention(name: str | KeypointConvention) -> KeypointConvention:
+    """Look up a convention by name (a :class:`KeypointConvention` is returned unchanged).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the known names.
+    """
+    if isinstance(name, KeypointConvention):
+        return name
+    try:
+        return CONVENTIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown keypoint convention {name!r}; known: {', '.join(known_conventions())}"
+        ) from None

@@ -1,0 +1,1 @@
+"""Estimation networks g (Pose2Pose, HMR) trained on pseudo-GTs; they import ``annot``, never the reverse."""

@@ -1,0 +1,305 @@
+"""Tests for annot.data.coco on the real COCO samples and on small synthetic jsons.
+
+The real samples are read from ``$ANNOT_COCO_SAMPLES`` or ``<repo>/../shared/data/coco_samples``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from annot.data import DATASETS, COCOKeypoints, build_dataset
+from annot.data.crop import apply_affine
+from annot.data.sample import SAMPLE_KEYS
+
+DEFAULT_COCO_DIR = Path(__file__).resolve().parents[2] / "shared/data/coco_samples"
+COCO_DIR = Path(os.environ.get("ANNOT_COCO_SAMPLES", DEFAULT_COCO_DIR))
+ANN_FILE = "test_coco.json"
+L_SHOULDER, R_SHOULDER = 5, 6
+
+needs_coco = pytest.mark.skipif(
+    not (COCO_DIR / ANN_FILE).is_file(),
+    reason=f"COCO samples not found at {COCO_DIR} (set ANNOT_COCO_SAMPLES to the coco_samples folder)",
+)
+
+
+@pytest.fixture(scope="module")
+def coco_json() -> dict:
+    return json.loads((COCO_DIR / ANN_FILE).read_text())
+
+
+@pytest.fixture(scope="module")
+def coco_ds() -> COCOKeypoints:
+    return COCOKeypoints(COCO_DIR, ANN_FILE)
+
+
+def _index_of(ds: COCOKeypoints, sample_id: str) -> int:
+    return [r.sample_id for r in ds.records].index(sample_id)
+
+
+def _expected_box(bbox, img_w, img_h):
+    """Independent re-derivation of the mks0601 box for 256x192 (clip, aspect 0.75, x1.25)."""
+    x, y, w, h = bbox
+    x1, y1 = max(0, x), max(0, y)
+    x2, y2 = min(img_w - 1, x1 + max(0, w - 1)), min(img_h - 1, y1 + max(0, h - 1))
+    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+    w, h = max(w, 0.75 * h), max(h, w / 0.75)
+    return np.array([cx - 0.625 * w, cy - 0.625 * h, 1.25 * w, 1.25 * h])
+
+
+@needs_coco
+def test_real_samples_loaded_and_skipped(coco_ds):
+    assert len(coco_ds) == 12
+    assert coco_ds.skipped == {"1202706": "no keypoints", "508900": "no keypoints"}
+    assert coco_ds.summary() == "coco: loaded 12, skipped 2: no keypoints: 2"
+
+
+@needs_coco
+def test_summary_logged_once_at_construction(caplog):
+    with caplog.at_level(logging.INFO, logger="annot.data.coco"):
+        COCOKeypoints(COCO_DIR, ANN_FILE)
+    lines = [r.getMessage() for r in caplog.records if r.name == "annot.data.coco"]
+    assert lines == ["coco: loaded 12, skipped 2: no keypoints: 2"]
+
+
+@needs_coco
+def test_known_keypoint_through_the_crop_and_back(coco_ds, coco_json):
+    ann = next(a for a in coco_json["annotations"] if a["id"] == 442619)
+    img = next(i for i in coco_json["images"] if i["id"] == ann["image_id"])
+    nose_img = np.array(ann["keypoints"][:2], dtype=np.float64)
+    box = _expected_box(ann["bbox"], img["width"], img["height"])
+    # no rotation: crop = (p - box origin) * (192 / box w, 256 / box h)
+    nose_crop = (nose_img - box[:2]) * np.array([192 / box[2], 256 / box[3]])
+
+    sample = coco_ds[_index_of(coco_ds, "442619")]
+    assert sample["sample_id"] == "442619" and sample["dataset"] == "coco"
+    assert not sample["flipped"]
+    np.testing.assert_allclose(sample["bbox_xywh_px"].numpy(), box, atol=1e-3)
+    np.testing.assert_allclose(sample["kp2d_px"][0].numpy(), nose_crop, atol=1e-3)
+    back = apply_affine(sample["kp2d_px"].numpy(), sample["crop_to_img"].numpy())
+    np.testing.assert_allclose(back[0], nose_img, atol=1e-3)
+    np.testing.assert_allclose(sample["kp2d_img_px"][0].numpy(), nose_img, atol=1e-4)
+    assert sample["img_hw"].tolist() == [img["height"], img["width"]]
+    np.testing.assert_allclose(sample["focal_px"].numpy(), [5000, 5000])
+    np.testing.assert_allclose(sample["princpt_px"].numpy(), [96, 128])
+
+
+@needs_coco
+def test_image_crop_values(coco_ds):
+    sample = coco_ds[_index_of(coco_ds, "442619")]
+    img = sample["img"]
+    assert img.shape == (3, 256, 192) and img.dtype == torch.float32
+    assert 0.0 <= img.min() and img.max() <= 1.0 and img.std() > 0.05
+    # independent bilinear lookup in the original RGB image at crop_to_img(u, v)
+    bgr = cv2.imread(sample["image_path"], cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    original = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float64)
+    for u, v in [(96, 128), (10, 30), (150, 200), (60, 240)]:
+        x, y = apply_affine([u, v], sample["crop_to_img"].numpy())
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        patch = original[y0 : y0 + 2, x0 : x0 + 2]
+        ref = (patch[0, 0] * (1 - fx) * (1 - fy) + patch[0, 1] * fx * (1 - fy)
+               + patch[1, 0] * (1 - fx) * fy + patch[1, 1] * fx * fy)  # fmt: skip
+        np.testing.assert_allclose(img[:, v, u].numpy() * 255, ref, atol=3.0)
+
+
+@needs_coco
+def test_mask_is_visibility(coco_ds, coco_json):
+    anns = {str(a["id"]): a for a in coco_json["annotations"]}
+    for i in range(len(coco_ds)):
+        sample = coco_ds[i]
+        vis = np.array(anns[sample["sample_id"]]["keypoints"][2::3]) > 0
+        kp = sample["kp2d_px"].numpy()
+        inside = (kp[:, 0] >= 0) & (kp[:, 0] < 192) & (kp[:, 1] >= 0) & (kp[:, 1] < 256)
+        np.testing.assert_array_equal(sample["kp2d_mask"].numpy(), (vis & inside).astype(np.float32))
+    # at least one real sample has unlabelled joints (198196 has 14 of 17)
+    assert coco_ds[_index_of(coco_ds, "198196")]["kp2d_mask"].sum() == 14
+
+
+@needs_coco
+def test_flip_swaps_and_mirrors(coco_ds, coco_json):
+    flipped_ds = COCOKeypoints(COCO_DIR, ANN_FILE, flip_prob=1.0)
+    idx = _index_of(coco_ds, "442619")
+    plain, flipped = coco_ds[idx], flipped_ds[idx]
+    assert bool(flipped["flipped"]) and not bool(plain["flipped"])
+    # Mirror x -> W-1-x and centre c -> W-1-c: u_flip = s*(c - x) + 96 = 192 - u_plain (mks0601
+    # maps the box centre to W/2, so the crop mirror is u -> 192 - u, not 191 - u).
+    kp_f, kp_p = flipped["kp2d_px"].numpy(), plain["kp2d_px"].numpy()
+    np.testing.assert_allclose(kp_f[L_SHOULDER, 0], 192 - kp_p[R_SHOULDER, 0], atol=1e-3)
+    np.testing.assert_allclose(kp_f[L_SHOULDER, 1], kp_p[R_SHOULDER, 1], atol=1e-3)
+    np.testing.assert_allclose(kp_f[0, 0], 192 - kp_p[0, 0], atol=1e-3)  # nose stays the nose
+    # kp2d_img_px stays in the unmirrored image: the new L_Shoulder is the original right shoulder
+    ann = next(a for a in coco_json["annotations"] if a["id"] == 442619)
+    r_shoulder = np.array(ann["keypoints"][3 * R_SHOULDER : 3 * R_SHOULDER + 2])
+    np.testing.assert_allclose(flipped["kp2d_img_px"][L_SHOULDER].numpy(), r_shoulder, atol=1e-4)
+    back = apply_affine(kp_f, flipped["crop_to_img"].numpy())
+    np.testing.assert_allclose(back, flipped["kp2d_img_px"].numpy(), atol=1e-3)
+    # the picture is mirrored too: column u of the flipped crop = column 192 - u of the plain one
+    diff = (flipped["img"][:, :, 1:] - plain["img"].flip(-1)[:, :, :-1]).abs()
+    assert diff.max() <= 2 / 255 + 1e-6
+
+
+@needs_coco
+def test_flip_decisions_deterministic(coco_ds):
+    a = COCOKeypoints(COCO_DIR, ANN_FILE, flip_prob=0.5, seed=3)
+    b = COCOKeypoints(COCO_DIR, ANN_FILE, flip_prob=0.5, seed=3)
+    flips = [a.is_flipped(i) for i in range(len(a))]
+    assert flips == [b.is_flipped(i) for i in range(len(b))]
+    assert 0 < sum(flips) < len(flips)
+    assert [bool(a[i]["flipped"]) for i in range(3)] == flips[:3]
+    draws = set()
+    for epoch in range(5):
+        a.set_epoch(epoch)
+        draws.add(tuple(a.is_flipped(i) for i in range(len(a))))
+    assert len(draws) > 1  # set_epoch changes the draw
+    assert not any(coco_ds.is_flipped(i) for i in range(len(coco_ds)))
+
+
+@needs_coco
+def test_default_collate_and_schema(coco_ds):
+    batch = default_collate([coco_ds[i] for i in range(3)])
+    assert set(batch) == set(SAMPLE_KEYS)
+    assert batch["img"].shape == (3, 3, 256, 192)
+    assert batch["kp2d_px"].shape == (3, 17, 2) and batch["kp2d_mask"].shape == (3, 17)
+    assert batch["crop_to_img"].shape == (3, 2, 3) and batch["flipped"].dtype == torch.bool
+    assert batch["sample_id"] == [r.sample_id for r in coco_ds.records[:3]]
+
+
+@needs_coco
+def test_registry_builds_coco():
+    assert DATASETS["coco"] is COCOKeypoints
+    ds = build_dataset("coco", root=COCO_DIR, ann_file=ANN_FILE)
+    assert isinstance(ds, COCOKeypoints) and len(ds) == 12
+    with pytest.raises(ValueError, match="coco"):
+        build_dataset("no_such_dataset")
+
+
+# --------------------------------------------------------------------------- synthetic jsons
+
+
+def _kps(points):
+    """17x3 COCO keypoint list with the given {index: (x, y)} visible (v=2), others (0, 0, 0)."""
+    out = [0.0] * 51
+    for j, (x, y) in points.items():
+        out[3 * j : 3 * j + 3] = [x, y, 2]
+    return out
+
+
+def _write_synthetic(tmp_path: Path) -> Path:
+    img = np.full((80, 100, 3), 127, np.uint8)
+    assert cv2.imwrite(str(tmp_path / "ok.jpg"), img)
+    (tmp_path / "bad.jpg").write_bytes(b"this is not an image")
+    (tmp_path / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+    images = [
+        {"id": 1, "file_name": "ok.jpg", "width": 100, "height": 80},
+        {"id": 2, "file_name": "missing.jpg", "width": 100, "height": 80},
+        {"id": 3, "file_name": "bad.jpg", "width": 100, "height": 80},
+        {"id": 4, "file_name": "truncated.jpg", "width": 100, "height": 80},
+    ]
+    kps = _kps({0: (40, 30), 5: (45, 40), 16: (99, 5)})  # joint 16 is visible but outside the crop
+
+    def ann(aid, image_id=1, bbox=(30, 20, 20, 30), **kw):
+        return {"id": aid, "image_id": image_id, "category_id": 1, "iscrowd": 0, "num_keypoints": 3,
+                "bbox": list(bbox), "keypoints": kps, **kw}  # fmt: skip
+
+    annotations = [
+        ann(11),
+        ann(12, iscrowd=1),
+        ann(13, bbox=(30, 20, 0, 30)),
+        ann(14, image_id=2),
+        ann(15, image_id=3),
+        ann(16, num_keypoints=0, keypoints=[0.0] * 51),
+        ann(17, category_id=2),
+        ann(18, image_id=4),
+    ]
+    data = {"images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}]}  # fmt: skip
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    return tmp_path / "ann.json"
+
+
+def test_synthetic_skips_counted(tmp_path):
+    _write_synthetic(tmp_path)
+    ds = COCOKeypoints(tmp_path, "ann.json")
+    assert [r.sample_id for r in ds.records] == ["11", "18"]
+    assert ds.skipped == {
+        "12": "iscrowd",
+        "13": "degenerate box",
+        "14": "missing image file",
+        "15": "unreadable image",
+        "16": "no keypoints",
+        "17": "not person",
+    }
+    assert ds.summary() == (
+        "coco: loaded 2, skipped 6: degenerate box: 1, iscrowd: 1, missing image file: 1, "
+        "no keypoints: 1, not person: 1, unreadable image: 1"
+    )
+    sample = ds[0]
+    mask = sample["kp2d_mask"].numpy()
+    assert mask[0] == 1 and mask[5] == 1 and mask[16] == 0 and mask.sum() == 2
+    # box (30,20,20,30) -> clipped w=19, h=29, centre (39.5, 34.5); w -> 21.75; x1.25 -> (27.1875, 36.25)
+    np.testing.assert_allclose(sample["bbox_xywh_px"].numpy(), [25.90625, 16.375, 27.1875, 36.25], atol=1e-4)
+    nose_crop = [(40 - 25.90625) * 192 / 27.1875, (30 - 16.375) * 256 / 36.25]
+    np.testing.assert_allclose(sample["kp2d_px"][0].numpy(), nose_crop, atol=1e-3)
+    np.testing.assert_allclose(sample["img"].numpy(), 127 / 255, atol=1e-6)
+
+
+def test_undecodable_image_raises_at_getitem(tmp_path):
+    _write_synthetic(tmp_path)
+    ds = COCOKeypoints(tmp_path, "ann.json")
+    with pytest.raises(ValueError, match=r"truncated\.jpg.*18"):
+        ds[1]
+
+
+def test_missing_root_names_path_and_key(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError) as err:
+        COCOKeypoints(missing, "ann.json")
+    assert str(missing) in str(err.value) and "data.root" in str(err.value)
+
+
+def test_missing_ann_file_names_path_and_key(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        COCOKeypoints(tmp_path, "absent.json")
+    assert str(tmp_path / "absent.json") in str(err.value) and "data.ann_file" in str(err.value)
+
+
+def test_missing_img_dir_names_key(tmp_path):
+    _write_synthetic(tmp_path)
+    with pytest.raises(FileNotFoundError, match="data.img_dir"):
+        COCOKeypoints(tmp_path, "ann.json", img_dir="images")
+
+
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda d: d.pop("annotations"), r"ann\.json.*'annotations'"),
+        (lambda d: d["annotations"][0].update(keypoints=[1.0] * 50), r"ann\.json.*id 11.*'keypoints'"),
+        (
+            lambda d: d["annotations"][2].update(bbox=[float("nan"), 1, 2, 3]),
+            r"ann\.json.*id 13.*'bbox'.*NaN",
+        ),
+        (lambda d: d["annotations"][0].update(image_id=99), r"ann\.json.*id 11.*'image_id'"),
+        (lambda d: d["annotations"][1].update(id=11), r"ann\.json.*id 11.*'id' appears twice"),
+    ],
+)
+def test_malformed_json_raises(tmp_path, mutate, pattern):
+    path = _write_synthetic(tmp_path)
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=pattern):
+        COCOKeypoints(tmp_path, "ann.json")
+
+
+def test_invalid_json_syntax_raises(tmp_path):
+    (tmp_path / "ann.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"ann\.json.*not valid JSON"):
+        COCOKeypoints(tmp_path, "ann.json")
