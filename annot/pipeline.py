@@ -106,7 +106,8 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     history = MetricHistory(CURVE_KEYS, every_n_steps=cfg.export.eval_every_n_steps)
     trainer = pl.Trainer(
         max_steps=cfg.trainer.max_steps, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
-        precision=cfg.trainer.precision, log_every_n_steps=min(cfg.trainer.log_every_n_steps, cfg.trainer.max_steps),
+        precision=cfg.trainer.precision,
+        log_every_n_steps=max(1, min(cfg.trainer.log_every_n_steps, len(train_loader))),
         deterministic=cfg.trainer.deterministic, enable_progress_bar=cfg.trainer.enable_progress_bar,
         logger=CSVLogger(str(out_dir), name="logs", version=""), callbacks=[history],
         enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(out_dir))

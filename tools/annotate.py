@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/annotate/body_free.yaml", help="YAML config file")
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=50")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("annot").setLevel(logging.INFO)
     try:
         cfg = load_config(AnnotateConfig, args.config, args.overrides)
         report = run_annotate(cfg)
