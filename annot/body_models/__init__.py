@@ -8,6 +8,7 @@ Public API::
     load_model_dict(path) -> dict, save_model_dict(model_dict, path) -> Path, check_model_dict(d, source)
     BodyModel(model_type="free", gender="neutral", path=None, num_betas=10, ...), BodyModelOutput
     build_smpl_keypoint_regressor(j_regressor, joint_names) -> (regressor, mask)
+    RestRootJoint(model_type, gender, path)(betas) -> J0 (..., 3), the zero-pose root joint
 
 The free-model bake (``free_model.py``) lives in this package too but is not imported here.
 """
@@ -22,6 +23,7 @@ from annot.body_models.body_model import (
     build_smpl_keypoint_regressor,
 )
 from annot.body_models.pkl import check_model_dict, load_model_dict, save_model_dict
+from annot.body_models.rest_joints import RestRootJoint
 from annot.body_models.resolver import (
     ENV_VAR,
     FREE_MODEL_FILENAME,
@@ -34,6 +36,7 @@ __all__ = [
     "ENV_VAR",
     "FREE_MODEL_FILENAME",
     "REGRESS_CONVENTIONS",
+    "RestRootJoint",
     "SMPL_KEYPOINT_VERTEX_IDS",
     "BodyModel",
     "BodyModelNotFoundError",

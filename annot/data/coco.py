@@ -12,22 +12,16 @@ import contextlib
 import io
 import json
 import logging
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
 from pycocotools.coco import COCO
-from torch.utils.data import Dataset
 
-from annot.data.crop import apply_affine, crop_image, invert_affine, process_bbox
+from annot.data.augment import AugmentConfig, sample_augment
+from annot.data.person import PersonCropDataset, PersonRecord
 from annot.data.registry import register
-from annot.data.sample import Sample
-from annot.geometry.cameras import crop_camera
-from annot.keypoints import get_convention
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +34,6 @@ SKIP_NO_KEYPOINTS = "no keypoints"
 SKIP_DEGENERATE_BOX = "degenerate box"
 SKIP_MISSING_IMAGE = "missing image file"
 SKIP_UNREADABLE_IMAGE = "unreadable image"
-
-
-@dataclass(frozen=True)
-class CocoRecord:
-    """One kept annotation: paths, image size, processed box and raw keypoints (original image px)."""
-
-    sample_id: str
-    image_path: Path
-    img_hw: tuple[int, int]
-    bbox_xywh_px: np.ndarray  # (4,) processed box, float64
-    kp2d_img_px: np.ndarray  # (17, 2) float64
-    kp2d_visible: np.ndarray  # (17,) bool, COCO v > 0
 
 
 def _resolve_paths(root: str | Path, ann_file: str | Path, img_dir: str | Path) -> tuple[Path, Path, Path]:
@@ -149,7 +131,7 @@ def _person_category_ids(data: dict[str, Any]) -> set[int]:
 
 
 @register("coco")
-class COCOKeypoints(Dataset):
+class COCOKeypoints(PersonCropDataset):
     """MSCOCO person-keypoint crops (mks0601 preprocessing); items are ``annot.data.sample.Sample``.
 
     Args:
@@ -158,13 +140,15 @@ class COCOKeypoints(Dataset):
         ann_file: COCO person-keypoints json, absolute or relative to ``root`` (``data.ann_file``).
         img_dir: image folder relative to ``root`` (``data.img_dir``; "" = ``root`` itself).
         input_hw: crop ``(H, W)`` in pixels (Pose2Pose body: ``(256, 192)``).
-        flip_prob: probability of a horizontal mirror; the decision is deterministic in
-            ``(seed, epoch, index)`` (``numpy.random.default_rng``); 0 never flips.
+        flip_prob: shorthand for flip-only augmentation when ``augment`` is not given; the decision is
+            deterministic in ``(seed, epoch, index)``; 0 never flips.
         bbox_scale: box enlargement of ``process_bbox`` (1.25 in mks0601).
-        seed: seed of the flip decisions.
+        seed: seed of the augmentation draws.
+        convention, augment, body_model_type, body_model_path: see
+            :class:`annot.data.person.PersonCropDataset`.
 
     Attributes:
-        records: kept annotations (``CocoRecord``), in json order.
+        records: kept annotations (:class:`annot.data.person.PersonRecord`), in json order.
         skipped: ``{sample_id: reason}`` for every annotation not kept; reasons are
             "not person", "iscrowd", "no keypoints", "degenerate box", "missing image file",
             "unreadable image".
@@ -179,6 +163,7 @@ class COCOKeypoints(Dataset):
     """
 
     name = "coco"
+    native_convention = KEYPOINT_CONVENTION
 
     def __init__(
         self,
@@ -189,23 +174,24 @@ class COCOKeypoints(Dataset):
         flip_prob: float = 0.0,
         bbox_scale: float = 1.25,
         seed: int = 0,
+        convention: str | None = None,
+        augment: AugmentConfig | None = None,
+        body_model_type: str = "free",
+        body_model_path: str | None = None,
     ) -> None:
-        super().__init__()
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f"COCOKeypoints: flip_prob must be in [0, 1], got {flip_prob}")
+        if augment is None and flip_prob > 0.0:
+            augment = AugmentConfig(enabled=True, scale_factor=0.0, rot_prob=0.0, flip_prob=flip_prob,
+                                    color_factor=0.0)
+        super().__init__(input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path)
         self.root, self.ann_path, self.image_dir = _resolve_paths(root, ann_file, img_dir)
-        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
-        self.flip_prob = float(flip_prob)
-        self.bbox_scale = float(bbox_scale)
-        self.seed = int(seed)
-        self.epoch = 0
-        self._flip_perm = np.asarray(get_convention(KEYPOINT_CONVENTION).flip_permutation(), dtype=np.int64)
-        self.records: list[CocoRecord] = []
-        self.skipped: dict[str, str] = {}
-        self._index(_load_json(self.ann_path))
-        logger.info(self.summary())
+        records: list[PersonRecord] = []
+        skipped: dict[str, str] = {}
+        self._index(_load_json(self.ann_path), records, skipped)
+        self._set_records(records, skipped)
 
-    def _index(self, data: dict[str, Any]) -> None:
+    def _index(self, data: dict[str, Any], records: list[PersonRecord], skipped: dict[str, str]) -> None:
         """Fill ``records`` and ``skipped`` from the parsed json (pycocotools index)."""
         coco = COCO()
         coco.dataset = data
@@ -222,14 +208,14 @@ class COCOKeypoints(Dataset):
             seen.add(str(ann["id"]))
             record_or_reason = self._parse_annotation(ann, coco, person_ids, image_cache)
             if isinstance(record_or_reason, str):
-                self.skipped[str(ann["id"])] = record_or_reason
+                skipped[str(ann["id"])] = record_or_reason
             else:
-                self.records.append(record_or_reason)
+                records.append(record_or_reason)
 
     def _parse_annotation(
         self, ann: dict, coco: COCO, person_ids: set[int], image_cache: dict[Path, str | None]
-    ) -> CocoRecord | str:
-        """A ``CocoRecord`` for a usable annotation, else the skip reason (str)."""
+    ) -> PersonRecord | str:
+        """A ``PersonRecord`` for a usable annotation, else the skip reason (str)."""
         ann_id = ann["id"]
         if ann.get("category_id", next(iter(person_ids))) not in person_ids:
             return SKIP_NOT_PERSON
@@ -245,84 +231,29 @@ class COCOKeypoints(Dataset):
         visible = kps[:, 2] > 0
         if ann.get("num_keypoints", int(visible.sum())) == 0 or not visible.any():
             return SKIP_NO_KEYPOINTS
-        aspect_wh = self.input_hw[1] / self.input_hw[0]
-        box = process_bbox(bbox, img_hw[1], img_hw[0], aspect_wh, scale=self.bbox_scale)
+        box = self.process_box(bbox, img_hw)
         if box is None:
             return SKIP_DEGENERATE_BOX
         image_path = (self.image_dir / coco.imgs[ann["image_id"]]["file_name"]).absolute()
         problem = _image_problem(image_path, image_cache)
         if problem is not None:
             return problem
-        return CocoRecord(str(ann_id), image_path, img_hw, box, kps[:, :2].copy(), visible)
-
-    def summary(self) -> str:
-        """One line: ``"coco: loaded N, skipped M: <reason>: k, ..."`` (reasons by count, then name)."""
-        line = f"{self.name}: loaded {len(self.records)}, skipped {len(self.skipped)}"
-        counts = sorted(Counter(self.skipped.values()).items(), key=lambda kv: (-kv[1], kv[0]))
-        if counts:
-            line += ": " + ", ".join(f"{reason}: {count}" for reason, count in counts)
-        return line
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch that seeds the flip decisions (call once per epoch for fresh flips)."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.records)
+        return PersonRecord(str(ann_id), image_path, img_hw, box, kps[:, :2].copy(), visible)
 
     def is_flipped(self, index: int) -> bool:
         """Deterministic flip decision of item ``index`` for ``(seed, epoch)``."""
-        if self.flip_prob <= 0.0:
-            return False
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        return bool(rng.random() < self.flip_prob)
+        return sample_augment(self.augment, np.random.default_rng([self.seed, self.epoch, int(index)])).flip
 
-    def _read_image(self, record: CocoRecord) -> np.ndarray:
-        """RGB uint8 ``(H, W, 3)``; ValueError naming file and sample id when it cannot be decoded."""
-        img = cv2.imread(str(record.image_path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if img is None:
-            raise ValueError(f"{record.image_path}: cannot decode image (sample_id {record.sample_id})")
+    def read_image(self, record: PersonRecord) -> np.ndarray:
+        """RGB uint8 ``(H, W, 3)``; ValueError naming file and sample id when it cannot be decoded or
+        its size differs from the json."""
+        img = super().read_image(record)
         if img.shape[:2] != record.img_hw:
             raise ValueError(
                 f"{record.image_path}: decoded size {img.shape[:2]} != json height/width {record.img_hw} "
                 f"(sample_id {record.sample_id}, file {self.ann_path})"
             )
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-    def __getitem__(self, index: int) -> Sample:
-        record = self.records[index]
-        flip = self.is_flipped(index)
-        img = self._read_image(record)
-        crop, img_to_crop = crop_image(img, record.bbox_xywh_px, self.input_hw, flip=flip)
-        kp_img, visible = record.kp2d_img_px, record.kp2d_visible
-        if flip:
-            kp_img, visible = kp_img[self._flip_perm], visible[self._flip_perm]
-        kp_crop = apply_affine(kp_img, img_to_crop)
-        out_h, out_w = self.input_hw
-        inside = (kp_crop >= 0).all(axis=1) & (kp_crop[:, 0] < out_w) & (kp_crop[:, 1] < out_h)
-        focal_px, princpt_px = crop_camera(self.input_hw)
-        return Sample(
-            img=torch.from_numpy(crop).permute(2, 0, 1).float().div_(255.0),
-            kp2d_px=_f32(kp_crop),
-            kp2d_mask=_f32(visible & inside),
-            kp2d_img_px=_f32(kp_img),
-            bbox_xywh_px=_f32(record.bbox_xywh_px),
-            crop_to_img=_f32(invert_affine(img_to_crop)),
-            focal_px=_f32(focal_px),
-            princpt_px=_f32(princpt_px),
-            img_hw=torch.tensor(record.img_hw, dtype=torch.int64),
-            flipped=torch.tensor(flip),
-            dataset=self.name,
-            sample_id=record.sample_id,
-            image_path=str(record.image_path),
-        )
+        return img
 
 
-def _f32(value: Any) -> torch.Tensor:
-    """float32 tensor copy of a numpy array / tensor / sequence."""
-    if torch.is_tensor(value):
-        return value.detach().to(torch.float32).clone()
-    return torch.from_numpy(np.array(value, dtype=np.float32))
-
-
-__all__ = ["COCOKeypoints", "CocoRecord", "KEYPOINT_CONVENTION"]
+__all__ = ["COCOKeypoints", "KEYPOINT_CONVENTION"]

@@ -19,8 +19,9 @@ Keys (shapes without batch dimension)
 -------------------------------------
 ``img``           float32 ``(3, H, W)`` RGB crop in ``[0, 1]``, no mean/std normalisation
                   (mks0601 convention, reference-spec A.0).
-``kp2d_px``       float32 ``(J, 2)`` 2D keypoints in *crop* pixels, ``J = 17`` in convention
-                  ``coco17`` (``annot.keypoints``). Values where ``kp2d_mask == 0`` are meaningless.
+``kp2d_px``       float32 ``(J, 2)`` 2D keypoints in *crop* pixels, in the dataset's ``convention``
+                  (``annot.keypoints``; COCO default ``coco17``, J = 17). Values where
+                  ``kp2d_mask == 0`` are meaningless.
 ``kp2d_mask``     float32 ``(J,)`` 1 where the keypoint is annotated (COCO ``v > 0``) *and* falls
                   inside the crop (``0 <= x < W``, ``0 <= y < H``), else 0.
 ``kp2d_img_px``   float32 ``(J, 2)`` the same keypoints in *original image* pixels (before crop);
@@ -35,6 +36,20 @@ Keys (shapes without batch dimension)
 ``focal_px``      float32 ``(2,)`` crop camera focal length ``(fx, fy)`` in pixels.
 ``princpt_px``    float32 ``(2,)`` crop camera principal point ``(cx, cy)`` in crop pixels.
 ``img_hw``        int64 ``(2,)`` original image ``(height, width)`` in pixels.
+``joints_cam_m``  float32 ``(J, 3)`` GT 3D joints, *root-relative* (the native convention's root),
+                  metres, in the camera frame after augmentation (flip: ``x -> -x`` and pairs
+                  swapped; in-plane rotation: rotated about the optical axis). Zeros without 3D GT.
+``joints_cam_mask`` float32 ``(J,)`` 1 where ``joints_cam_m`` is valid (all 0 without 3D GT).
+``root_cam_m``    float32 ``(3,)`` absolute root position in the same camera frame (metres), 0 if none.
+``smpl_pose_rotvec`` float32 ``(24, 3)`` SMPL pose (GT or pseudo-GT), axis-angle radians, row 0 =
+                  global orientation, in the augmented camera frame; ``smpl_betas`` ``(10,)``;
+                  ``smpl_transl_m`` ``(3,)`` SMPL ``transl`` (metres) such that the mesh sits at its
+                  true place in the augmented *real* camera frame; ``smpl_valid`` ``()`` 1/0;
+                  ``smpl_gender`` str (``"neutral"``, ``"male"``, ``"female"``).
+``real_focal_crop_px``, ``real_princpt_crop_px`` float32 ``(2,)`` the dataset's *real* camera
+                  expressed in crop pixels (focal scaled by the crop, principal point through the crop
+                  affine): projecting ``joints_cam_m + root_cam_m`` or the SMPL mesh with it lands on
+                  ``kp2d_px``; ``real_cam_valid`` ``()`` 1/0 (0 for COCO, whose camera is unknown).
 ``flipped``       bool ``()`` tensor: True when the sample was horizontally mirrored.
 ``dataset``       str, registry name of the dataset (e.g. ``"coco"``).
 ``sample_id``     str, dataset-unique id (COCO: the annotation id, e.g. ``"442619"``).
@@ -68,6 +83,17 @@ SAMPLE_KEYS: tuple[str, ...] = (
     "focal_px",
     "princpt_px",
     "img_hw",
+    "joints_cam_m",
+    "joints_cam_mask",
+    "root_cam_m",
+    "smpl_pose_rotvec",
+    "smpl_betas",
+    "smpl_transl_m",
+    "smpl_valid",
+    "smpl_gender",
+    "real_focal_crop_px",
+    "real_princpt_crop_px",
+    "real_cam_valid",
     "flipped",
     "dataset",
     "sample_id",
@@ -87,6 +113,17 @@ class Sample(TypedDict):
     focal_px: torch.Tensor
     princpt_px: torch.Tensor
     img_hw: torch.Tensor
+    joints_cam_m: torch.Tensor
+    joints_cam_mask: torch.Tensor
+    root_cam_m: torch.Tensor
+    smpl_pose_rotvec: torch.Tensor
+    smpl_betas: torch.Tensor
+    smpl_transl_m: torch.Tensor
+    smpl_valid: torch.Tensor
+    smpl_gender: str
+    real_focal_crop_px: torch.Tensor
+    real_princpt_crop_px: torch.Tensor
+    real_cam_valid: torch.Tensor
     flipped: torch.Tensor
     dataset: str
     sample_id: str
