@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from annot.callbacks import MetricHistory
 from annot.config import to_container
@@ -98,7 +98,9 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     if len(train_set) == 0:
         raise ValueError(f"{cfg.data.root}: no annotatable sample ({train_set.summary()})")
     batch_size = min(cfg.data.batch_size, len(train_set))
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=len(train_set) > batch_size,
+    # one epoch = the whole run: a progress bar over optimiser steps, not one "epoch" per step
+    steps_sampler = RandomSampler(train_set, num_samples=cfg.trainer.max_steps * batch_size)
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=steps_sampler, drop_last=True,
                               num_workers=cfg.data.num_workers)
     predict_loader = DataLoader(predict_set, batch_size=batch_size, shuffle=False, num_workers=cfg.data.num_workers)
 

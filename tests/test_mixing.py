@@ -134,7 +134,9 @@ def test_batches_are_shuffled_inside():
 
 
 def test_determinism_seed_and_epoch():
-    make = lambda seed: MixedBatchSampler(SIZES, SPIN_RATIOS, batch_size=16, num_batches=8, seed=seed)  # noqa: E731
+    def make(seed: int) -> MixedBatchSampler:
+        return MixedBatchSampler(SIZES, SPIN_RATIOS, batch_size=16, num_batches=8, seed=seed)
+
     first = epoch_batches(make(5))
     assert epoch_batches(make(5)) == first
     assert epoch_batches(make(6)) != first
@@ -157,7 +159,8 @@ def test_ranks_are_disjoint_and_cover_the_single_stream():
     world = 4
     ranks = [MixedBatchSampler(sizes, ratios, batch_size=8, num_batches=10, seed=3, rank=r, world_size=world)
              for r in range(world)]
-    single = MixedBatchSampler(sizes, ratios, batch_size=8, num_batches=10 * world, seed=3, rank=0, world_size=1)
+    single = MixedBatchSampler(sizes, ratios, batch_size=8, num_batches=10 * world, seed=3, rank=0,
+                               world_size=1)
     for epoch in (0, 1):
         per_rank = [epoch_batches(s, epoch) for s in ranks]
         reference = epoch_batches(single, epoch)
@@ -176,6 +179,16 @@ def test_small_dataset_cycles_through_all_indices():
     # 10 batches x 2 = 20 draws of 7 samples: each 2 or 3 times, 20 - 2*7 = 6 of them 3 times.
     assert sorted(small) == list(range(7))
     assert sorted(Counter(small.values()).items()) == [(2, 1), (3, 6)]
+
+
+def test_each_cycle_is_a_fresh_permutation():
+    sizes = {"big": 1000, "small": 7}
+    sampler = MixedBatchSampler(sizes, {"big": 0.75, "small": 0.25}, batch_size=4, num_batches=21, seed=0)
+    assert sampler.composition == {"big": 3, "small": 1}  # one small draw per batch: stream order visible
+    stream = [i - 1000 for batch in epoch_batches(sampler) for i in batch if i >= 1000]
+    cycles = [stream[0:7], stream[7:14], stream[14:21]]
+    assert all(sorted(c) == list(range(7)) for c in cycles)  # every cycle is a full permutation
+    assert len({tuple(c) for c in cycles}) == 3  # reshuffled every cycle
 
 
 def test_small_dataset_cycles_across_ranks():

@@ -5,7 +5,10 @@ Public API::
     sample:   Sample, SAMPLE_KEYS
     crop:     process_bbox, crop_affine, crop_image, apply_affine, invert_affine, compose_affine,
               flip_affine, flip_bbox_xywh
+    person:   PersonCropDataset (base of the image loaders), PersonRecord, SmplParams
     coco:     COCOKeypoints (registered as "coco")
+    mocap:    BVHMocap / CMUMocap (registered as "cmu_mocap"; 3D joints, no images)
+    mixing:   batch_composition, MixedBatchSampler, build_mixed_dataset
     registry: DATASETS, register, build_dataset
 
 Importing this package registers every dataset module in ``DATASETS``.
@@ -14,6 +17,9 @@ Importing this package registers every dataset module in ``DATASETS``.
 from __future__ import annotations
 
 from annot.data.coco import COCOKeypoints
+from annot.data.mocap import BVHMocap, CMUMocap
+from annot.data.mixing import MixedBatchSampler, batch_composition, build_mixed_dataset
+from annot.data.person import PersonCropDataset, PersonRecord, SmplParams
 from annot.data.crop import (
     apply_affine,
     compose_affine,
@@ -28,7 +34,15 @@ from annot.data.registry import DATASETS, build_dataset, register
 from annot.data.sample import SAMPLE_KEYS, Sample
 
 __all__ = [
+    "BVHMocap",
+    "CMUMocap",
     "COCOKeypoints",
+    "MixedBatchSampler",
+    "PersonCropDataset",
+    "PersonRecord",
+    "SmplParams",
+    "batch_composition",
+    "build_mixed_dataset",
     "DATASETS",
     "SAMPLE_KEYS",
     "Sample",

@@ -176,7 +176,9 @@ def _default_rank_world(rank: int | None, world_size: int | None) -> tuple[int, 
     if rank is None:
         rank = dist.get_rank() if initialised else 0
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"MixedBatchSampler needs 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        raise ValueError(
+            f"MixedBatchSampler needs 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
+        )
     return int(rank), int(world_size)
 
 
@@ -278,7 +280,9 @@ class MixedBatchSampler(Sampler[list[int]]):
             raise ValueError("MixedBatchSampler: dataset_sizes must be a non-empty mapping name -> size")
         for name, size in dataset_sizes.items():
             if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-                raise ValueError(f"MixedBatchSampler: dataset {name!r} has size {size!r}; need an integer >= 1")
+                raise ValueError(
+                    f"MixedBatchSampler: dataset {name!r} has size {size!r}; need an integer >= 1"
+                )
         return {str(name): int(size) for name, size in dataset_sizes.items()}
 
     @staticmethod
@@ -317,7 +321,7 @@ class MixedBatchSampler(Sampler[list[int]]):
         return sampler, concat
 
     @property
-    def sampler_(self) -> MixedBatchSampler:
+    def sampler(self) -> MixedBatchSampler:
         """``self``: Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``."""
         return self
 
@@ -363,7 +367,8 @@ class MixedBatchSampler(Sampler[list[int]]):
             self._stream_slice(d, global_batch * count, count) + offset
             for d, (count, offset) in enumerate(zip(self.composition.values(), self._offsets))
         ]
-        order = np.random.default_rng([self.seed, _STREAM_SHUFFLE, global_batch, 0]).permutation(self.batch_size)
+        shuffle_rng = np.random.default_rng([self.seed, _STREAM_SHUFFLE, global_batch, 0])
+        order = shuffle_rng.permutation(self.batch_size)
         return np.concatenate(parts)[order].tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -380,8 +385,9 @@ class MixedBatchSampler(Sampler[list[int]]):
 def log_mix_counts(module: Any, sampler: MixedBatchSampler, prefix: str = "train/mix") -> dict[str, float]:
     """Log the sampler's realised per-dataset counts as ``<prefix>/<name>`` from a LightningModule.
 
-    Call it from ``training_step`` (e.g. ``log_mix_counts(self, self.trainer.train_dataloader.batch_sampler)``);
-    it logs on step, not on epoch, from rank zero only (every rank has the same composition).
+    Call it from ``training_step``, e.g.
+    ``log_mix_counts(self, self.trainer.train_dataloader.batch_sampler)``; it logs on step, not on
+    epoch, from rank zero only (every rank has the same composition).
 
     Args:
         module: anything with Lightning's ``log_dict(dict, on_step=, on_epoch=, rank_zero_only=)``.

@@ -132,6 +132,7 @@ class PersonCropDataset(Dataset):
         self._root_joint_models: dict[str, Any] = {}
         self.records: list[PersonRecord] = []
         self.skipped: dict[str, str] = {}
+        self.cache: Any = None  # an annot.data.cache.PersonCache, see attach_cache
 
     # ----------------------------------------------------------------- bookkeeping
     def _set_records(self, records: list[PersonRecord], skipped: dict[str, str]) -> None:
@@ -182,12 +183,28 @@ class PersonCropDataset(Dataset):
         w, h = box[2] * params.scale, box[3] * params.scale
         return np.array([cx - w / 2, cy - h / 2, w, h])
 
+    def attach_cache(self, cache: Any) -> None:
+        """Take crops from a pre-cropped person cache (:class:`annot.data.cache.PersonCache`) instead of
+        decoding full images; ``None`` detaches. Targets stay identical, the image equal up to interpolation.
+
+        Raises:
+            ValueError: the cache was built from other records / dataset / input size (``check_dataset``).
+        """
+        if cache is not None:
+            cache.check_dataset(self)
+        self.cache = cache
+
+    def _crop(self, record: PersonRecord, box: np.ndarray, params) -> tuple[np.ndarray, np.ndarray]:
+        """``(crop (H, W, 3) uint8, img_to_crop (2, 3))`` as ``crop_image``: from the cache when attached."""
+        if self.cache is not None:
+            return self.cache.crop(record, box, self.input_hw, params.flip, params.rot_deg)
+        return crop_image(self.read_image(record), box, self.input_hw, flip=params.flip, rot_deg=params.rot_deg)
+
     def __getitem__(self, index: int) -> Sample:
         record = self.records[index]
         params = sample_augment(self.augment, np.random.default_rng([self.seed, self.epoch, int(index)]))
         box = self._box(record, params)
-        crop, img_to_crop = crop_image(self.read_image(record), box, self.input_hw, flip=params.flip,
-                                       rot_deg=params.rot_deg)
+        crop, img_to_crop = self._crop(record, box, params)
         crop = apply_color(crop, params.color)
         perm = np.asarray(get_convention(self.native_convention).flip_permutation() if params.flip
                           else range(len(record.kp2d_valid)), dtype=np.int64)

@@ -1,0 +1,96 @@
+"""DataModule for mixed training: datasets by config, exact per-batch ratios, DDP-correct shares.
+
+The *global* batch size (e.g. 192 = 96 H36M + 96 COCO, Three Recipes) is split across ranks in
+:meth:`MixedDataModule.setup`; the per-rank batches then have the exact composition of
+:func:`annot.data.mixing.batch_composition` and the ranks draw disjoint shares
+(:class:`annot.data.mixing.MixedBatchSampler`). Build the Trainer with ``use_distributed_sampler=False``
+so Lightning does not wrap the sampler a second time.
+
+Follows the Lightning DataModule split of the lightning-hydra-template (``setup`` divides the global
+batch by ``trainer.world_size`` and raises when it does not divide; style.md §1).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from annot.data.mixing import MixedBatchSampler, build_mixed_dataset
+from annot.data.registry import build_dataset
+
+
+def build_datasets(specs: Mapping[str, Mapping[str, Any]], **common: Any) -> dict[str, Dataset]:
+    """Instantiate datasets from ``{name: {"dataset": registry_name, <loader args>...}}``.
+
+    ``common`` arguments (e.g. ``input_hw``, ``convention``, ``augment``, ``seed``) are passed to every
+    loader unless its spec overrides them. Each dataset logs its ``loaded N, skipped M`` line.
+
+    Raises:
+        ValueError: unknown registry name (the message lists the registered ones).
+    """
+    datasets = {}
+    for name, spec in specs.items():
+        args = dict(common)
+        args.update({k: v for k, v in spec.items() if k != "dataset"})
+        datasets[name] = build_dataset(spec.get("dataset", name), **args)
+    return datasets
+
+
+def split_global_batch(global_batch_size: int, world_size: int) -> int:
+    """Per-rank batch size; ValueError when ``global_batch_size`` is not a multiple of ``world_size``."""
+    if global_batch_size % world_size:
+        raise ValueError(f"global batch size {global_batch_size} does not divide over {world_size} devices; "
+                         f"choose a multiple of {world_size} (config key data.batch_size)")
+    return global_batch_size // world_size
+
+
+class MixedDataModule(pl.LightningDataModule):
+    """Training loader over a mixture; predict/val loaders over single datasets.
+
+    Args:
+        train_datasets: ``{name: Dataset}`` mixed for training (order = ConcatDataset order).
+        ratios: ``{name: ratio}`` per-batch ratios (normalised; exact counts per batch).
+        global_batch_size: samples per optimiser step over all ranks.
+        num_batches_per_epoch: epoch length in batches per rank.
+        num_workers: DataLoader workers per rank.
+        seed: sampler seed (draws depend on ``(seed, epoch, rank)``).
+        predict_datasets: ``{name: Dataset}`` for ``trainer.predict`` (each sample once, in order).
+    """
+
+    def __init__(self, train_datasets: Mapping[str, Dataset], ratios: Mapping[str, float], global_batch_size: int,
+                 num_batches_per_epoch: int, num_workers: int = 0, seed: int = 0,
+                 predict_datasets: Mapping[str, Dataset] | None = None) -> None:
+        super().__init__()
+        self.train_datasets = dict(train_datasets)
+        self.ratios = dict(ratios)
+        self.global_batch_size = int(global_batch_size)
+        self.num_batches_per_epoch = int(num_batches_per_epoch)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.predict_datasets = dict(predict_datasets or {})
+        self.batch_size_per_rank = self.global_batch_size
+        self.sampler: MixedBatchSampler | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        self.batch_size_per_rank = split_global_batch(self.global_batch_size, world)
+        if stage in (None, "fit") and self.train_datasets:
+            self.sampler, self._concat = MixedBatchSampler.from_datasets(
+                self.train_datasets, self.ratios, self.batch_size_per_rank, self.num_batches_per_epoch,
+                seed=self.seed, rank=rank, world_size=world)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.sampler is None:
+            self.setup("fit")
+        return DataLoader(self._concat, batch_sampler=self.sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return [DataLoader(ds, batch_size=self.batch_size_per_rank, shuffle=False, num_workers=self.num_workers)
+                for ds in self.predict_datasets.values()]
+
+
+__all__ = ["MixedDataModule", "build_datasets", "split_global_batch", "build_mixed_dataset"]
