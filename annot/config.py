@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from annot.data.augment import AugmentConfig
 from omegaconf.errors import OmegaConfBaseException
 
 
@@ -37,11 +39,14 @@ class BodyModelConfig:
 
 @dataclass
 class DataConfig:
-    """The target in-the-wild dataset (COCO person-keypoints layout).
+    """The target in-the-wild dataset (COCO person-keypoints layout by default).
 
     ``root``: dataset folder; ``ann_file`` relative to ``root``; ``img_dir`` image folder relative
     to ``root``. ``input_hw``: network input (height, width) in pixels; the processed box keeps its
-    aspect ratio (width / height). ``bbox_scale``: mks0601 box enlargement (1.25).
+    aspect ratio (width / height). ``bbox_scale``: mks0601 box enlargement (1.25). ``convention``: the
+    keypoint convention of the batches (``coco17``; ``pose2pose33`` when MoCap sets are mixed in).
+    ``augment``: training augmentation (prediction never augments). ``batch_size``: global batch.
+    ``extra``: further loader arguments (e.g. ``smpl_file``, ``variant``).
     """
 
     dataset: str = "coco"
@@ -50,31 +55,88 @@ class DataConfig:
     img_dir: str = ""
     input_hw: list[int] = field(default_factory=lambda: [256, 192])
     bbox_scale: float = 1.25
-    flip_prob: float = 0.0
+    convention: str = "coco17"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 12
     num_workers: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AuxDatasetConfig:
+    """An auxiliary MoCap dataset of Algorithm 1 (``dataset``: registry name; ``args``: its loader
+    arguments; ``ratio``: its share of the auxiliary half of the stage-(b) batches)."""
+
+    dataset: str = "cmu_mocap"
+    args: dict[str, Any] = field(default_factory=dict)
+    ratio: float = 1.0
+
+
+@dataclass
+class AuxStageConfig:
+    """Stage (a): one MoCap-mode annotator per auxiliary dataset (image + 3D joints, or 3D joints only)."""
+
+    max_steps: int = 500
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_decay_steps: list[int] = field(default_factory=list)
+    hidden_dim: int = 1024
+    joints3d_convention: str = "smpl24"
+
+
+@dataclass
+class PriorConfig:
+    """Pose prior of the in-the-wild annotator (third recipe).
+
+    ``pose_prior``: ``"vposer"`` (predict z, decode with a frozen VPoser) or ``"none"`` (21 x 6D).
+    ``vposer_path``: official V02_05 folder/checkpoint; ``None`` trains a VPoser-architecture prior on
+    the auxiliary pseudo-GT poses D*_ax ("the low-dimensional embeddings can be learned from D*_ax").
+    """
+
+    pose_prior: str = "vposer"
+    vposer_path: str | None = None
+    max_epochs: int = 10
+    batch_size: int = 128
+    num_neurons: int = 512
+    latent_dim: int = 32
+
+
+@dataclass
+class AlgorithmConfig:
+    """Algorithm 1 of expressive NeuralAnnot. ``aux_ratio``: share of auxiliary (image) samples in each
+    stage-(b) batch (0.5 = half auxiliary, half target); ``second_round``: two-stage NeuralAnnot (retrain
+    on the first round's pseudo-GTs, CVPRW Table 7)."""
+
+    aux_ratio: float = 0.5
+    second_round: bool = False
 
 
 @dataclass
 class ModelConfig:
     """Annotator network f: ResNet backbone (torchvision names) + global pooling + FC regressor.
 
-    ``backbone_weights``: optional ImageNet / SimpleBaseline checkpoint (torchvision key layout);
-    ``None`` keeps the random torchvision-style initialisation.
+    ``backbone_weights``: optional ImageNet / SimpleBaseline checkpoint (torchvision key layout;
+    second recipe); ``None`` keeps the random torchvision-style initialisation. ``camera_model``:
+    ``perspective`` (Pose2Pose virtual focal), ``weak_perspective`` or ``d2s``.
     """
 
     backbone_depth: int = 50
     backbone_weights: str | None = None
     hidden_dim: int = 1024
+    camera_model: str = "perspective"
 
 
 @dataclass
 class LossConfig:
     """Loss weights. ``kp2d``: masked L1 on 2D joints in crop pixels normalised by the crop size;
-    ``pose_l2`` / ``betas_l2``: L2 regularisers on body-pose axis-angle (rad^2) and betas."""
+    ``joints3d``: L1 on root-relative 3D joints (m); ``smpl_param``: L1 to theta* of auxiliary samples;
+    ``pose_l2`` / ``z_l2`` / ``betas_l2``: regularisers (per-sample squared norms)."""
 
     kp2d: float = 1.0
-    pose_l2: float = 1e-3
+    joints3d: float = 1.0
+    smpl_param: float = 1.0
+    pose_l2: float = 1e-4
+    z_l2: float = 1e-2
     betas_l2: float = 1e-2
 
 
@@ -112,13 +174,17 @@ class ExportConfig:
 
 @dataclass
 class AnnotateConfig:
-    """Top-level config of ``tools/annotate.py`` (``make annotate-body``)."""
+    """Top-level config of ``tools/annotate.py`` (``make annotate-body``): Algorithm 1."""
 
     name: str = "annotate-body"
     seed: int = 0
     num_threads: int = 0
     body_model: BodyModelConfig = field(default_factory=BodyModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    auxiliary: dict[str, AuxDatasetConfig] = field(default_factory=dict)
+    aux_stage: AuxStageConfig = field(default_factory=AuxStageConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -173,17 +173,41 @@ def read_pseudo_gt(path: str | Path) -> dict[str, PseudoGT]:
     return {str(aid): _parse_entry(path, str(aid), entry) for aid, entry in raw.items()}
 
 
+#: EFT's rejection rule (Joo et al., 3DV 2021): shape too extreme or 2D fit too poor.
+EFT_MAX_ABS_BETA = 5.0
+EFT_MAX_KP2D_LOSS_NORM = 0.01
+
+
+def quality_scores(pred: dict[str, Any], index: int) -> dict[str, float]:
+    """Per-sample quality of one prediction: ``kp2d_err_px`` (original-image pixels), ``kp2d_loss_norm``
+    (mean squared 2D error in crop coordinates scaled to [-1, 1], EFT's normalised loss), ``z_norm``
+    (|z| of the VPoser code, when used), ``max_abs_beta`` and ``eft_reject`` (1.0 when max |beta| > 5
+    or the normalised 2D loss > 0.01, EFT's rule; users filter on it)."""
+    betas = pred["betas"][index]
+    scores = {"max_abs_beta": float(betas.abs().max())}
+    if "kp2d_err_img_px" in pred:
+        scores["kp2d_err_px"] = float(pred["kp2d_err_img_px"][index])
+        scores["kp2d_loss_norm"] = float(pred["kp2d_loss_norm"][index])
+    if "z" in pred:
+        scores["z_norm"] = float(pred["z"][index].norm())
+    if "joints3d_err_mm" in pred:
+        scores["joints3d_err_mm"] = float(pred["joints3d_err_mm"][index])
+    reject = scores["max_abs_beta"] > EFT_MAX_ABS_BETA or scores.get("kp2d_loss_norm", 0.0) > EFT_MAX_KP2D_LOSS_NORM
+    scores["eft_reject"] = float(reject)
+    return scores
+
+
 def pseudo_gts_from_predictions(pred: dict[str, Any]) -> dict[str, PseudoGT]:
     """Turn one :meth:`AnnotatorModule.predict_step` output (crop camera) into original-camera entries.
 
-    The mesh is unchanged by the crop (no rotation), so ``trans`` = the crop-camera translation and only
-    the intrinsics are mapped (:func:`crop_to_image_camera`).
+    The mesh is unchanged by the crop (no rotation), so ``trans`` = the crop-camera SMPL ``transl`` and
+    only the intrinsics are mapped (:func:`crop_to_image_camera`).
     """
     focal, princpt = crop_to_image_camera(pred["focal_crop_px"], pred["princpt_crop_px"], pred["crop_to_img"])
     out = {}
     for i, aid in enumerate(pred["sample_id"]):
         out[str(aid)] = PseudoGT(
             pose_rotvec=pred["pose_rotvec"][i].numpy(), betas=pred["betas"][i].numpy(),
-            transl_m=pred["cam_trans_m"][i].numpy(), focal_px=focal[i].numpy(), princpt_px=princpt[i].numpy(),
-            quality={"kp2d_err_px": float(pred["kp2d_err_img_px"][i])})
+            transl_m=pred["transl_m"][i].numpy(), focal_px=focal[i].numpy(), princpt_px=princpt[i].numpy(),
+            quality=quality_scores(pred, i))
     return out

@@ -46,6 +46,26 @@ def kp2d_error_px(pred_px: torch.Tensor, target_px: torch.Tensor, mask: torch.Te
     return torch.where(count > 0, err, torch.full_like(err, float("nan")))
 
 
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 over valid entries: ``sum |pred - target| * mask / (number of valid entries)``.
+
+    Args:
+        pred, target: (B, J, C) or (B, D) in any unit (3D joints: metres; parameters: radians / betas).
+        mask: (B, J) or (B, D) 0/1; broadcast over the last dimension for (B, J, C) inputs.
+
+    Returns:
+        Scalar mean absolute error over valid entries (0 when none is valid).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"masked_l1: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    weights = mask[..., None].expand_as(pred) if mask.dim() == pred.dim() - 1 else mask.expand_as(pred)
+    weights = weights.to(pred.dtype)
+    return ((pred - target).abs() * weights).sum() / weights.sum().clamp(min=1.0)
+
+
 def l2_regulariser(x: torch.Tensor) -> torch.Tensor:
-    """Mean of squared entries: the ``lambda * theta^2`` regulariser of NeuralAnnot (per element)."""
-    return x.pow(2).mean()
+    """Per-sample squared norm, averaged over the batch: ``mean_b |x_b|^2`` for x (B, ...).
+
+    The ``lambda * (|z|^2 + |beta|^2)`` regulariser of NeuralAnnot / Three Recipes (supp. Table A).
+    """
+    return x.pow(2).flatten(1).sum(dim=1).mean()

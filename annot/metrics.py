@@ -436,7 +436,9 @@ def rescale_to_gt_bone_lengths(
     traversal_order: Sequence[int] = MUPOTS_TRAVERSAL_ORDER,
     eps: float = 1e-12,
 ) -> torch.Tensor:
-    """Give the prediction the GT bone lengths, keeping its bone directions (``mpii_map_to_gt_bone_lengths.m``).
+    """Give the prediction the GT bone lengths, keeping its bone directions.
+
+    Follows MPI ``mpii_map_to_gt_bone_lengths.m`` (MuPoTS-3D evaluation, spec D.4.3).
 
     Walking ``traversal_order`` (parents first), joint ``j`` is placed at
     ``out[parent] + |gt[j] - gt[parent]| * unit(pred[j] - pred[parent])``: directions come from the
@@ -461,7 +463,9 @@ def rescale_to_gt_bone_lengths(
         raise ValueError(f"rescale_to_gt_bone_lengths: pred {tuple(pred_joints.shape)} and gt "
                          f"{tuple(gt_joints.shape)} must both be (..., J, 3)")
     if len(parents) != pred_joints.shape[-2]:
-        raise ValueError(f"rescale_to_gt_bone_lengths: {len(parents)} parents for {pred_joints.shape[-2]} joints")
+        raise ValueError(
+            f"rescale_to_gt_bone_lengths: {len(parents)} parents for {pred_joints.shape[-2]} joints"
+        )
     _check_tree(parents, traversal_order)
     order = torch.as_tensor(list(traversal_order), dtype=torch.long, device=pred_joints.device)
     par = torch.as_tensor([parents[j] for j in traversal_order], dtype=torch.long, device=pred_joints.device)
@@ -487,8 +491,9 @@ class MuPoTS3DPCK(Metric):
     left out in "matched" mode. PCK is computed per sequence (TS1..TS20) as hits / scored joints, and
     the reported number is the mean over sequences.
 
-    States (all ``dist_reduce_fx="sum"``, one entry per sequence): ``hits_all``, ``joints_all``,
-    ``hits_matched``, ``joints_matched``, ``num_gt``, ``num_matched``.
+    States (all ``dist_reduce_fx="sum"``, one entry per sequence): ``hits`` (joints within the
+    threshold; only matched people can hit, so "all" and "matched" share it), ``joints_all``
+    (14 x GT people), ``joints_matched`` (14 x matched GT people), ``num_gt``, ``num_matched``.
 
     Args:
         num_sequences: number of test sequences (20).
@@ -505,7 +510,7 @@ class MuPoTS3DPCK(Metric):
     higher_is_better = True
     full_state_update = False
 
-    _STATES = ("hits_all", "joints_all", "hits_matched", "joints_matched", "num_gt", "num_matched")
+    _STATES = ("hits", "joints_all", "joints_matched", "num_gt", "num_matched")
 
     def __init__(
         self,
@@ -521,7 +526,8 @@ class MuPoTS3DPCK(Metric):
         self.threshold_mm = float(threshold_mm)
         self.match_thresh_px = float(match_thresh_px)
         for name in self._STATES:
-            self.add_state(name, default=torch.zeros(self.num_sequences, dtype=torch.long), dist_reduce_fx="sum")
+            zeros = torch.zeros(self.num_sequences, dtype=torch.long)
+            self.add_state(name, default=zeros, dist_reduce_fx="sum")
 
     def _check_image(self, i: int, gt3d: torch.Tensor, gt2d: torch.Tensor, pred3d: torch.Tensor,
                      pred2d: torch.Tensor, ts: int) -> None:
@@ -531,9 +537,13 @@ class MuPoTS3DPCK(Metric):
                   ("pred_joints_m", pred3d, (num_pred, j, 3)), ("pred_kp2d_px", pred2d, (num_pred, j, 2)))
         for name, x, shape in checks:
             if tuple(x.shape) != shape:
-                raise ValueError(f"MuPoTS3DPCK.update: image {i}: {name} must be {shape}, got {tuple(x.shape)}")
+                raise ValueError(
+                    f"MuPoTS3DPCK.update: image {i}: {name} must be {shape}, got {tuple(x.shape)}"
+                )
         if not 1 <= ts <= self.num_sequences:
-            raise ValueError(f"MuPoTS3DPCK.update: image {i}: seq_ts must be in 1..{self.num_sequences}, got {ts}")
+            raise ValueError(
+                f"MuPoTS3DPCK.update: image {i}: seq_ts must be in 1..{self.num_sequences}, got {ts}"
+            )
 
     def update(
         self,
@@ -576,7 +586,9 @@ class MuPoTS3DPCK(Metric):
             pred3d = _people(_as_tensor(pred_joints_m[i], torch.float64, "pred_joints_m"), 3)
             pred2d = _people(_as_tensor(pred_kp2d_px[i], torch.float64, "pred_kp2d_px"), 2)
             self._check_image(i, gt3d, gt2d, pred3d, pred2d, ts)
-            vis = None if gt_vis is None or gt_vis[i] is None else _as_tensor(gt_vis[i], torch.float64, "gt_vis")
+            vis = None
+            if gt_vis is not None and gt_vis[i] is not None:
+                vis = _as_tensor(gt_vis[i], torch.float64, "gt_vis")
             matches = match_people(gt2d, vis, pred2d, thresh_px=self.match_thresh_px)
             gt_ids = [g for g, p in enumerate(matches) if p is not None]
             hits = 0
@@ -589,8 +601,7 @@ class MuPoTS3DPCK(Metric):
                 err_mm = (mapped[:, eval_idx] - gt_rel[:, eval_idx]).norm(dim=-1) * 1000.0
                 hits = int((err_mm < self.threshold_mm).sum())
             s = ts - 1
-            self.hits_all[s] += hits
-            self.hits_matched[s] += hits
+            self.hits[s] += hits
             self.joints_all[s] += num_eval * gt3d.shape[0]
             self.joints_matched[s] += num_eval * len(gt_ids)
             self.num_gt[s] += gt3d.shape[0]
@@ -604,14 +615,14 @@ class MuPoTS3DPCK(Metric):
         ``pck_matched`` (percent, NaN when nothing matched), ``num_gt`` and ``num_matched`` for each
         sequence with at least one GT person.
         """
-        nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.hits_all.device)
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.hits.device)
 
         def ratio(hits: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
             pct = 100.0 * hits.to(torch.float64) / total.clamp(min=1).to(torch.float64)
             return torch.where(total > 0, pct, nan)
 
-        seq_all = ratio(self.hits_all, self.joints_all)
-        seq_matched = ratio(self.hits_matched, self.joints_matched)
+        seq_all = ratio(self.hits, self.joints_all)
+        seq_matched = ratio(self.hits, self.joints_matched)
         per_sequence = {
             f"TS{s + 1}": {"pck_all": seq_all[s], "pck_matched": seq_matched[s],
                            "num_gt": self.num_gt[s], "num_matched": self.num_matched[s]}

@@ -1,13 +1,20 @@
 """AnnotatorModule: the LightningModule that trains the annotator f and predicts pseudo-GTs.
 
 NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and then run in
-``predict`` on that same dataset; its predictions are the pseudo-GTs. This first version is the
-in-the-wild mode: loss = visibility-masked L1 between projected COCO joints and GT 2D keypoints
-+ L2 regularisers on body pose and betas (weights from config).
+``predict`` on that same dataset; its predictions are the pseudo-GTs. One system, three modes:
 
-Frames: the network predicts SMPL parameters in the *crop camera* frame (OpenCV axes: x right,
-y down, z forward; metres), with the Pose2Pose virtual focal length (5000 px) on the crop. The
-module never touches files; :mod:`annot.export` maps predictions to the original image camera.
+- ``"itw"`` (in-the-wild): image in; loss = visibility-masked L1 between projected joints and GT 2D
+  keypoints + L2 regularisers (on the VPoser code z, or on the body pose) and on betas; samples that
+  carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets, 3DPW-style sets) add an L1 on 3D joints
+  and an L1 to theta* (expressive-NeuralAnnot Algorithm 1, Three Recipes' first recipe);
+- ``"mocap"``: image + GT 3D joints (encoded by two FC layers) in; loss = L1 on root-relative 3D joints
+  + L2 regularisers (NeuralAnnot Sec. 3.1);
+- ``"mocap_joints_only"``: GT 3D joints in, no image (MoCap sources without images, e.g. CMU clips).
+
+Frames: image modes predict SMPL in the *crop camera* frame (OpenCV axes: x right, y down, z forward;
+metres) of the chosen camera model (:func:`annot.geometry.cameras.project_camera_model`); the
+joints-only mode predicts in the MoCap source's own world frame. The module never touches files;
+:mod:`annot.export` maps predictions to the original image camera.
 """
 from __future__ import annotations
 
@@ -17,37 +24,50 @@ import pytorch_lightning as pl
 import torch
 
 from annot.body_models import BodyModel
-from annot.geometry.cameras import camera_depth_from_sigmoid, crop_camera, perspective_project
+from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec
-from annot.losses import kp2d_error_px, l2_regulariser, masked_l1_kp2d
+from annot.keypoints import get_convention
+from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.nets.annotator import AnnotatorNet
 
-KP_CONVENTION = "coco17"
+MODES = ("itw", "mocap", "mocap_joints_only")
+POSE_PRIORS = ("none", "vposer")
 
 
 class AnnotatorModule(pl.LightningModule):
-    """Annotator f (in-the-wild mode) as a Lightning system.
+    """Annotator f as a Lightning system (NeuralAnnot, Three Recipes).
 
     Args:
-        body_model_type: ``"free"`` or ``"smpl"`` (see :class:`annot.config.BodyModelConfig`).
-        body_model_gender: ``"neutral"``, ``"male"`` or ``"female"``.
-        body_model_path: explicit model file/folder or ``None`` (resolver order applies).
-        backbone_depth: ResNet depth.
-        backbone_weights: optional checkpoint for the backbone (torchvision key layout).
+        mode: ``"itw"``, ``"mocap"`` or ``"mocap_joints_only"`` (module docstring).
+        body_model_type, body_model_gender, body_model_path: the SMPL-format model
+            (:class:`annot.config.BodyModelConfig`).
+        backbone_depth, backbone_weights: ResNet depth and an optional ImageNet / SimpleBaseline
+            checkpoint (torchvision key layout; unused keys are reported, not dropped silently).
         hidden_dim: width of the regressor's hidden layer.
         num_betas: number of shape coefficients.
         input_hw: crop (height, width) in pixels.
-        w_kp2d, w_pose_l2, w_betas_l2: loss weights.
-        lr, weight_decay, lr_decay_steps, lr_decay_factor: Adam and its step decay (optimiser steps).
-        config: the resolved run config, stored in the checkpoint's hyper-parameters so that a
-            checkpoint describes itself; not used otherwise.
+        kp2d_convention: keypoint convention of the batches' 2D keypoints (``annot.keypoints``).
+        joints3d_convention: convention of the batches' 3D joints (and of the MoCap-mode input).
+        pose_prior: ``"none"`` (21 x 6D body rotations) or ``"vposer"`` (a latent z decoded by a frozen
+            VPoser; the third recipe).
+        vposer_path: VPoser checkpoint / folder (official V02_05 or ``make train-prior`` output).
+        camera_model: ``"perspective"``, ``"weak_perspective"`` or ``"d2s"``.
+        w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms.
+        w_pose_l2, w_z_l2, w_betas_l2: regulariser weights (per-sample squared norms; Three Recipes
+            uses 1e-2 on ``|z|^2`` and ``|beta|^2``, supplementary Table A).
+        lr, weight_decay, lr_decay_steps, lr_decay_factor: Adam with a step decay (optimiser steps).
+        config: the resolved run config, stored in the checkpoint's hyper-parameters.
 
-    Batches are :class:`annot.data.sample.Sample` collations (``img`` (B,3,H,W), ``kp2d_px`` (B,17,2)
-    crop pixels, ``kp2d_mask`` (B,17), ``crop_to_img`` (B,2,3), ...).
+    Batches: image :class:`annot.data.sample.Sample` collations, or MoCap batches with
+    ``joints_world_m`` (B, J, 3) + ``joints_mask`` (B, J) (:class:`annot.data.mocap.BVHMocap`).
+
+    Raises:
+        ValueError: unknown mode / prior / camera model, or a VPoser prior without ``vposer_path``.
     """
 
     def __init__(
         self,
+        mode: str = "itw",
         body_model_type: str = "free",
         body_model_gender: str = "neutral",
         body_model_path: str | None = None,
@@ -56,8 +76,16 @@ class AnnotatorModule(pl.LightningModule):
         hidden_dim: int = 1024,
         num_betas: int = 10,
         input_hw: tuple[int, int] = (256, 192),
+        kp2d_convention: str = "coco17",
+        joints3d_convention: str = "smpl24",
+        pose_prior: str = "none",
+        vposer_path: str | None = None,
+        camera_model: str = "perspective",
         w_kp2d: float = 1.0,
-        w_pose_l2: float = 1e-3,
+        w_joints3d: float = 1.0,
+        w_smpl_param: float = 1.0,
+        w_pose_l2: float = 1e-4,
+        w_z_l2: float = 1e-2,
         w_betas_l2: float = 1e-2,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
@@ -66,72 +94,132 @@ class AnnotatorModule(pl.LightningModule):
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"annotator mode must be one of {MODES}, got {mode!r}")
+        if pose_prior not in POSE_PRIORS:
+            raise ValueError(f"pose_prior must be one of {POSE_PRIORS}, got {pose_prior!r}")
+        if pose_prior == "vposer" and not vposer_path:
+            raise ValueError("pose_prior 'vposer' needs vposer_path (official V02_05 or `make train-prior` output)")
         self.save_hyperparameters()
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
-        self.net = AnnotatorNet(backbone_depth, hidden_dim, num_betas)
-        if backbone_weights:
+        self.uses_image = mode != "mocap_joints_only"
+        self.joints3d_root = get_convention(joints3d_convention).index(get_convention(joints3d_convention).root
+                                                                          or "Pelvis")
+        self.net = AnnotatorNet(
+            backbone_depth, hidden_dim, num_betas, use_image=self.uses_image,
+            num_input_joints=0 if mode == "itw" else get_convention(joints3d_convention).num_joints,
+            pose_output="vposer" if pose_prior == "vposer" else "rot6d", camera_model=camera_model,
+            upright_init=self.uses_image)
+        if backbone_weights and self.uses_image:
             from annot.nets.resnet import load_backbone_weights
             load_backbone_weights(self.net.backbone, backbone_weights)
+        self.vposer = None
+        if pose_prior == "vposer":
+            from annot.priors import load_vposer
+            self.vposer = load_vposer(vposer_path)  # frozen: eval(), requires_grad False
         self.body_model = BodyModel.from_config(
             model_type=body_model_type, gender=body_model_gender, path=body_model_path, num_betas=num_betas)
-        focal, princpt = crop_camera(self.input_hw)
-        self.register_buffer("focal_crop_px", torch.as_tensor(focal, dtype=torch.float32), persistent=False)
-        self.register_buffer("princpt_crop_px", torch.as_tensor(princpt, dtype=torch.float32), persistent=False)
+
+    def train(self, mode: bool = True) -> "AnnotatorModule":
+        super().train(mode)
+        if self.vposer is not None:
+            self.vposer.eval()  # the prior stays frozen (dropout off) while f trains
+        return self
 
     # ------------------------------------------------------------------ forward
-    def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Predict SMPL parameters, mesh, joints and their projection for a batch of crops.
+    def _gt_joints(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """GT 3D joints relative to the convention's root (B, J, 3) metres and their mask (B, J)."""
+        if "joints_world_m" in batch:
+            joints, mask = batch["joints_world_m"], batch["joints_mask"]
+            return joints - joints[:, self.joints3d_root: self.joints3d_root + 1], mask
+        return batch["joints_cam_m"], batch["joints_cam_mask"]
+
+    def forward(self, img: torch.Tensor | None = None, joints_rel_m: torch.Tensor | None = None,
+                joints_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Predict SMPL parameters, the mesh and its joints.
 
         Args:
-            img: (B, 3, H, W) float RGB in [0, 1].
+            img: (B, 3, H, W) float RGB in [0, 1] (image modes).
+            joints_rel_m: (B, J, 3) root-relative GT joints in ``joints3d_convention`` (MoCap modes).
+            joints_mask: (B, J) validity of ``joints_rel_m`` (invalid joints are zeroed at the input).
 
         Returns:
-            dict with ``pose_rotvec`` (B, 24, 3) axis-angle (index 0 = global orient, 22/23 zero),
-            ``betas`` (B, num_betas), ``cam_trans_m`` (B, 3) crop-camera translation (metres),
-            ``vertices_cam_m`` (B, V, 3) and ``kp2d_joints_cam_m`` (B, 17, 3) in the crop camera
-            frame, ``kp2d_pred_px`` (B, 17, 2) projected COCO joints in crop pixels.
+            dict with ``pose_rotvec`` (B, 24, 3) axis-angle (row 0 = global orientation, 22/23 zero),
+            ``betas`` (B, num_betas), ``z`` (B, 32) with a VPoser prior, ``joints3d_rel_m`` (B, J, 3)
+            model joints in ``joints3d_convention`` relative to that convention's root; image modes
+            also give ``transl_m`` (B, 3) the SMPL ``transl`` in the crop camera, ``vertices_cam_m``
+            (B, V, 3), ``focal_px`` (B, 2) the equivalent pinhole focal length in crop pixels (principal
+            point at the crop centre) and ``kp2d_pred_px`` (B, J2, 2) projected ``kp2d_convention`` joints.
         """
-        out = self.net(img)
-        batch = img.shape[0]
+        if joints_rel_m is not None and joints_mask is not None:
+            joints_rel_m = joints_rel_m * joints_mask[..., None]
+        out = self.net(img, joints_rel_m if self.hparams.mode != "itw" else None)
+        batch = out["betas"].shape[0]
         root_rotvec = rotmat_to_rotvec(rot6d_to_rotmat(out["root_6d"]))
-        body_rotvec = rotmat_to_rotvec(rot6d_to_rotmat(out["body_6d"]))
-        hands = body_rotvec.new_zeros(batch, 2, 3)
-        pose_rotvec = torch.cat([root_rotvec[:, None], body_rotvec, hands], dim=1)
-        focal = self.focal_crop_px.expand(batch, 2)
-        princpt = self.princpt_crop_px.expand(batch, 2)
-        tz = camera_depth_from_sigmoid(out["cam_raw"][:, 2], focal, self.input_hw)
-        cam_trans = torch.cat([out["cam_raw"][:, :2], tz[:, None]], dim=1)
+        if self.vposer is not None:
+            body_rotvec = self.vposer.decode(out["z"])["pose_body"]
+        else:
+            body_rotvec = rotmat_to_rotvec(rot6d_to_rotmat(out["body_6d"]))
+        pose_rotvec = torch.cat([root_rotvec[:, None], body_rotvec, body_rotvec.new_zeros(batch, 2, 3)], dim=1)
         body = self.body_model(pose_rotvec[:, 0], pose_rotvec[:, 1:].reshape(batch, -1), out["betas"])
-        vertices = body.vertices_m + cam_trans[:, None]
-        joints, _ = self.body_model.regress(vertices, KP_CONVENTION)
-        return {
-            "pose_rotvec": pose_rotvec,
-            "betas": out["betas"],
-            "cam_trans_m": cam_trans,
-            "vertices_cam_m": vertices,
-            "kp2d_joints_cam_m": joints,
-            "kp2d_pred_px": perspective_project(joints, focal, princpt),
-        }
+        root = body.joints_smpl24_m[:, 0]
+        vertices_rel = body.vertices_m - root[:, None]
+        joints3d, _ = self.body_model.regress(vertices_rel, self.hparams.joints3d_convention)
+        pred = {"pose_rotvec": pose_rotvec, "betas": out["betas"],
+                "joints3d_rel_m": joints3d - joints3d[:, self.joints3d_root: self.joints3d_root + 1]}
+        if "z" in out:
+            pred["z"] = out["z"]
+        if self.uses_image:
+            kp_joints, _ = self.body_model.regress(vertices_rel, self.hparams.kp2d_convention)
+            kp2d, focal, root_cam = project_camera_model(kp_joints, out["cam_raw"], self.hparams.camera_model,
+                                                         self.input_hw)
+            pred.update(kp2d_pred_px=kp2d, focal_px=focal, transl_m=root_cam - root,
+                        vertices_cam_m=vertices_rel + root_cam[:, None])
+        return pred
+
+    def _predict_batch(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        joints, mask = (None, None) if self.hparams.mode == "itw" else self._gt_joints(batch)
+        return self(batch.get("img") if self.uses_image else None, joints, mask)
 
     # ------------------------------------------------------------------ training
     def _losses(self, pred: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         hp = self.hparams
-        height, width = self.input_hw
-        kp2d = masked_l1_kp2d(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"], (width, height))
-        pose = l2_regulariser(pred["pose_rotvec"][:, 1:22])
-        betas = l2_regulariser(pred["betas"])
-        total = hp.w_kp2d * kp2d + hp.w_pose_l2 * pose + hp.w_betas_l2 * betas
-        return {"total": total, "kp2d": kp2d, "pose_l2": pose, "betas_l2": betas}
+        terms: dict[str, torch.Tensor] = {}
+        if self.uses_image and "kp2d_mask" in batch:
+            height, width = self.input_hw
+            terms["kp2d"] = hp.w_kp2d * masked_l1_kp2d(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
+                                                        (width, height))
+        gt_joints, joints_mask = self._gt_joints(batch) if ("joints_world_m" in batch or "joints_cam_m" in batch) \
+            else (None, None)
+        if gt_joints is not None and bool(joints_mask.any()):
+            terms["joints3d"] = hp.w_joints3d * masked_l1(pred["joints3d_rel_m"], gt_joints, joints_mask)
+        if "smpl_valid" in batch and bool(batch["smpl_valid"].any()):
+            valid = batch["smpl_valid"].float()
+            target = torch.cat([batch["smpl_pose_rotvec"][:, :22].flatten(1), batch["smpl_betas"]], dim=1)
+            pred_theta = torch.cat([pred["pose_rotvec"][:, :22].flatten(1), pred["betas"]], dim=1)
+            terms["smpl_param"] = hp.w_smpl_param * masked_l1(pred_theta, target, valid[:, None].expand_as(target))
+        if "z" in pred:
+            terms["z_l2"] = hp.w_z_l2 * l2_regulariser(pred["z"])
+        else:
+            terms["pose_l2"] = hp.w_pose_l2 * l2_regulariser(pred["pose_rotvec"][:, 1:22])
+        terms["betas_l2"] = hp.w_betas_l2 * l2_regulariser(pred["betas"])
+        terms["total"] = sum(terms.values())
+        return terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        pred = self(batch["img"])
+        pred = self._predict_batch(batch)
         losses = self._losses(pred, batch)
-        bsz = batch["img"].shape[0]
+        bsz = pred["betas"].shape[0]
         for name, value in losses.items():
             self.log(f"train/loss/{name}", value, prog_bar=name == "total", batch_size=bsz)
-        err_img = kp2d_error_px(self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"]),
-                                batch["kp2d_img_px"], batch["kp2d_mask"])
-        self.log("train/kp2d_err_img_px", err_img.nanmean(), prog_bar=True, batch_size=bsz)
+        if self.uses_image and "kp2d_img_px" in batch:
+            err_img = kp2d_error_px(self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"]),
+                                    batch["kp2d_img_px"], batch["kp2d_mask"])
+            self.log("train/kp2d_err_img_px", err_img.nanmean(), prog_bar=True, batch_size=bsz)
+        if "joints3d" in losses:
+            gt, mask = self._gt_joints(batch)
+            err = ((pred["joints3d_rel_m"] - gt).norm(dim=-1) * mask).sum() / mask.sum().clamp(min=1)
+            self.log("train/mpjpe_mm", 1000.0 * err, prog_bar=not self.uses_image, batch_size=bsz)
         return losses["total"]
 
     @staticmethod
@@ -149,28 +237,35 @@ class AnnotatorModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ prediction
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Pseudo-GT for every sample of the batch, still in the crop camera (see module docstring).
+        """Pseudo-GT for every sample of the batch, in the prediction frame (module docstring).
 
-        Returns a dict of CPU tensors: ``sample_id`` (list[str]), ``pose_rotvec`` (B,24,3), ``betas``,
-        ``cam_trans_m`` (B,3), ``focal_crop_px``/``princpt_crop_px`` (B,2), ``crop_to_img`` (B,2,3),
-        ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,17,2) original-image pixels, ``kp2d_mask`` (B,17),
-        ``kp2d_err_img_px`` (B,).
+        Returns a dict of CPU tensors / lists: ``sample_id``, ``pose_rotvec`` (B,24,3), ``betas``,
+        ``z`` (VPoser), per-sample quality (``joints3d_err_mm`` for MoCap batches); image modes add
+        ``image_path``, ``transl_m`` (B,3), ``focal_crop_px`` / ``princpt_crop_px`` (B,2),
+        ``crop_to_img`` (B,2,3), ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,J,2) original-image pixels,
+        ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D
+        loss (mean squared error in crop coordinates scaled to [-1, 1]).
         """
-        pred = self(batch["img"])
-        bsz = batch["img"].shape[0]
-        kp_img = self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"])
-        err = kp2d_error_px(kp_img, batch["kp2d_img_px"], batch["kp2d_mask"])
-        return {
-            "sample_id": list(batch["sample_id"]),
-            "image_path": list(batch["image_path"]),
-            "pose_rotvec": pred["pose_rotvec"].detach().cpu(),
-            "betas": pred["betas"].detach().cpu(),
-            "cam_trans_m": pred["cam_trans_m"].detach().cpu(),
-            "focal_crop_px": self.focal_crop_px.expand(bsz, 2).cpu(),
-            "princpt_crop_px": self.princpt_crop_px.expand(bsz, 2).cpu(),
-            "crop_to_img": batch["crop_to_img"].cpu(),
-            "kp2d_pred_img_px": kp_img.detach().cpu(),
-            "kp2d_img_px": batch["kp2d_img_px"].cpu(),
-            "kp2d_mask": batch["kp2d_mask"].cpu(),
-            "kp2d_err_img_px": err.detach().cpu(),
-        }
+        pred = self._predict_batch(batch)
+        bsz = pred["betas"].shape[0]
+        out: dict[str, Any] = {"sample_id": list(batch["sample_id"]),
+                               "pose_rotvec": pred["pose_rotvec"].detach().cpu(), "betas": pred["betas"].detach().cpu()}
+        if "z" in pred:
+            out["z"] = pred["z"].detach().cpu()
+        if "joints_world_m" in batch or bool(batch.get("joints_cam_mask", torch.zeros(1)).any()):
+            gt, mask = self._gt_joints(batch)
+            err = ((pred["joints3d_rel_m"] - gt).norm(dim=-1) * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out["joints3d_err_mm"] = (1000.0 * err).detach().cpu()
+        if self.uses_image:
+            height, width = self.input_hw
+            kp_img = self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"])
+            half = pred["kp2d_pred_px"].new_tensor([width / 2.0, height / 2.0])
+            norm_err = ((pred["kp2d_pred_px"] - batch["kp2d_px"]) / half).pow(2).sum(-1) * batch["kp2d_mask"]
+            out.update(
+                image_path=list(batch["image_path"]), transl_m=pred["transl_m"].detach().cpu(),
+                focal_crop_px=pred["focal_px"].detach().cpu(), princpt_crop_px=half.expand(bsz, 2).cpu(),
+                crop_to_img=batch["crop_to_img"].cpu(), kp2d_pred_img_px=kp_img.detach().cpu(),
+                kp2d_img_px=batch["kp2d_img_px"].cpu(), kp2d_mask=batch["kp2d_mask"].cpu(),
+                kp2d_err_img_px=kp2d_error_px(kp_img, batch["kp2d_img_px"], batch["kp2d_mask"]).detach().cpu(),
+                kp2d_loss_norm=(norm_err.sum(1) / batch["kp2d_mask"].sum(1).clamp(min=1)).detach().cpu())
+        return out

@@ -1,19 +1,23 @@
-"""Annotation pipeline: train f on the target set, predict on the same set, export pseudo-GTs.
+"""Algorithm 1 of expressive NeuralAnnot (Moon et al.), as one resumable command.
 
-This is NeuralAnnot's train-and-test-on-the-training-set protocol (CVPRW 2022, Sec. 3), in-the-wild
-mode. Outputs under ``export.out_dir``:
+(a) For each auxiliary MoCap dataset, train an annotator in MoCap mode (image + 3D joints, or 3D
+    joints only for sources without images) and predict its pseudo-GTs D*_ax.
+(prior) Without an official VPoser, train a VPoser-architecture prior on the D*_ax body poses ("the
+    low-dimensional embeddings can be learned from D*_ax if not available").
+(b) Train the target annotator (in-the-wild mode, VPoser z + L2) on mixed batches: ``aux_ratio`` of
+    auxiliary image samples (3D-joint L1 + L1 to theta*) and the rest target samples (2D L1 +
+    regulariser). Auxiliary sets without images contribute through the prior only.
+(c) Predict the target's pseudo-GTs on the same set (NeuralAnnot's train-and-test protocol) and export.
+(d) Optionally a second round trained on its own first-round pseudo-GTs (two-stage NeuralAnnot).
 
-- ``pseudo_gt.json``: the NeuralAnnot layout keyed by annotation id (:mod:`annot.export`);
-- ``skipped.json``: ``{sample_id: reason}`` for every sample the dataset did not annotate;
-- ``report.json``: counts, per-sample and mean 2D reprojection error (original-image pixels), the 2D
-  error during training, wall time, the resolved config and package versions;
-- ``kp2d_error_curve.png``: the training curve; ``overlays/<aid>.png``: mesh over the original image;
-- ``annotator.ckpt``: the trained f with its resolved config in ``hyper_parameters["config"]``.
+Each stage writes its artefacts in its own folder under ``export.out_dir`` with a ``stage.json``
+marker (:mod:`annot.stages`); a second invocation skips complete stages. The final outputs at the top
+of ``export.out_dir``: ``pseudo_gt.json`` (NeuralAnnot layout, :mod:`annot.export`), ``skipped.json``,
+``report.json``, ``kp2d_error_curve.png``, ``overlays/<aid>.png``, and the stage folders.
 """
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -23,50 +27,86 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from annot.callbacks import MetricHistory
 from annot.config import to_container
 from annot.data import build_dataset
-from annot.export import PseudoGT, atomic_write_bytes, atomic_write_json, pseudo_gts_from_predictions, write_pseudo_gt
+from annot.data.augment import AugmentConfig
+from annot.data.datamodule import MixedDataModule
+from annot.data.person import PersonCropDataset, SmplParams
+from annot.export import (
+    PseudoGT,
+    atomic_write_bytes,
+    atomic_write_json,
+    pseudo_gts_from_predictions,
+    read_pseudo_gt,
+    write_pseudo_gt,
+)
 from annot.module import AnnotatorModule
+from annot.stages import package_versions, provenance, run_stage
 
 log = logging.getLogger(__name__)
 CURVE_KEYS = ("train/kp2d_err_img_px", "train/loss/total", "train/loss/kp2d")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that decide the numbers (for provenance)."""
-    import importlib.metadata as md
-    versions = {"python": platform.python_version()}
-    for name in ("neural-annot", "torch", "pytorch-lightning", "smplx", "numpy", "roma", "omegaconf"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+# --------------------------------------------------------------------------- building blocks
+def _body_args(cfg: DictConfig) -> dict[str, Any]:
+    b = cfg.body_model
+    return {"body_model_type": b.model_type, "body_model_gender": b.gender, "body_model_path": b.path,
+            "num_betas": b.num_betas}
 
 
-def _dataset(cfg: DictConfig, flip_prob: float):
+def _target_dataset(cfg: DictConfig, train: bool) -> PersonCropDataset:
     d = cfg.data
-    return build_dataset(d.dataset, root=d.root, ann_file=d.ann_file, img_dir=d.img_dir,
-                         input_hw=tuple(d.input_hw), flip_prob=flip_prob, bbox_scale=d.bbox_scale, seed=cfg.seed)
+    augment = AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False)
+    return build_dataset(d.dataset, root=d.root, ann_file=d.ann_file, img_dir=d.img_dir, input_hw=tuple(d.input_hw),
+                         bbox_scale=d.bbox_scale, convention=d.convention, augment=augment, seed=cfg.seed,
+                         body_model_type=cfg.body_model.model_type, body_model_path=cfg.body_model.path,
+                         **to_container(d.extra))
 
 
-def build_module(cfg: DictConfig) -> AnnotatorModule:
-    """The annotator f with explicit arguments taken from ``cfg`` (and the whole resolved config
-    stored for the checkpoint)."""
-    return AnnotatorModule(
-        body_model_type=cfg.body_model.model_type, body_model_gender=cfg.body_model.gender,
-        body_model_path=cfg.body_model.path, backbone_depth=cfg.model.backbone_depth,
-        backbone_weights=cfg.model.backbone_weights, hidden_dim=cfg.model.hidden_dim,
-        num_betas=cfg.body_model.num_betas, input_hw=tuple(cfg.data.input_hw), w_kp2d=cfg.loss.kp2d,
-        w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
-        lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg))
+def _aux_dataset(cfg: DictConfig, name: str, train: bool, convention: str) -> Dataset:
+    aux = cfg.auxiliary[name]
+    args = dict(to_container(aux.args))
+    args.setdefault("convention", convention)
+    if _has_images(aux.dataset):
+        d = cfg.data
+        args.setdefault("input_hw", tuple(d.input_hw))
+        args.setdefault("augment", AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False))
+        args.setdefault("body_model_type", cfg.body_model.model_type)
+        args.setdefault("body_model_path", cfg.body_model.path)
+    return build_dataset(aux.dataset, **args)
 
 
-def _merge_predictions(batches: list[dict[str, Any]]) -> dict[str, Any]:
+def _has_images(registry_name: str) -> bool:
+    from annot.data import DATASETS
+
+    return issubclass(DATASETS[registry_name], PersonCropDataset)
+
+
+def _trainer(cfg: DictConfig, folder: Path, max_steps: int, callbacks: list[pl.Callback], steps_per_epoch: int,
+             **kwargs: Any) -> pl.Trainer:
+    t = cfg.trainer
+    return pl.Trainer(
+        max_steps=max_steps, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
+        log_every_n_steps=max(1, min(t.log_every_n_steps, steps_per_epoch)), deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar, logger=CSVLogger(str(folder), name="logs", version=""),
+        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(folder),
+        **kwargs)
+
+
+def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers: int) -> DataLoader:
+    """One epoch = the whole run (a progress bar over optimiser steps), random order with reshuffles."""
+    batch_size = min(batch_size, len(dataset))
+    sampler = RandomSampler(dataset, num_samples=max_steps * batch_size)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers)
+
+
+def _predict(trainer: pl.Trainer, module: pl.LightningModule, dataset: Dataset, batch_size: int,
+             num_workers: int) -> dict[str, Any]:
+    loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=False, num_workers=num_workers)
+    batches = trainer.predict(module, loader)
     merged: dict[str, Any] = {}
     for key in batches[0]:
         values = [b[key] for b in batches]
@@ -74,8 +114,136 @@ def _merge_predictions(batches: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _save_poses_npz(path: Path, pred: dict[str, Any]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, sample_id=np.asarray(pred["sample_id"]), pose_rotvec=pred["pose_rotvec"].numpy(),
+             betas=pred["betas"].numpy(),
+             joints3d_err_mm=pred.get("joints3d_err_mm", torch.full((len(pred["sample_id"]),), np.nan)).numpy())
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _pseudo_gt_params(entries: dict[str, PseudoGT]) -> dict[str, SmplParams]:
+    return {aid: SmplParams(e.pose_rotvec, e.betas, e.transl_m) for aid, e in entries.items()}
+
+
+# --------------------------------------------------------------------------- stage (a)
+def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
+    a = cfg.aux_stage
+    image_mode = _has_images(cfg.auxiliary[name].dataset)
+    train_set = _aux_dataset(cfg, name, train=True, convention=a.joints3d_convention)
+    module = AnnotatorModule(
+        mode="mocap" if image_mode else "mocap_joints_only", backbone_depth=cfg.model.backbone_depth,
+        backbone_weights=cfg.model.backbone_weights if image_mode else None, hidden_dim=a.hidden_dim,
+        input_hw=tuple(cfg.data.input_hw), kp2d_convention=a.joints3d_convention,
+        joints3d_convention=a.joints3d_convention, pose_prior="none", camera_model=cfg.model.camera_model,
+        w_joints3d=cfg.loss.joints3d, w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=a.lr,
+        lr_decay_steps=tuple(a.lr_decay_steps), config=to_container(cfg), **_body_args(cfg))
+    loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers)
+    trainer = _trainer(cfg, folder, a.max_steps, [], len(loader))
+    trainer.fit(module, loader)
+    trainer.save_checkpoint(folder / "annotator.ckpt")
+    pred = _predict(trainer, module, _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention),
+                    a.batch_size, cfg.data.num_workers)
+    _save_poses_npz(folder / "pseudo_gt.npz", pred)
+    outputs = ["annotator.ckpt", "pseudo_gt.npz"]
+    if image_mode:
+        write_pseudo_gt(folder / "pseudo_gt.json", pseudo_gts_from_predictions(pred))
+        outputs.append("pseudo_gt.json")
+    err = pred.get("joints3d_err_mm")
+    if err is not None:
+        log.info("stage (a) %s: %d pseudo-GTs, 3D joint error %.1f mm (mean)", name, len(err), float(err.nanmean()))
+    return outputs
+
+
+# --------------------------------------------------------------------------- prior
+def _stage_prior(cfg: DictConfig, aux_folders: dict[str, Path], folder: Path) -> list[str]:
+    from annot.priors.train import train_prior
+
+    poses = [np.load(f / "pseudo_gt.npz")["pose_rotvec"][:, 1:22] for f in aux_folders.values()]
+    if not poses:
+        raise ValueError("prior.pose_prior=vposer without prior.vposer_path needs at least one auxiliary dataset "
+                         "(config key `auxiliary`) whose pseudo-GT poses train the prior")
+    p = cfg.prior
+    train_prior(np.concatenate(poses), folder, max_epochs=p.max_epochs, batch_size=p.batch_size, seed=cfg.seed,
+                num_neurons=p.num_neurons, latent_dim=p.latent_dim)
+    return ["vposer_prior.yaml"]
+
+
+# --------------------------------------------------------------------------- stages (b) + (c)
+def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
+    return AnnotatorModule(
+        mode="itw", backbone_depth=cfg.model.backbone_depth, backbone_weights=cfg.model.backbone_weights,
+        hidden_dim=cfg.model.hidden_dim, input_hw=tuple(cfg.data.input_hw), kp2d_convention=cfg.data.convention,
+        joints3d_convention=cfg.data.convention if cfg.auxiliary and any(
+            _has_images(a.dataset) for a in cfg.auxiliary.values()) else "smpl24",
+        pose_prior=cfg.prior.pose_prior, vposer_path=vposer_path, camera_model=cfg.model.camera_model,
+        w_kp2d=cfg.loss.kp2d, w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param,
+        w_pose_l2=cfg.loss.pose_l2, w_z_l2=cfg.loss.z_l2, w_betas_l2=cfg.loss.betas_l2, lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
+        lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg), **_body_args(cfg))
+
+
+def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[str, dict[str, SmplParams]]):
+    """The target alone, or a MixedDataModule of target + auxiliary image sets with exact ratios."""
+    image_aux = {n: a for n, a in cfg.auxiliary.items() if _has_images(a.dataset)}
+    if not image_aux:
+        return _steps_loader(target, cfg.data.batch_size, cfg.trainer.max_steps, cfg.data.num_workers), None
+    datasets: dict[str, Dataset] = {"target": target}
+    total = sum(a.ratio for a in image_aux.values())
+    ratios = {"target": 1.0 - cfg.algorithm.aux_ratio}
+    for name, aux in image_aux.items():
+        ds = _aux_dataset(cfg, name, train=True, convention=cfg.data.convention)
+        ds.attach_pseudo_gt(aux_entries[name])
+        datasets[name], ratios[name] = ds, cfg.algorithm.aux_ratio * aux.ratio / total
+    return None, MixedDataModule(datasets, ratios, cfg.data.batch_size, num_batches_per_epoch=cfg.trainer.max_steps,
+                                 num_workers=cfg.data.num_workers, seed=cfg.seed)
+
+
+def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders: dict[str, Path],
+             own_pseudo_gt: Path | None, history: MetricHistory) -> list[str]:
+    target = _target_dataset(cfg, train=True)
+    if len(target) == 0:
+        raise ValueError(f"{cfg.data.root}: no annotatable sample ({target.summary()})")
+    if own_pseudo_gt is not None:
+        target.attach_pseudo_gt(_pseudo_gt_params(read_pseudo_gt(own_pseudo_gt)))
+    aux_entries = {n: _pseudo_gt_params(read_pseudo_gt(f / "pseudo_gt.json"))
+                   for n, f in aux_folders.items() if (f / "pseudo_gt.json").exists()}
+    loader, datamodule = _train_loader(cfg, target, aux_entries)
+    module = _target_module(cfg, vposer_path)
+    steps_per_epoch = len(loader) if loader is not None else cfg.trainer.max_steps
+    trainer = _trainer(cfg, folder, cfg.trainer.max_steps, [history], steps_per_epoch,
+                       use_distributed_sampler=datamodule is None)
+    if datamodule is not None:
+        trainer.fit(module, datamodule=datamodule)
+    else:
+        trainer.fit(module, loader)
+    trainer.save_checkpoint(folder / "annotator.ckpt")
+    atomic_write_json(folder / "history.json", history.history)
+    return ["annotator.ckpt", "history.json"]
+
+
+def _stage_c(cfg: DictConfig, folder: Path, ckpt: Path) -> tuple[list[str], dict[str, Any]]:
+    module = AnnotatorModule.load_from_checkpoint(ckpt, map_location="cpu")
+    dataset = _target_dataset(cfg, train=False)
+    trainer = _trainer(cfg, folder, 1, [], 1)
+    start = time.perf_counter()
+    pred = _predict(trainer, module, dataset, cfg.data.batch_size, cfg.data.num_workers)
+    predict_s = time.perf_counter() - start
+    entries = pseudo_gts_from_predictions(pred)
+    write_pseudo_gt(folder / "pseudo_gt.json", entries)
+    atomic_write_json(folder / "skipped.json", dict(sorted(dataset.skipped.items())))
+    outputs = ["pseudo_gt.json", "skipped.json"]
+    if cfg.export.overlays:
+        write_overlays(folder / "overlays", entries, pred, module)
+        outputs.append("overlays")
+    return outputs, {"dataset": dataset, "entries": entries, "predict_s": predict_s}
+
+
+# --------------------------------------------------------------------------- the command
 def run_annotate(cfg: DictConfig) -> dict[str, Any]:
-    """Train the annotator on the configured dataset, predict on it and write every output.
+    """Run Algorithm 1 (stages skipped when complete) and write the final outputs and report.
 
     Args:
         cfg: an :class:`annot.config.AnnotateConfig` structured config.
@@ -84,85 +252,122 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         The report written to ``report.json``.
 
     Raises:
-        FileNotFoundError: dataset or body model missing (messages say where it looked and what to set).
+        FileNotFoundError: dataset, body model or VPoser missing (messages say where they looked).
+        ValueError: an empty target set or a prior without auxiliary data.
     """
     t0 = time.perf_counter()
-    out_dir = Path(cfg.export.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.export.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    common = {"seed": cfg.seed, "body_model": to_container(cfg.body_model)}
+    timings: dict[str, float] = {}
 
-    train_set = _dataset(cfg, cfg.data.flip_prob)
-    predict_set = _dataset(cfg, 0.0)
-    if len(train_set) == 0:
-        raise ValueError(f"{cfg.data.root}: no annotatable sample ({train_set.summary()})")
-    batch_size = min(cfg.data.batch_size, len(train_set))
-    # one epoch = the whole run: a progress bar over optimiser steps, not one "epoch" per step
-    steps_sampler = RandomSampler(train_set, num_samples=cfg.trainer.max_steps * batch_size)
-    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=steps_sampler, drop_last=True,
-                              num_workers=cfg.data.num_workers)
-    predict_loader = DataLoader(predict_set, batch_size=batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+    aux_folders: dict[str, Path] = {}
+    for name, aux in cfg.auxiliary.items():
+        folder = out / f"stage_a_{name}"
+        prov = provenance({**common, "aux": to_container(aux), "aux_stage": to_container(cfg.aux_stage),
+                           "model": to_container(cfg.model), "data": to_container(cfg.data)},
+                          {k: v for k, v in to_container(aux.args).items() if k == "root"})
+        _timed(timings, f"stage_a_{name}", lambda f=folder, n=name, p=prov: run_stage(
+            f"a:{n}", f, p, lambda d: _stage_a(cfg, n, d), log.info))
+        aux_folders[name] = folder
 
-    module = build_module(cfg)
+    vposer_path = cfg.prior.vposer_path
+    if cfg.prior.pose_prior == "vposer" and vposer_path is None:
+        folder = out / "prior"
+        prov = provenance({**common, "prior": to_container(cfg.prior)},
+                          {n: f / "pseudo_gt.npz" for n, f in aux_folders.items()})
+        _timed(timings, "prior", lambda: run_stage("prior", folder, prov,
+                                                   lambda d: _stage_prior(cfg, aux_folders, d), log.info))
+        vposer_path = str(folder)
+
+    rounds = 2 if cfg.algorithm.second_round else 1
+    own_pseudo_gt: Path | None = None
     history = MetricHistory(CURVE_KEYS, every_n_steps=cfg.export.eval_every_n_steps)
-    trainer = pl.Trainer(
-        max_steps=cfg.trainer.max_steps, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
-        precision=cfg.trainer.precision,
-        log_every_n_steps=max(1, min(cfg.trainer.log_every_n_steps, len(train_loader))),
-        deterministic=cfg.trainer.deterministic, enable_progress_bar=cfg.trainer.enable_progress_bar,
-        logger=CSVLogger(str(out_dir), name="logs", version=""), callbacks=[history],
-        enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(out_dir))
-    t_train = time.perf_counter()
-    trainer.fit(module, train_loader)
-    train_s = time.perf_counter() - t_train
-    trainer.save_checkpoint(out_dir / "annotator.ckpt")
+    inputs = {"target_ann": Path(cfg.data.root) / cfg.data.ann_file, "prior": vposer_path} if vposer_path else \
+        {"target_ann": Path(cfg.data.root) / cfg.data.ann_file}
+    result: dict[str, Any] = {}
+    for rnd in range(1, rounds + 1):
+        b_dir, c_dir = out / f"stage_b_round{rnd}", out / f"stage_c_round{rnd}"
+        stage_cfg = {k: to_container(cfg[k]) for k in ("data", "model", "loss", "optim", "trainer", "prior",
+                                                         "algorithm", "auxiliary", "aux_stage")}
+        prov_b = provenance({**common, **stage_cfg, "round": rnd},
+                            {**inputs, **({"own_pseudo_gt": own_pseudo_gt} if own_pseudo_gt else {}),
+                             **{f"aux_{n}": f / "pseudo_gt.npz" for n, f in aux_folders.items()}})
+        _timed(timings, f"stage_b_round{rnd}", lambda: run_stage(
+            f"b:round{rnd}", b_dir, prov_b,
+            lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history), log.info))
+        prov_c = provenance({**common, "data": stage_cfg["data"], "export": to_container(cfg.export)},
+                            {"annotator": b_dir / "annotator.ckpt"})
+        result = {}
+        _timed(timings, f"stage_c_round{rnd}", lambda: run_stage(
+            f"c:round{rnd}", c_dir, prov_c, lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")),
+            log.info))
+        own_pseudo_gt = c_dir / "pseudo_gt.json"
 
-    t_pred = time.perf_counter()
-    preds = _merge_predictions(trainer.predict(module, predict_loader))
-    predict_s = time.perf_counter() - t_pred
-    entries = pseudo_gts_from_predictions(preds)
-    write_pseudo_gt(out_dir / "pseudo_gt.json", entries)
-    atomic_write_json(out_dir / "skipped.json", dict(sorted(predict_set.skipped.items())))
-
-    if cfg.export.overlays:
-        write_overlays(out_dir / "overlays", entries, preds, module)
-    write_curve_png(out_dir / "kp2d_error_curve.png", history.history)
-
-    report = _report(cfg, predict_set, entries, history.history,
-                     {"total_s": time.perf_counter() - t0, "train_s": train_s, "predict_s": predict_s,
-                      "predict_s_per_sample": predict_s / max(1, len(entries))})
-    atomic_write_json(out_dir / "report.json", report)
+    report = _finalise(cfg, out, c_dir, b_dir, result, timings, time.perf_counter() - t0)
     return report
 
 
-def _report(cfg: DictConfig, dataset, entries: dict[str, PseudoGT], curve: list[dict[str, float]],
-            timing: dict[str, float]) -> dict[str, Any]:
-    errors = {aid: e.quality["kp2d_err_px"] for aid, e in entries.items()}
+def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[str, Any]]) -> list[str]:
+    outputs, result = outputs_and_result
+    store.update(result)
+    return outputs
+
+
+def _timed(timings: dict[str, float], key: str, fn) -> None:
+    start = time.perf_counter()
+    fn()
+    timings[key] = time.perf_counter() - start
+
+
+def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict[str, Any],
+              timings: dict[str, float], total_s: float) -> dict[str, Any]:
+    """Copy the last round's outputs to the top folder and write report.json and the curve PNG."""
+    import shutil
+
+    entries = read_pseudo_gt(c_dir / "pseudo_gt.json")
+    write_pseudo_gt(out / "pseudo_gt.json", entries)
+    skipped = __import__("json").loads((c_dir / "skipped.json").read_text())
+    atomic_write_json(out / "skipped.json", skipped)
+    if (c_dir / "overlays").is_dir():
+        shutil.copytree(c_dir / "overlays", out / "overlays", dirs_exist_ok=True)
+    curve = __import__("json").loads((b_dir / "history.json").read_text())
+    write_curve_png(out / "kp2d_error_curve.png", curve)
+    errors = {aid: e.quality.get("kp2d_err_px", float("nan")) for aid, e in entries.items()}
     finite = [v for v in errors.values() if np.isfinite(v)]
     reasons: dict[str, int] = {}
-    for reason in dataset.skipped.values():
+    for reason in skipped.values():
         reasons[reason] = reasons.get(reason, 0) + 1
-    return {
+    report = {
         "dataset": cfg.data.dataset,
-        "counts": {"annotated": len(entries), "skipped": len(dataset.skipped), "skip_reasons": reasons},
+        "counts": {"annotated": len(entries), "skipped": len(skipped), "skip_reasons": reasons,
+                   "eft_rejected": int(sum(e.quality.get("eft_reject", 0.0) for e in entries.values()))},
         "kp2d_err_px": {"mean": float(np.mean(finite)) if finite else None, "per_sample": errors,
-                        "units": "original-image pixels, mean over visible COCO joints"},
+                        "units": "original-image pixels, mean over visible keypoints"},
         "kp2d_err_px_during_training": curve,
-        "wall_time": timing,
+        "stages": {p.name: __import__("json").loads((p / "stage.json").read_text())
+                   for p in sorted(out.iterdir()) if (p / "stage.json").is_file()},
+        "wall_time": {"total_s": total_s, **{f"{k}_s": v for k, v in timings.items()},
+                      "predict_s_per_sample": result.get("predict_s", float("nan")) / max(1, len(entries))},
         "config": to_container(cfg),
         "versions": package_versions(),
     }
+    atomic_write_json(out / "report.json", report)
+    return report
 
 
 def write_curve_png(path: Path, curve: list[dict[str, float]]) -> None:
-    """Plot the 2D reprojection error (original-image px) and the loss against the training step."""
+    """Plot the 2D reprojection error (original-image px) against the training step."""
     if not curve:
         return
+    import io
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import io
 
     steps = [row["step"] for row in curve]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)

@@ -320,10 +320,70 @@ def test_regress_coco_on_smpl_topology_matches_hand_built(tiny_smpl_file, tiny_s
     torch.testing.assert_close(joints, hand_built(COCO17_FROM_SMPL + FEET_FROM_SMPL), rtol=0, atol=1e-6)
     joints, _ = body_model.regress(vertices, "smpl24")
     torch.testing.assert_close(joints, torch.einsum("jv,bvc->bjc", j_regressor, vertices), rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="Cannot regress 'mpii16'"):
-        body_model.regress(vertices, "mpii16")
+    with pytest.raises(ValueError, match="unknown keypoint convention 'mpii17'"):
+        body_model.regress(vertices, "mpii17")
     with pytest.raises(ValueError, match=r"vertices_m has shape \(2, 100, 3\)"):
         body_model.regress(vertices[:, :100], "coco17")
+
+
+# Pose2Pose 33-joint set (spec A.7), written out independently: ("j", SMPL-24 index) or ("v", vertex id).
+POSE2POSE33_FROM_SMPL = [("j", 0), ("j", 1), ("j", 2), ("j", 4), ("j", 5), ("j", 7), ("j", 8), ("j", 12),
+                         ("j", 16), ("j", 17), ("j", 18), ("j", 19), ("j", 20), ("j", 21),
+                         ("v", 2274), ("v", 2270), ("v", 2293), ("v", 2173),
+                         ("v", 5595), ("v", 5675), ("v", 5636), ("v", 5655),
+                         ("v", 331), ("v", 2802), ("v", 6262), ("v", 3489), ("v", 3990)] + FEET_FROM_SMPL
+
+
+def test_regress_pose2pose33_on_smpl_topology_is_hand4whole(tiny_smpl_file, tiny_smpl_dict, isolated_env):
+    body_model = BodyModel("smpl", path=tiny_smpl_file)
+    vertices = body_model(**_random_params(2)).vertices_m.detach()
+    j_regressor = torch.as_tensor(tiny_smpl_dict["J_regressor"])
+    expected = torch.stack([vertices[:, idx] if kind == "v" else torch.einsum("v,bvc->bc", j_regressor[idx], vertices)
+                            for kind, idx in POSE2POSE33_FROM_SMPL], dim=1)
+    joints, mask = body_model.regress(vertices, "pose2pose33")
+    assert joints.shape == (2, 33, 3) and mask.shape == (33,) and bool(mask.all())
+    torch.testing.assert_close(joints, expected, rtol=0, atol=1e-6)
+    # the 25-joint PositionNet set is the same rows in its own order (L_Big_toe = 33-set row 27)
+    joints25, mask25 = body_model.regress(vertices, "pose2pose25")
+    assert bool(mask25.all())
+    torch.testing.assert_close(joints25[:, 14], expected[:, 27], rtol=0, atol=1e-6)
+    torch.testing.assert_close(joints25[:, 24], expected[:, 22], rtol=0, atol=1e-6)
+
+
+def test_regress_by_name_on_the_free_layout_masks_missing_joints(tmp_path, make_tiny_smpl_dict):
+    model = make_tiny_smpl_dict(num_vertices=500, free_extras=True, seed=5)
+    save_model_dict(model, tmp_path / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl")
+    body_model = BodyModel("free", path=tmp_path)
+    vertices = body_model(**_random_params(2)).vertices_m.detach()
+    joints, mask = body_model.regress(vertices, "pose2pose33")
+
+    def rows(regressor, idx):
+        return torch.einsum("v,bvc->bc", torch.as_tensor(regressor[idx]), vertices)
+
+    torch.testing.assert_close(joints[:, 1], rows(model["J_regressor"], 1), rtol=0, atol=1e-6)    # L_Hip: SMPL
+    torch.testing.assert_close(joints[:, 7], rows(model["J_regressor"], 12), rtol=0, atol=1e-6)   # Neck: SMPL
+    torch.testing.assert_close(joints[:, 22], rows(model["coco_regressor"], 0), rtol=0, atol=1e-6)  # Nose
+    torch.testing.assert_close(joints[:, 32], rows(model["coco_regressor"], 22), rtol=0, atol=1e-6)  # R_Heel
+    assert mask[14:22].tolist() == [False] * 8 and bool(mask[:14].all()) and bool(mask[22:].all())
+    assert float(joints[:, 14:22].abs().max()) == 0.0  # hand MCPs: no source on a non-SMPL mesh
+    # mpii16: Head_top from the file's h36m regressor, Thorax has no source anywhere
+    joints, mask = body_model.regress(vertices, "mpii16")
+    torch.testing.assert_close(joints[:, 9], rows(model["h36m_regressor"], 10), rtol=0, atol=1e-6)
+    assert mask.tolist() == [True] * 7 + [False] + [True] * 8
+
+
+def test_regress_by_name_uses_h36m_asset_only_when_installed(tiny_smpl_file, tmp_path, isolated_env, monkeypatch):
+    vertices = BodyModel("smpl", path=tiny_smpl_file)(**_random_params(1)).vertices_m.detach()
+    _, mask = BodyModel("smpl", path=tiny_smpl_file).regress(vertices, "mpi_inf_3dhp17")
+    assert not bool(mask[0]) and bool(mask[1])  # Head_top absent without the asset; Neck from SMPL
+    regressor = np.random.default_rng(4).dirichlet(np.ones(6890), size=17)
+    (tmp_path / "assets").mkdir()
+    np.save(tmp_path / "assets" / "J_regressor_h36m_smpl.npy", regressor)
+    monkeypatch.setenv("BODY_MODELS_DIR", str(tmp_path / "assets"))
+    joints, mask = BodyModel("smpl", path=tiny_smpl_file).regress(vertices, "mpi_inf_3dhp17")
+    expected = torch.einsum("v,bvc->bc", torch.as_tensor(regressor[10], dtype=torch.float32), vertices)
+    torch.testing.assert_close(joints[:, 0], expected, rtol=0, atol=1e-6)
+    assert bool(mask.all())  # Torso from SMPL (name match), Head and Head_top from the H36M regressor
 
 
 def test_regress_h36m_uses_the_asset(tiny_smpl_file, tmp_path, isolated_env, monkeypatch):

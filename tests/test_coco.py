@@ -1,6 +1,8 @@
-"""Tests for annot.data.coco on the real COCO samples and on small synthetic jsons.
+"""Tests for annot.data.coco on the real COCO samples, on small synthetic jsons, and on the posed
+fixture of annot.data.fixtures.coco (person keypoints, COCO-WholeBody, NeuralAnnot SMPL json).
 
 The real samples are read from ``$ANNOT_COCO_SAMPLES`` or ``<repo>/../shared/data/coco_samples``.
+The posed fixture needs the free body model (``make setup``).
 """
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from annot.body_models import BodyModel
 from annot.data import DATASETS, COCOKeypoints, build_dataset
+from annot.data.augment import AugmentConfig
+from annot.data.fixtures import coco as fx
 from annot.data.crop import apply_affine
 from annot.data.sample import SAMPLE_KEYS
+from annot.keypoints import get_convention
 
 DEFAULT_COCO_DIR = Path(__file__).resolve().parents[2] / "shared/data/coco_samples"
 COCO_DIR = Path(os.environ.get("ANNOT_COCO_SAMPLES", DEFAULT_COCO_DIR))
@@ -303,3 +309,169 @@ def test_invalid_json_syntax_raises(tmp_path):
     (tmp_path / "ann.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"ann\.json.*not valid JSON"):
         COCOKeypoints(tmp_path, "ann.json")
+
+
+def test_box_outside_image_skipped(tmp_path):
+    path = _write_synthetic(tmp_path)
+    data = json.loads(path.read_text())
+    data["annotations"][0]["bbox"] = [150, 20, 20, 30]  # image is 100 wide
+    path.write_text(json.dumps(data))
+    assert COCOKeypoints(tmp_path, "ann.json").skipped["11"] == "box outside image"
+
+
+def test_unknown_variant_names_config_key(tmp_path):
+    _write_synthetic(tmp_path)
+    with pytest.raises(ValueError, match="data.variant"):
+        COCOKeypoints(tmp_path, "ann.json", variant="whole_body")
+
+
+# ------------------------------------------------------- posed fixture: WholeBody + NeuralAnnot
+FREE = Path(__file__).resolve().parents[1] / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
+needs_free = pytest.mark.skipif(not FREE.is_file(), reason=f"free body model missing: {FREE} (make setup)")
+FEET = get_convention("coco17_feet")
+
+
+@pytest.fixture(scope="module")
+def free_body():
+    return BodyModel.from_config("free", path=FREE)
+
+
+@pytest.fixture(scope="module")
+def posed_root(tmp_path_factory, free_body):
+    return fx.write_coco_fixture(tmp_path_factory.mktemp("coco_posed"), seed=0, body=free_body)
+
+
+@pytest.fixture(scope="module")
+def posed_truth_joints(posed_root, free_body):
+    """{annotation id: ((23, 3) coco17_feet joints in metres, focal (2,), princpt (2,))} of the fixture."""
+    truth = json.loads((posed_root / fx.TRUTH_FILE).read_text())
+    return {aid: (_coco_feet(free_body, t["pose"], t["shape"], t["trans"]), np.array(t["focal"]),
+                  np.array(t["princpt"])) for aid, t in truth.items()}
+
+
+def _posed(root, variant="person_keypoints", **kw) -> COCOKeypoints:
+    ann = fx.WHOLEBODY if variant == "wholebody" else fx.PERSON_KEYPOINTS
+    return COCOKeypoints(root, ann, fx.IMG_DIR, variant=variant, body_model_path=str(FREE), **kw)
+
+
+def _coco_feet(body, pose, betas, transl) -> np.ndarray:
+    """(23, 3) COCO-17 + feet joints of the posed free model (its own coco regressor)."""
+    pose = torch.as_tensor(np.asarray(pose), dtype=torch.float32).reshape(1, 72)
+    with torch.no_grad():
+        out = body(pose[:, :3], pose[:, 3:], torch.as_tensor(np.asarray(betas), dtype=torch.float32)[None],
+                   torch.as_tensor(np.asarray(transl), dtype=torch.float32)[None])
+        joints, _ = body.regress(out.vertices_m, "coco17_feet")
+    return joints[0].double().numpy()
+
+
+@needs_free
+@pytest.mark.parametrize("variant", ["person_keypoints", "wholebody"])
+def test_posed_counts_and_smpl_bookkeeping(posed_root, variant):
+    plain = _posed(posed_root, variant)
+    assert plain.skipped == {"1003": "iscrowd"} and len(plain) == 4
+    assert plain.summary() == "coco: loaded 4, skipped 1: iscrowd: 1"
+    fitted = _posed(posed_root, variant, smpl_file=fx.NEURALANNOT)
+    assert fitted.skipped == fx.BAD_AIDS and fitted.without_smpl == list(fx.NO_FIT_AIDS)
+    assert [r.sample_id for r in fitted.records] == ["1000", "1001", "1002"]
+    assert fitted.summary() == ("coco: loaded 3, skipped 2: invalid cam_param.focal: 1, iscrowd: 1; "
+                                "without SMPL fit: 1")
+    no_fit = fitted[[r.sample_id for r in fitted.records].index("1002")]
+    assert no_fit["smpl_valid"] == 0 and no_fit["real_cam_valid"] == 0
+    assert plain.native_convention == ("coco17_feet" if variant == "wholebody" else "coco17")
+    assert plain[0]["kp2d_px"].shape == ((23, 2) if variant == "wholebody" else (17, 2))
+
+
+@needs_free
+@pytest.mark.parametrize("joint", ["L_Wrist", "R_Knee", "L_Big_toe", "L_Heel", "R_Small_toe"])
+def test_wholebody_named_joint_lands_where_the_model_put_it(posed_root, posed_truth_joints, joint):
+    ds = _posed(posed_root, "wholebody")
+    # WholeBody foot order: 17..22 = L big toe, L small toe, L heel, R big toe, R small toe, R heel
+    j = FEET.index(joint)
+    checked = 0
+    for i, record in enumerate(ds.records):
+        joints, focal, princpt = posed_truth_joints[record.sample_id]
+        expect_img = joints[j, :2] / joints[j, 2] * focal + princpt
+        sample = ds[i]
+        box = sample["bbox_xywh_px"].double().numpy()
+        expect_crop = (expect_img - box[:2]) * np.array([192 / box[2], 256 / box[3]])
+        if record.sample_id == fx.NO_FOOT_AID and j >= 17:
+            assert sample["kp2d_mask"][j] == 0  # foot_valid false: all-zero foot_kpts
+            continue
+        if sample["kp2d_mask"][j]:
+            np.testing.assert_allclose(sample["kp2d_px"][j].numpy(), expect_crop, atol=2e-3)
+            checked += 1
+    assert checked >= 2
+
+
+@needs_free
+@pytest.mark.parametrize("variant", ["person_keypoints", "wholebody"])
+@pytest.mark.parametrize("aug", [
+    AugmentConfig(enabled=False),
+    AugmentConfig(enabled=True, flip_prob=1.0, rot_prob=1.0, rot_factor_deg=30.0, color_factor=0.0),
+    AugmentConfig(enabled=True, flip_prob=0.0, rot_prob=1.0, rot_factor_deg=30.0, scale_factor=0.25),
+])
+def test_neuralannot_smpl_reprojects_onto_keypoints(posed_root, free_body, variant, aug):
+    ds = _posed(posed_root, variant, smpl_file=fx.NEURALANNOT, augment=aug, seed=7)
+    for i in range(len(ds)):
+        s = ds[i]
+        if s["sample_id"] in fx.NO_FIT_AIDS:
+            continue
+        assert s["smpl_valid"] == 1 and s["real_cam_valid"] == 1
+        assert bool(s["flipped"]) == (aug.flip_prob == 1.0)
+        joints = _coco_feet(free_body, s["smpl_pose_rotvec"].double().numpy(), s["smpl_betas"],
+                            s["smpl_transl_m"])[: s["kp2d_px"].shape[0]]
+        kp = joints[:, :2] / joints[:, 2:] * s["real_focal_crop_px"].double().numpy() \
+            + s["real_princpt_crop_px"].double().numpy()
+        mask = s["kp2d_mask"].numpy() > 0
+        err = np.linalg.norm(kp - s["kp2d_px"].double().numpy(), axis=1)[mask]
+        assert mask.sum() >= 10 and err.max() < 1.0, (s["sample_id"], err.max())
+
+
+def _mutated_fits(root: Path, tmp_path: Path, mutate) -> str:
+    fits = json.loads((root / fx.NEURALANNOT).read_text())
+    mutate(fits)
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps(fits))
+    return str(path)
+
+
+@needs_free
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda d: d["1000"]["smpl_param"].update(pose=[0.0] * 71), "invalid smpl_param.pose"),
+    (lambda d: d["1000"]["smpl_param"]["shape"].__setitem__(2, float("nan")), "invalid smpl_param.shape"),
+    (lambda d: d["1000"]["smpl_param"].pop("trans"), "invalid smpl_param.trans"),
+    (lambda d: d["1000"].pop("cam_param"), "invalid cam_param.focal"),
+    (lambda d: d["1000"]["cam_param"].update(princpt="centre"), "invalid cam_param.princpt"),
+])
+def test_malformed_fit_skipped_naming_field(posed_root, tmp_path, mutate, reason):
+    ds = _posed(posed_root, smpl_file=_mutated_fits(posed_root, tmp_path, mutate))
+    assert ds.skipped["1000"] == reason and "1000" not in [r.sample_id for r in ds.records]
+
+
+@needs_free
+def test_smpl_and_wholebody_file_errors(posed_root, tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        _posed(posed_root, smpl_file="annotations/absent.json")
+    assert str(posed_root / "annotations/absent.json") in str(err.value)
+    assert "data.smpl_file" in str(err.value)
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(ValueError, match=r"bad\.json: not valid JSON"):
+        _posed(posed_root, smpl_file=str(tmp_path / "bad.json"))
+    data = json.loads((posed_root / fx.WHOLEBODY).read_text())
+    data["annotations"][1].pop("foot_kpts")
+    (tmp_path / "wb.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"wb\.json: annotation id 1001: field 'foot_kpts'"):
+        COCOKeypoints(posed_root, str(tmp_path / "wb.json"), fx.IMG_DIR, variant="wholebody")
+    # the person_keypoints variant does not read foot_kpts
+    assert len(COCOKeypoints(posed_root, str(tmp_path / "wb.json"), fx.IMG_DIR)) == 4
+
+
+@needs_free
+def test_config_file_builds_the_loader(posed_root):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load(FREE.parents[2] / "configs" / "data" / "coco.yaml"))
+    assert DATASETS[cfg.pop("dataset")] is COCOKeypoints
+    assert (cfg["ann_file"], cfg["img_dir"]) == (fx.PERSON_KEYPOINTS, fx.IMG_DIR)  # fixture = real layout
+    cfg.update(root=str(posed_root), body_model_path=str(FREE))
+    assert len(COCOKeypoints(**cfg)) == 4

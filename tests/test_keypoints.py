@@ -38,6 +38,18 @@ SPEC_NAMES = {
 SPEC_NAMES["coco17_feet"] = SPEC_NAMES["coco17"] + (
     "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel",
 )  # fmt: skip
+# Pose2Pose supervision (33) and PositionNet (25) sets, spec A.7.
+SPEC_NAMES["pose2pose33"] = (
+    "Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Neck", "L_Shoulder", "R_Shoulder",
+    "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Index_1", "L_Middle_1", "L_Ring_1", "L_Pinky_1",
+    "R_Index_1", "R_Middle_1", "R_Ring_1", "R_Pinky_1", "Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear",
+    "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel",
+)  # fmt: skip
+SPEC_NAMES["pose2pose25"] = (
+    "Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Neck", "L_Shoulder", "R_Shoulder",
+    "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe",
+    "R_Small_toe", "R_Heel", "L_Ear", "R_Ear", "L_Eye", "R_Eye", "Nose",
+)  # fmt: skip
 
 SPEC_FLIP = {
     "coco17": ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
@@ -46,9 +58,12 @@ SPEC_FLIP = {
     "mupots17": ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13)),
     "smpl24": ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23)),
     "mpii16": ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    "pose2pose33": ((1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 18), (15, 19), (16, 20), (17, 21),
+                    (23, 24), (25, 26), (27, 30), (28, 31), (29, 32)),
 }
 SPIN_SMPL_FLIP_PERM = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22]
-SPEC_ROOT_INDEX = {"h36m17": 0, "mpi_inf_3dhp17": 14, "mupots17": 14, "smpl24": 0, "mpii16": 6}
+SPEC_ROOT_INDEX = {"h36m17": 0, "mpi_inf_3dhp17": 14, "mupots17": 14, "smpl24": 0, "mpii16": 6,
+                   "pose2pose33": 0, "pose2pose25": 0}
 
 
 def test_all_conventions_present() -> None:
@@ -199,3 +214,25 @@ def test_flip_keypoints_torch_no_width() -> None:
     kps = torch.randn(2, 24, 3)
     out = flip_keypoints(kps, "smpl24")
     assert torch.equal(out, kps[:, SPIN_SMPL_FLIP_PERM])
+
+
+def test_pose2pose25_is_the_33_set_without_hand_mcps() -> None:
+    # reduce_joint_set (spec A.7): every PositionNet joint is picked from the 33-set by name; the 8 hand
+    # MCPs are the only supervision joints left out.
+    _, mask = convert(np.zeros((33, 3)), "pose2pose33", "pose2pose25")
+    assert bool(mask.all())
+    kps33 = np.arange(33 * 2, dtype=np.float64).reshape(33, 2)
+    kps25, _ = convert(kps33, "pose2pose33", "pose2pose25")
+    assert kps25[14].tolist() == kps33[27].tolist()  # L_Big_toe: 33-index 27 -> 25-index 14
+    assert kps25[24].tolist() == kps33[22].tolist()  # Nose: 22 -> 24
+    _, back = convert(kps25, "pose2pose25", "pose2pose33")
+    assert [SPEC_NAMES["pose2pose33"][i] for i in np.flatnonzero(~back)] == [
+        "L_Index_1", "L_Middle_1", "L_Ring_1", "L_Pinky_1", "R_Index_1", "R_Middle_1", "R_Ring_1", "R_Pinky_1"]
+
+
+def test_h36m_to_pose2pose33_by_name() -> None:
+    # H36M Neck supervises the 33-set Neck (spec A.7); Head_top / Torso / Head have no 33-set joint.
+    h36m = torch.arange(17 * 3, dtype=torch.float32).reshape(17, 3) + 1.0
+    out, mask = convert(h36m, "h36m17", "pose2pose33")
+    assert torch.equal(out[7], h36m[8]) and torch.equal(out[0], h36m[0]) and torch.equal(out[13], h36m[16])
+    assert int(mask.sum()) == 14 and bool(mask[:14].all()) and not bool(mask[14:].any())

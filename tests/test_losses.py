@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from annot.losses import kp2d_error_px, l2_regulariser, masked_l1_kp2d
+from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 
 
 def test_masked_l1_hand_computed():
@@ -30,5 +30,14 @@ def test_kp2d_error_px_is_euclidean_mean_over_valid():
     assert math.isnan(err[1].item())
 
 
-def test_l2_regulariser():
-    assert math.isclose(l2_regulariser(torch.tensor([1.0, -2.0, 3.0, 0.0])).item(), 14 / 4)
+def test_l2_regulariser_is_mean_squared_norm_per_sample():
+    x = torch.tensor([[1.0, -2.0], [3.0, 0.0]])
+    assert math.isclose(l2_regulariser(x).item(), (5.0 + 9.0) / 2)
+
+
+def test_masked_l1_joints_and_params():
+    pred = torch.tensor([[[1.0, 1.0, 1.0], [9.0, 9.0, 9.0]]])
+    target = torch.zeros(1, 2, 3)
+    assert math.isclose(masked_l1(pred, target, torch.tensor([[1.0, 0.0]])).item(), 1.0)
+    params = torch.tensor([[2.0, -4.0]])
+    assert math.isclose(masked_l1(params, torch.zeros(1, 2), torch.tensor([[1.0, 1.0]])).item(), 3.0)

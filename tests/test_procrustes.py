@@ -11,7 +11,9 @@ from scipy.spatial.transform import Rotation
 from annot.geometry.procrustes import apply_similarity, similarity_align, similarity_transform
 
 
-def scipy_similarity(a: np.ndarray, b: np.ndarray, fix_reflection: bool) -> tuple[np.ndarray, float, np.ndarray]:
+def scipy_similarity(
+    a: np.ndarray, b: np.ndarray, fix_reflection: bool
+) -> tuple[np.ndarray, float, np.ndarray]:
     """Reference ``(aligned (N,3), s, r)`` with ``aligned = s (a - mean a) r + mean b`` (row vectors).
 
     Without the fix, r is scipy's orthogonal_procrustes (may be a reflection); with the fix, the SVD of
@@ -49,7 +51,8 @@ def test_matches_scipy_orthogonal_procrustes() -> None:
         np.testing.assert_allclose(aligned[b].numpy(), ref, atol=1e-10)
         assert scale[b].item() == pytest.approx(s_ref, rel=1e-10)
         np.testing.assert_allclose(rotmat[b].numpy(), r_ref.T, atol=1e-10)  # ours acts on columns
-    np.testing.assert_allclose(apply_similarity(pred, scale, rotmat, transl).numpy(), aligned.numpy(), atol=1e-12)
+    reapplied = apply_similarity(pred, scale, rotmat, transl)
+    np.testing.assert_allclose(reapplied.numpy(), aligned.numpy(), atol=1e-12)
 
 
 def test_recovers_exact_similarity() -> None:
@@ -99,7 +102,8 @@ def test_random_mirror_matches_sign_fixed_svd() -> None:
 
 def test_float32_in_float32_out_and_close_to_float64() -> None:
     pred, gt = _random_pair(11)
-    out32 = similarity_align(torch.tensor(pred, dtype=torch.float32)[None], torch.tensor(gt, dtype=torch.float32)[None])
+    pred32, gt32 = torch.tensor(pred, dtype=torch.float32)[None], torch.tensor(gt, dtype=torch.float32)[None]
+    out32 = similarity_align(pred32, gt32)
     out64 = similarity_align(torch.tensor(pred)[None], torch.tensor(gt)[None])
     assert out32.dtype == torch.float32
     np.testing.assert_allclose(out32.numpy(), out64.numpy(), atol=1e-5)
@@ -114,7 +118,8 @@ def test_degenerate_prediction_maps_to_gt_centroid() -> None:
 
 
 @pytest.mark.parametrize(
-    "pred_shape, gt_shape", [((2, 5, 3), (2, 4, 3)), ((5, 3), (5, 3)), ((2, 5, 2), (2, 5, 2)), ((1, 0, 3), (1, 0, 3))]
+    "pred_shape, gt_shape",
+    [((2, 5, 3), (2, 4, 3)), ((5, 3), (5, 3)), ((2, 5, 2), (2, 5, 2)), ((1, 0, 3), (1, 0, 3))],
 )
 def test_bad_shapes_raise(pred_shape: tuple[int, ...], gt_shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="similarity_transform"):

@@ -1,11 +1,12 @@
-"""Train the annotator f on a dataset and write its SMPL pseudo-GTs (``make annotate-body``).
+"""Run Algorithm 1 of NeuralAnnot and write SMPL pseudo-GTs (``make annotate-body``).
 
 Usage::
 
     python tools/annotate.py --config configs/annotate/body_free.yaml [key=value ...]
 
 Any config field can be overridden with a dotlist (``trainer.max_steps=50 data.root=/data/coco``);
-an unknown key fails at start with its name. See ``annot.pipeline.run_annotate`` for the outputs.
+an unknown key fails at start with its name. Finished stages are skipped on a second invocation.
+See ``annot.pipeline`` for the stages and the outputs.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"annotated {counts['annotated']}, skipped {counts['skipped']} {json.dumps(counts['skip_reasons'])}")
     print(f"2D reprojection error (px): {first:.1f} at step 1 -> {curve[-1]['train/kp2d_err_img_px']:.1f} "
           f"at step {int(curve[-1]['step'])} (train); final pseudo-GTs mean {err['mean']:.1f}")
+    print(f"EFT-rejected (max|beta|>5 or normalised 2D loss>0.01): {counts['eft_rejected']}")
     print(f"wall time {report['wall_time']['total_s']:.0f} s; outputs in {cfg.export.out_dir}/")
     return 0
 

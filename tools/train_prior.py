@@ -4,6 +4,7 @@ Usage::
 
     python tools/train_prior.py --poses poses.npz --out outputs/prior/vposer_free \
         [--max-epochs 20] [--batch-size 128] [--seed 0] [--latent-dim 32] [--num-neurons 512]
+        [--kl-weight 0.005] [--rec-weight 1.0] [--accelerator auto]
 
 ``poses.npz`` holds axis-angle radians under one of the keys ``pose_body`` (N,63) / (N,21,3),
 ``body_pose`` (N,69) / (N,63), or ``poses`` (N,72) SMPL / (N,156) AMASS SMPL+H / (N,165) SMPL-X
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--num-neurons", type=int, default=512)
+    parser.add_argument("--kl-weight", type=float, default=0.005, help="KL weight (V02_05: 0.005)")
+    parser.add_argument("--rec-weight", type=float, default=1.0, help="reconstruction weight")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -37,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         poses = load_body_poses_npz(args.poses)
         ckpt = train_prior(poses, args.out, max_epochs=args.max_epochs, batch_size=args.batch_size,
                            seed=args.seed, num_neurons=args.num_neurons, latent_dim=args.latent_dim,
-                           accelerator=args.accelerator)
+                           kl_weight=args.kl_weight, rec_weight=args.rec_weight, accelerator=args.accelerator)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"trained on {len(poses)} poses; checkpoint {ckpt}; load with annot.priors.load_vposer('{args.out}')")
+    print(f"trained on {len(poses)} poses; checkpoint {ckpt}; "
+          f"load with annot.priors.load_vposer('{args.out}')")
     return 0
 
 

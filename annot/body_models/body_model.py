@@ -5,7 +5,9 @@ with :func:`annot.body_models.pkl.load_model_dict` and handed to ``smplx.SMPL(da
 so official chumpy pickles work without conversion (vchoutas smplx ``body_models.py::SMPL``).
 Keypoint regression follows mks0601 Hand4Whole ``common/utils/human_models.py`` (SMPL ``J_regressor``
 rows picked by joint name plus one-hot vertices, spec A.7) unless the file carries its own
-regressors (the free model: ``coco_regressor``, ``h36m_regressor``).
+regressors (the free model: ``coco_regressor``, ``h36m_regressor``). Any other convention of
+``annot.keypoints`` (e.g. ``pose2pose33``) is regressed by joint name from those sources
+(:meth:`BodyModel.regress`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,24 @@ from smplx.utils import Struct
 from torch import Tensor, nn
 
 from annot.body_models.pkl import check_model_dict, load_model_dict
-from annot.body_models.resolver import resolve_asset, resolve_model_file
-from annot.keypoints import get_convention
+from annot.body_models.resolver import BodyModelNotFoundError, resolve_asset, resolve_model_file
+from annot.keypoints import JOINT_NAME_ALIASES, get_convention
 
 SMPL_NUM_VERTICES = 6890
 H36M_REGRESSOR_ASSET = "J_regressor_h36m_smpl.npy"
+#: Conventions with a dedicated regressor (see :meth:`BodyModel.regress`); every other convention of
+#: ``annot.keypoints`` is regressed by joint name.
 REGRESS_CONVENTIONS = ("smpl24", "coco17", "coco17_feet", "h36m17")
 
-#: One-hot SMPL vertex per keypoint without an SMPL joint (spec A.7, Hand4Whole ``human_models.py``).
+#: One-hot SMPL vertex per keypoint without an SMPL joint (spec A.7, Hand4Whole ``human_models.py``):
+#: face, feet and the hand MCPs (``*_Index_1`` .. ``*_Pinky_1``) of the Pose2Pose 33-joint set.
+#: Valid on the 6890-vertex SMPL topology only.
 SMPL_KEYPOINT_VERTEX_IDS: dict[str, int] = {
     "Nose": 331, "L_Eye": 2802, "R_Eye": 6262, "L_Ear": 3489, "R_Ear": 3990,
     "L_Big_toe": 3292, "L_Small_toe": 3313, "L_Heel": 3468,
     "R_Big_toe": 6691, "R_Small_toe": 6713, "R_Heel": 6858,
+    "L_Index_1": 2274, "L_Middle_1": 2270, "L_Ring_1": 2293, "L_Pinky_1": 2173,
+    "R_Index_1": 5595, "R_Middle_1": 5675, "R_Ring_1": 5636, "R_Pinky_1": 5655,
 }
 
 
@@ -238,7 +246,7 @@ class BodyModel(nn.Module):
             BodyModelNotFoundError: ``h36m17`` on real SMPL without ``J_regressor_h36m_smpl.npy``.
         """
         if convention not in REGRESS_CONVENTIONS:
-            raise ValueError(f"Cannot regress {convention!r}; supported: {list(REGRESS_CONVENTIONS)}")
+            return self._regressor_by_name(convention)
         names = get_convention(convention).joint_names
         full = np.ones(len(names), bool)
         if convention == "smpl24":
@@ -251,6 +259,62 @@ class BodyModel(nn.Module):
         if "h36m_regressor" in self._file_regressors:
             return self._file_regressors["h36m_regressor"], full
         return self._load_h36m_asset(), full
+
+    def _regressor_by_name(self, convention: str) -> tuple[np.ndarray, np.ndarray]:
+        """(J, V) regressor and (J,) mask for any convention, gathered row by row by joint name.
+
+        Each joint takes the first source that has its name (after the convention's aliases of
+        :data:`annot.keypoints.JOINT_NAME_ALIASES`, e.g. MuPoTS ``Thorax`` reads as ``Neck``):
+        1. the SMPL-24 ``J_regressor`` row (Hand4Whole builds the 33-joint set this way, spec A.7);
+        2. the file's own ``coco_regressor`` row (COCO-17 + feet, free model);
+        3. a one-hot vertex of :data:`SMPL_KEYPOINT_VERTEX_IDS` (6890-vertex SMPL only: face, feet,
+           hand MCPs);
+        4. the ``h36m17`` regressor row (the file's own, else ``J_regressor_h36m_smpl.npy`` when
+           installed; silently skipped when it is not), e.g. ``Head_top``.
+        Joints with no source get a zero row and ``mask`` False (e.g. the hand MCPs on the free model).
+
+        Raises:
+            ValueError: unknown convention name (lists the known ones).
+        """
+        conv = get_convention(convention)
+        aliases = JOINT_NAME_ALIASES.get(conv.name, {})
+        regressor = np.zeros((conv.num_joints, self.num_vertices), np.float32)
+        mask = np.zeros(conv.num_joints, bool)
+        for row, name in enumerate(conv.joint_names):
+            source = self._named_row(aliases.get(name, name))
+            if source is not None:
+                regressor[row], mask[row] = source, True
+        return regressor, mask
+
+    def _named_row(self, name: str) -> np.ndarray | None:
+        """The (V,) regressor row of keypoint ``name`` from the first source that has it, or None."""
+        smpl_names = get_convention("smpl24").joint_names
+        if name in smpl_names:
+            return self.layer.J_regressor[smpl_names.index(name)].detach().cpu().numpy()
+        coco = self._file_regressors.get("coco_regressor")
+        if coco is not None:
+            coco_names = get_convention("coco17_feet").joint_names[: coco.shape[0]]
+            if name in coco_names:
+                return coco[coco_names.index(name)]
+        if self.num_vertices == SMPL_NUM_VERTICES and name in SMPL_KEYPOINT_VERTEX_IDS:
+            row = np.zeros(self.num_vertices, np.float32)
+            row[SMPL_KEYPOINT_VERTEX_IDS[name]] = 1.0
+            return row
+        h36m_names = get_convention("h36m17").joint_names
+        if name in h36m_names:
+            h36m = self._h36m_regressor_if_available()
+            if h36m is not None:
+                return h36m[h36m_names.index(name)]
+        return None
+
+    def _h36m_regressor_if_available(self) -> np.ndarray | None:
+        """The file's own ``h36m_regressor``, else the installed asset, else None (not installed)."""
+        if "h36m_regressor" in self._file_regressors:
+            return self._file_regressors["h36m_regressor"]
+        try:
+            return self._load_h36m_asset()
+        except BodyModelNotFoundError:
+            return None
 
     def _load_h36m_asset(self) -> np.ndarray:
         """Read and check ``J_regressor_h36m_smpl.npy`` (17, V)."""
@@ -289,21 +353,27 @@ class BodyModel(nn.Module):
           elbows, wrists, hips, knees, ankles) and one-hot vertices of spec A.7 (face, feet).
         * ``h36m17``: the file's own ``h36m_regressor`` (17, V) when present; otherwise
           ``J_regressor_h36m_smpl.npy`` (mks0601 Hand4Whole, spec A.1) via :func:`resolve_asset`.
+        * any other convention (``pose2pose33``, ``pose2pose25``, ``mpii16``, ...): row by row by joint
+          name from the sources above, in the order SMPL-24 ``J_regressor``, the file's
+          ``coco_regressor``, SMPL one-hot vertices (6890-vertex SMPL: face, feet, hand MCPs of spec
+          A.7), ``h36m17`` (when available); a joint with no source is a zero row with mask False.
+          On real SMPL ``pose2pose33`` is therefore exactly Hand4Whole's 33-joint regressor; on the
+          free model its 8 hand MCPs are masked out.
 
         Args:
             vertices_m: (B, V, 3) vertices, metres, any frame (the regression is linear).
-            convention: one of ``"smpl24"``, ``"coco17"``, ``"coco17_feet"``, ``"h36m17"``.
+            convention: any ``annot.keypoints`` convention name.
 
         Returns:
-            (joints (B, J, 3) in the vertices' frame and unit, mask (J,) bool; all True for these
-            conventions).
+            (joints (B, J, 3) in the vertices' frame and unit, zeros where masked; mask (J,) bool, all
+            True for the four dedicated conventions).
 
         Raises:
             ValueError: unknown convention or wrong vertex shape.
             BodyModelNotFoundError: ``h36m17`` needs the asset and it is not installed.
         """
         if convention not in REGRESS_CONVENTIONS:
-            raise ValueError(f"Cannot regress {convention!r}; supported: {list(REGRESS_CONVENTIONS)}")
+            get_convention(convention)  # ValueError listing the known names
         if not torch.is_tensor(vertices_m) or vertices_m.ndim != 3 or vertices_m.shape[1:] != (
             self.num_vertices, 3
         ):

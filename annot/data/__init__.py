@@ -7,6 +7,7 @@ Public API::
               flip_affine, flip_bbox_xywh
     person:   PersonCropDataset (base of the image loaders), PersonRecord, SmplParams
     coco:     COCOKeypoints (registered as "coco")
+    h36m:     Human36M ("h36m");  mpi_inf_3dhp: MPIINF3DHP ("mpi_inf_3dhp")
     mocap:    BVHMocap / CMUMocap (registered as "cmu_mocap"; 3D joints, no images)
     mixing:   batch_composition, MixedBatchSampler, build_mixed_dataset
     registry: DATASETS, register, build_dataset
@@ -17,6 +18,8 @@ Importing this package registers every dataset module in ``DATASETS``.
 from __future__ import annotations
 
 from annot.data.coco import COCOKeypoints
+from annot.data.h36m import Human36M
+from annot.data.mpi_inf_3dhp import MPIINF3DHP
 from annot.data.mocap import BVHMocap, CMUMocap
 from annot.data.mixing import MixedBatchSampler, batch_composition, build_mixed_dataset
 from annot.data.person import PersonCropDataset, PersonRecord, SmplParams
@@ -37,6 +40,8 @@ __all__ = [
     "BVHMocap",
     "CMUMocap",
     "COCOKeypoints",
+    "Human36M",
+    "MPIINF3DHP",
     "MixedBatchSampler",
     "PersonCropDataset",
     "PersonRecord",

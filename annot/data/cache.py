@@ -1,8 +1,10 @@
 """Pre-cropped person cache: crop every person once, so training never decodes a full frame.
 
-Why: decoding a full-frame JPEG costs 4-20 ms per sample (COCO 640x480 to H36M/MPII 1000x1000 or
-1080p), and one H100 consumes 4-7k crops/s (``shared/docs/performance-anchors.md`` §2a, §2c). Our
-network input is only 256x192, so almost all of the decoded pixels are thrown away. The cache stores,
+Why: decoding a full-frame JPEG costs ~1.4 ms for a COCO 640x480 image and 6-8 ms for a 1080p frame
+(one core; ``shared/docs/performance-anchors.md`` §2c: 6.0 ms at 1080p), plus a full-frame BGR->RGB
+pass, while one H100 consumes 4-7k crops/s (§2a). Our network input is only 256x192, so almost all of
+the decoded pixels are thrown away (``BENCHMARKS.md``: 2-3x more samples/s per worker on COCO-size
+images, ~11-13x on 1080p frames). The cache stores,
 per record, a *patch* around the processed box (``record.bbox_xywh_px``) at the crop's own pixel
 density, as uint8 rows of memory-mappable ``.npy`` shards. At training time a sample reads one patch
 (a few hundred KB of page cache, no decode) and warps it with the augmentation crop. Same idea as the
@@ -24,13 +26,21 @@ The default patch size is ``input_hw + 2 * round(input_hw * (margin - 1) / 2)`` 
 margin 1.5) and the patch covers ``box * patch_hw / input_hw``, so one patch pixel is exactly one crop
 pixel of the unaugmented crop and ``patch_to_crop`` maps pixel centres to pixel centres (an integer
 translation, or with a flip ``x -> (patch_w + W) / 2 - x``, integer because ``patch_w - W`` is even).
-Unaugmented and flip-only samples are therefore equal to the raw path up to OpenCV's 1/32 px fixed-point rounding.
-Scale/rotation augmentation resamples the patch: zooming in (``scale < 1``) upsamples it, where the raw
-path could use the full-resolution image. An explicit larger ``patch_hw`` oversamples the patch.
+Unaugmented and flip-only samples therefore equal the raw path up to OpenCV's 1/32 px fixed-point
+rounding (measured <= 1-2 grey levels on the COCO samples). Scale / rotation augmentation resamples the
+patch; neither path low-pass filters (``warpAffine`` bilinear), so real textures alias differently:
+measured mean |difference| 0.7-5 grey levels per pixel on the COCO samples (99th percentile ~40 on
+fine texture), about 3x less with a 2x oversampled ``patch_hw`` (768x576, 4x the disk). Zooming in
+(``scale < 1``) upsamples the patch where the raw path could use the full-resolution image.
 
-Coverage: margin 1.5 contains the box at scale augmentation up to 1.5 without rotation; the corners of
-a crop rotated by large angles (Pose2Pose draws up to +-60 deg) can leave it and are then black. Use a
-larger margin when that matters (2.1 covers scale 1.25 at 60 deg for a 3:4 box).
+Coverage: margin 1.5 contains the box under scale augmentation up to 1.5 without rotation; the corners
+of a crop rotated by large angles leave it and are then black. With Pose2Pose's default augmentation
+(scale 1 +- 0.25, rotation +-60 deg with probability 0.6) a Monte-Carlo count gives, for margin
+1.5 / 1.75 / 2.0 / 2.1: 22 / 9 / 3 / 0 % of samples with some black corner, 0.7 / 0.13 / 0.006 / 0 %
+of the crop area on average (99th percentile 9 / 3 / 0.3 / 0 %). Choose a larger margin when that
+matters (disk grows with margin^2: 324 KB per sample at 1.5, 576 KB at 2.0). COCO train (~150k people)
+takes ~48 GB at margin 1.5: keep the cache on a local NVMe; a sample then reads ~0.3 MB, so 4k
+samples/s need ~1.3 GB/s when the cache does not fit in the page cache.
 
 On-disk layout of ``out_dir``
 ----------------------------
@@ -356,7 +366,7 @@ class PersonCache:
     Pickles without its memory maps (DataLoader workers reopen them).
 
     Raises:
-        FileNotFoundError: no ``index.json`` in ``out_dir``.
+        FileNotFoundError: no ``index.json`` in ``out_dir``, or a shard file is missing.
         ValueError: an unfinished build (no ``done`` marker) or an unknown format version.
     """
 
@@ -381,6 +391,10 @@ class PersonCache:
         self._where = np.array([[index["samples"][s]["shard"], index["samples"][s]["row"]] for s in ids], np.int64)
         self._patch_to_img = np.array([index["samples"][s]["patch_to_img"] for s in ids], np.float64)
         self._maps: dict[int, np.ndarray] = {}
+        missing = [f for f in self._shard_files if not (self.out_dir / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"person cache {self.out_dir}: missing shards {missing[:5]} ({len(missing)} in "
+                                    "all); rerun the build with the same arguments to rebuild them")
 
     def __len__(self) -> int:
         return len(self._slot)

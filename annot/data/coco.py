@@ -66,7 +66,8 @@ def _finite_floats(ann_path: Path, ann: dict, field: str, length: int) -> np.nda
     value = ann.get(field)
     if not isinstance(value, (list, tuple)) or len(value) != length:
         got = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
-        raise field_error(ann_path, "annotation", ann.get("id"), field, f"must be {length} numbers, got {got}")
+        raise field_error(ann_path, "annotation", ann.get("id"), field,
+                          f"must be {length} numbers, got {got}")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -145,9 +146,11 @@ class COCOKeypoints(PersonCropDataset):
         smpl_file: str | None = None,
     ) -> None:
         if not 0.0 <= flip_prob <= 1.0:
-            raise ValueError(f"COCOKeypoints: flip_prob must be in [0, 1], got {flip_prob} (config key data.flip_prob)")
+            raise ValueError(f"COCOKeypoints: flip_prob must be in [0, 1], got {flip_prob} "
+                             "(config key data.flip_prob)")
         if variant not in VARIANTS:
-            raise ValueError(f"COCOKeypoints: unknown variant {variant!r} (config key data.variant); known: {VARIANTS}")
+            raise ValueError(f"COCOKeypoints: unknown variant {variant!r} (config key data.variant); "
+                             f"known: {VARIANTS}")
         if augment is None and flip_prob > 0.0:
             augment = AugmentConfig(enabled=True, scale_factor=0.0, rot_prob=0.0, flip_prob=flip_prob,
                                     color_factor=0.0)
@@ -161,8 +164,8 @@ class COCOKeypoints(PersonCropDataset):
         self.without_smpl: list[str] = []
         data = load_coco_json(self.ann_path)
         coco, person_ids, cache = coco_index(data), _person_category_ids(data), {}
-        records, skipped = collect(data["annotations"], lambda a: self._parse_annotation(a, coco, person_ids, cache))
-        self._set_records(records, skipped)
+        self._set_records(*collect(data["annotations"],
+                                   lambda ann: self._parse_annotation(ann, coco, person_ids, cache)))
 
     def summary(self) -> str:
         """``"coco: loaded N, skipped M: <reason>: k, ..."``, plus ``"; without SMPL fit: K"`` with a
@@ -174,8 +177,8 @@ class COCOKeypoints(PersonCropDataset):
         """(J, 3) ``(x, y, v)`` of the variant's native convention (17 or 23 joints)."""
         kps = _finite_floats(self.ann_path, ann, "keypoints", 3 * NUM_COCO_JOINTS).reshape(NUM_COCO_JOINTS, 3)
         if self.variant == "wholebody":
-            feet = _finite_floats(self.ann_path, ann, "foot_kpts", 3 * NUM_FOOT_JOINTS).reshape(NUM_FOOT_JOINTS, 3)
-            kps = np.concatenate([kps, feet], axis=0)
+            feet = _finite_floats(self.ann_path, ann, "foot_kpts", 3 * NUM_FOOT_JOINTS)
+            kps = np.concatenate([kps, feet.reshape(NUM_FOOT_JOINTS, 3)], axis=0)
         return kps
 
     def _parse_annotation(
@@ -228,4 +231,8 @@ class COCOKeypoints(PersonCropDataset):
         return check_image_size(super().read_image(record), record, self.ann_path)
 
 
-__all__ = ["COCOKeypoints", "KEYPOINT_CONVENTION", "VARIANTS", "WHOLEBODY_CONVENTION"]
+__all__ = [
+    "COCOKeypoints", "KEYPOINT_CONVENTION", "SKIP_BOX_OUTSIDE", "SKIP_DEGENERATE_BOX", "SKIP_ISCROWD",
+    "SKIP_MISSING_IMAGE", "SKIP_NOT_PERSON", "SKIP_NO_KEYPOINTS", "SKIP_UNREADABLE_IMAGE", "VARIANTS",
+    "WHOLEBODY_CONVENTION",
+]

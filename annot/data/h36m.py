@@ -28,6 +28,7 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -172,17 +173,27 @@ def nested_entry(tree: Mapping[str, Any], keys: Iterable[Any], path: Path, item:
 
 
 def image_fields(path: Path, img: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The required ``fields`` of one ``images`` entry; ValueError naming file, image id and field."""
+    """The required ``fields`` of one ``images`` entry; every field but ``file_name`` (and ``id``) must be
+    an integer (``width``, ``height`` > 0). ValueError naming file, image id and field."""
     if not isinstance(img, dict):
         raise ValueError(f"{path}: an 'images' entry is not an object: {str(img)[:80]}")
+    item = f"image id {img.get('id')}"
+    out = {}
     for field in fields:
         if field not in img:
-            raise field_error(path, f"image id {img.get('id')}", field, "is missing")
-    height, width = img.get("height"), img.get("width")
-    if "height" in fields and not (isinstance(height, (int, float)) and isinstance(width, (int, float))
-                                   and height > 0 and width > 0):
-        raise field_error(path, f"image id {img.get('id')}", "height/width", f"must be > 0, got {height}x{width}")
-    return {field: img[field] for field in fields}
+            raise field_error(path, item, field, "is missing")
+        value = img[field]
+        if field not in ("file_name", "id"):
+            integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not integral:
+                raise field_error(path, item, field, f"must be an integer, got {value!r}")
+            value = int(value)
+        elif field == "file_name" and not isinstance(value, str):
+            raise field_error(path, item, field, f"must be a string, got {value!r}")
+        out[field] = value
+    if "height" in out and not (out["height"] > 0 and out["width"] > 0):
+        raise field_error(path, item, "height/width", f"must be > 0, got {out['height']}x{out['width']}")
+    return out
 
 
 def index_images(path: Path, images: list[Any], fields: tuple[str, ...]) -> dict[Any, dict[str, Any]]:
@@ -244,7 +255,8 @@ def parse_smpl_entry(path: Path, item: str, entry: Any) -> SmplParams | None:
 def resolve_dir(path: Path, what: str, hint: str) -> Path:
     """``path`` if it is a folder, else FileNotFoundError naming it and the config key (``hint``)."""
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} not found: looked at '{path}' (absolute: '{path.absolute()}'). {hint}")
+        raise FileNotFoundError(f"{what} not found: looked at '{path}' (absolute: '{path.absolute()}'). "
+                                f"{hint}")
     return path
 
 
@@ -264,14 +276,35 @@ def check_frame_stride(name: str, frame_stride: int | None, default: int) -> int
     return stride
 
 
+@dataclass
+class ParsedFiles:
+    """One set of parsed annotation files (H36M: one subject; MPI-INF: the whole dataset).
+
+    ``paths``: ``{"data", "camera", "joint_3d", "smpl"}`` -> file; ``cameras_raw`` / ``joints`` /
+    ``smpl`` the parsed jsons (``smpl`` None when not read); ``focal_key`` / ``princpt_key`` the camera
+    key names (H36M ``f`` / ``c``, MPI-INF ``focal`` / ``princpt``); ``cameras`` the parsed cameras by
+    key path (filled on first use).
+    """
+
+    paths: dict[str, Path]
+    cameras_raw: dict[str, Any]
+    joints: dict[str, Any]
+    smpl: dict[str, Any] | None
+    focal_key: str
+    princpt_key: str
+    cameras: dict[tuple[int, ...], WorldCamera] = dataclass_field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------------------------- base
 class WorldFrameMocapDataset(PersonCropDataset):
     """Shared part of the MoCap loaders whose 3D joints and SMPL fits are in a world frame (H36M, MPI-INF).
 
-    Subclasses parse their layout and call :meth:`make_record` once per annotation, then
-    :meth:`_set_records`. Per-sample problems are skipped with a reason (:meth:`make_record`);
-    missing / unusable SMPL fits keep the sample with ``smpl=None`` and are counted in
-    ``smpl_missing``.
+    Subclasses parse their layout, read the per-subject / per-dataset files with :meth:`load_files`,
+    call :meth:`add_annotation` once per sampled annotation, then :meth:`finish_loading`. Per-sample
+    problems are skipped with a reason (:meth:`make_record`); missing / unusable SMPL fits keep the
+    sample with ``smpl=None`` and are counted in ``smpl_missing``. Frames left out by the frame stride
+    (or camera filter) are not "skipped": they are never looked at, as in mks0601, and a repeated
+    annotation id is only detected among the sampled ones.
 
     Args:
         use_smpl: read the ``*_SMPL_NeuralAnnot.json`` fits (when the file is present) and convert them
@@ -279,6 +312,9 @@ class WorldFrameMocapDataset(PersonCropDataset):
             ``J0(beta)``.
         input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path: see
             :class:`annot.data.person.PersonCropDataset`.
+
+    ``__getitem__`` raises ValueError (file, sample id) when an image cannot be decoded or its size
+    differs from the json ``height`` / ``width``.
 
     Attributes:
         skipped: ``{sample_id: reason}``; reasons "missing 3D joints", "non-finite 3D joints",
@@ -290,8 +326,9 @@ class WorldFrameMocapDataset(PersonCropDataset):
             ``(subject_idx, seq_idx, frame_idx, cam_idx)``), e.g. to write fits back in NeuralAnnot keys.
     """
 
-    def __init__(self, use_smpl: bool = True, input_hw: tuple[int, int] = (256, 192), convention: str | None = None,
-                 augment: AugmentConfig | None = None, bbox_scale: float = 1.25, seed: int = 0,
+    def __init__(self, use_smpl: bool = True, input_hw: tuple[int, int] = (256, 192),
+                 convention: str | None = None, augment: AugmentConfig | None = None,
+                 bbox_scale: float = 1.25, seed: int = 0,
                  body_model_type: str = "free", body_model_path: str | None = None) -> None:
         super().__init__(input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path)
         self.use_smpl = bool(use_smpl)
@@ -309,6 +346,20 @@ class WorldFrameMocapDataset(PersonCropDataset):
             if counts:
                 line += ": " + ", ".join(f"{reason}: {count}" for reason, count in counts)
         return line
+
+    def finish_loading(self, records: list[PersonRecord], skipped: dict[str, str]) -> None:
+        """Store the records (logs the summary) and drop the per-path image cache of the loading pass."""
+        self._image_status.clear()
+        self._set_records(records, skipped)
+
+    def read_image(self, record: PersonRecord) -> np.ndarray:
+        """RGB uint8 ``(H, W, 3)``; ValueError naming the file and sample id when it cannot be decoded or
+        its size differs from the json ``height`` / ``width`` (the projections assume the json size)."""
+        img = super().read_image(record)
+        if img.shape[:2] != tuple(record.img_hw):
+            raise ValueError(f"{record.image_path}: decoded size {img.shape[:2]} != json height/width "
+                             f"{tuple(record.img_hw)} ({self.name} sample_id {record.sample_id})")
+        return img
 
     def image_problem(self, path: Path) -> str | None:
         """Skip reason for an image file ("missing image file" / "empty image file") or None: one
@@ -356,7 +407,8 @@ class WorldFrameMocapDataset(PersonCropDataset):
         if isinstance(smpl_world, str):
             self.smpl_missing[sample_id] = smpl_world
         elif smpl_world is not None:
-            smpl = smpl_world_to_camera(smpl_world, camera, self.root_joint(smpl_world.betas, smpl_world.gender))
+            root_joint = self.root_joint(smpl_world.betas, smpl_world.gender)
+            smpl = smpl_world_to_camera(smpl_world, camera, root_joint)
         valid = np.ones(len(joints_cam_mm), dtype=bool)
         return PersonRecord(sample_id, image_path, img_hw, box, camera.project_px(joints_cam_mm), valid,
                             joints_cam_mm / 1000.0, valid.copy(), smpl, camera.focal_px.copy(),
@@ -375,8 +427,53 @@ class WorldFrameMocapDataset(PersonCropDataset):
         parsed = parse_smpl_entry(path, item, entry)
         return SMPL_NONFINITE if parsed is None else parsed
 
+    def load_files(self, paths: dict[str, Path], focal_key: str, princpt_key: str) -> ParsedFiles:
+        """Parse the camera, joint_3d and (with ``use_smpl``, when present) SMPL jsons of ``paths``."""
+        smpl_tree = None
+        if self.use_smpl:
+            if paths["smpl"].is_file():
+                smpl_tree = load_json_object(paths["smpl"])
+            else:
+                logger.warning("%s: no SMPL fits at %s; its samples keep smpl=None", self.name, paths["smpl"])
+        return ParsedFiles(paths, load_json_object(paths["camera"]), load_json_object(paths["joint_3d"]),
+                           smpl_tree, focal_key, princpt_key)
 
-def annotation_box(path: Path, ann: Any, images: Mapping[Any, dict[str, Any]]) -> tuple[str, dict[str, Any], np.ndarray]:
+    def add_annotation(self, files: ParsedFiles, sample_id: str, img: dict[str, Any], bbox: np.ndarray,
+                       camera_keys: tuple[int, ...], frame_keys: tuple[int, ...],
+                       sample_key: tuple[int, ...], image_path: Path, records: list[PersonRecord],
+                       skipped: dict[str, str]) -> None:
+        """Build one sample (``make_record``) and file it in ``records`` or ``skipped``.
+
+        Args:
+            camera_keys: nesting of the camera json (H36M ``(cam,)``, MPI-INF ``(subject, seq, cam)``).
+            frame_keys: nesting of the joint_3d / SMPL jsons (H36M ``(action, subaction, frame)``,
+                MPI-INF ``(subject, seq, frame)``).
+            sample_key: stored in ``frame_keys[sample_id]`` when the sample is kept.
+
+        Raises:
+            ValueError: a repeated annotation id, a camera missing from the camera json, malformed
+                camera / joints / SMPL entries (names file, sample id and field).
+        """
+        item = f"sample_id {sample_id}"
+        if sample_id in skipped or sample_id in self.frame_keys:
+            raise field_error(files.paths["data"], item, "id",
+                              "appears twice (annotation ids must be unique)")
+        if camera_keys not in files.cameras:
+            files.cameras[camera_keys] = camera_entry(files.paths["camera"], files.cameras_raw, camera_keys,
+                                                      item, files.focal_key, files.princpt_key)
+        joints_world = joints_entry(files.paths["joint_3d"], files.joints, frame_keys, item)
+        smpl = self.smpl_lookup(files.smpl, frame_keys, files.paths["smpl"], item)
+        result = self.make_record(sample_id, image_path, (img["height"], img["width"]), bbox, joints_world,
+                                  files.cameras[camera_keys], smpl)
+        if isinstance(result, str):
+            skipped[sample_id] = result
+        else:
+            records.append(result)
+            self.frame_keys[sample_id] = sample_key
+
+
+def annotation_box(path: Path, ann: Any,
+                   images: Mapping[Any, dict[str, Any]]) -> tuple[str, dict[str, Any], np.ndarray]:
     """``(sample_id, image fields, bbox (4,))`` of one annotation; ValueError naming file, id and field."""
     if not isinstance(ann, dict) or "id" not in ann:
         raise ValueError(f"{path}: an annotation has no 'id' field: {str(ann)[:80]}")
@@ -459,18 +556,22 @@ class Human36M(WorldFrameMocapDataset):
     native_convention = "h36m17"
 
     def __init__(self, root: str | Path, split: str = "train", subjects: list[int] | None = None,
-                 frame_stride: int | None = None, use_smpl: bool = True, input_hw: tuple[int, int] = (256, 192),
-                 convention: str | None = None, augment: AugmentConfig | None = None, bbox_scale: float = 1.25,
-                 seed: int = 0, body_model_type: str = "free", body_model_path: str | None = None) -> None:
+                 frame_stride: int | None = None, use_smpl: bool = True,
+                 input_hw: tuple[int, int] = (256, 192), convention: str | None = None,
+                 augment: AugmentConfig | None = None, bbox_scale: float = 1.25, seed: int = 0,
+                 body_model_type: str = "free", body_model_path: str | None = None) -> None:
         if split not in H36M_SPLIT_SUBJECTS:
-            raise ValueError(f"h36m: split (config key `data.split`) must be 'train' or 'test', got {split!r}")
-        super().__init__(use_smpl, input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path)
+            raise ValueError(f"h36m: split (config key `data.split`) must be 'train' or 'test', "
+                             f"got {split!r}")
+        super().__init__(use_smpl, input_hw, convention, augment, bbox_scale, seed, body_model_type,
+                         body_model_path)
         self.split = split
         self.subjects = tuple(int(s) for s in (H36M_SPLIT_SUBJECTS[split] if subjects is None else subjects))
         self.frame_stride = check_frame_stride("h36m", frame_stride, H36M_SPLIT_FRAME_STRIDE[split])
         self.camera_filter = H36M_TEST_CAMERA if split == "test" else None
         self.root = resolve_dir(Path(root).expanduser(), "Human3.6M root folder",
-                                "Set the config key `data.root` to the Human36M folder (with annotations/, images/).")
+                                "Set the config key `data.root` to the Human36M folder "
+                                "(with annotations/, images/).")
         self.ann_dir = resolve_dir(self.root / "annotations", "Human3.6M annotation folder",
                                    "Set the config key `data.root` to the folder that contains annotations/.")
         self.image_dir = resolve_dir(self.root / "images", "Human3.6M image folder",
@@ -479,7 +580,7 @@ class Human36M(WorldFrameMocapDataset):
         skipped: dict[str, str] = {}
         for subject in self.subjects:
             self._load_subject(subject, records, skipped)
-        self._set_records(records, skipped)
+        self.finish_loading(records, skipped)
 
     def _subject_files(self, subject: int) -> dict[str, Path]:
         files = h36m_files(self.ann_dir, subject)
@@ -491,40 +592,22 @@ class Human36M(WorldFrameMocapDataset):
 
     def _load_subject(self, subject: int, records: list[PersonRecord], skipped: dict[str, str]) -> None:
         """Parse one subject's four files and append its kept records / skip reasons."""
-        files = self._subject_files(subject)
-        images, annotations = load_coco_lists(files["data"])
-        image_index = index_images(files["data"], images, H36M_IMAGE_FIELDS)
-        cameras_raw = load_json_object(files["camera"])
-        joints = load_json_object(files["joint_3d"])
-        smpl_tree = None
-        if self.use_smpl:
-            if files["smpl"].is_file():
-                smpl_tree = load_json_object(files["smpl"])
-            else:
-                logger.warning("h36m: no SMPL fits for subject %d (%s); samples keep smpl=None", subject, files["smpl"])
-        cameras: dict[int, WorldCamera] = {}
+        files = self.load_files(self._subject_files(subject), "f", "c")
+        data_path = files.paths["data"]
+        images, annotations = load_coco_lists(data_path)
+        image_index = index_images(data_path, images, H36M_IMAGE_FIELDS)
         for ann in annotations:
-            sample_id, img, bbox = annotation_box(files["data"], ann, image_index)
-            item = f"sample_id {sample_id}"
-            if int(img["subject"]) != subject:
-                raise field_error(files["data"], item, "subject", f"is {img['subject']} in the file of subject {subject}")
-            frame, cam = int(img["frame_idx"]), int(img["cam_idx"])
+            sample_id, img, bbox = annotation_box(data_path, ann, image_index)
+            if img["subject"] != subject:
+                raise field_error(data_path, f"sample_id {sample_id}", "subject",
+                                  f"is {img['subject']} in the file of subject {subject}")
+            frame, cam = img["frame_idx"], img["cam_idx"]
             if frame % self.frame_stride or (self.camera_filter is not None and cam != self.camera_filter):
                 continue
-            if sample_id in skipped or sample_id in self.frame_keys:
-                raise field_error(files["data"], item, "id", "appears twice (annotation ids must be unique over subjects)")
-            if cam not in cameras:
-                cameras[cam] = camera_entry(files["camera"], cameras_raw, (cam,), item, "f", "c")
-            keys = (img["action_idx"], img["subaction_idx"], frame)
-            joints_world = joints_entry(files["joint_3d"], joints, keys, item)
-            smpl = self.smpl_lookup(smpl_tree, keys, files["smpl"], item)
-            result = self.make_record(sample_id, (self.image_dir / img["file_name"]).absolute(),
-                                      (int(img["height"]), int(img["width"])), bbox, joints_world, cameras[cam], smpl)
-            if isinstance(result, str):
-                skipped[sample_id] = result
-            else:
-                records.append(result)
-                self.frame_keys[sample_id] = (subject, int(img["action_idx"]), int(img["subaction_idx"]), frame, cam)
+            action, subaction = img["action_idx"], img["subaction_idx"]
+            self.add_annotation(files, sample_id, img, bbox, (cam,), (action, subaction, frame),
+                                (subject, action, subaction, frame, cam),
+                                (self.image_dir / img["file_name"]).absolute(), records, skipped)
 
 
 __all__ = [

@@ -19,28 +19,20 @@ subject or camera filter. The world -> camera handling is that of Human3.6M
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from annot.data.augment import AugmentConfig
 from annot.data.h36m import (
-    WorldCamera,
     WorldFrameMocapDataset,
     annotation_box,
-    camera_entry,
     check_frame_stride,
-    field_error,
     index_images,
-    joints_entry,
     load_coco_lists,
-    load_json_object,
     resolve_dir,
     resolve_file,
 )
 from annot.data.person import PersonRecord
 from annot.data.registry import register
-
-logger = logging.getLogger(__name__)
 
 MPI_INF_FRAME_STRIDE = 3
 MPI_INF_FILES = {"data": "MPI-INF-3DHP_1k.json", "camera": "MPI-INF-3DHP_camera_1k.json",
@@ -86,21 +78,26 @@ class MPIINF3DHP(WorldFrameMocapDataset):
     native_convention = "mpi_inf_3dhp17"
 
     def __init__(self, root: str | Path, split: str = "train", subjects: list[int] | None = None,
-                 frame_stride: int | None = None, use_smpl: bool = True, input_hw: tuple[int, int] = (256, 192),
-                 convention: str | None = None, augment: AugmentConfig | None = None, bbox_scale: float = 1.25,
-                 seed: int = 0, body_model_type: str = "free", body_model_path: str | None = None) -> None:
+                 frame_stride: int | None = None, use_smpl: bool = True,
+                 input_hw: tuple[int, int] = (256, 192), convention: str | None = None,
+                 augment: AugmentConfig | None = None, bbox_scale: float = 1.25, seed: int = 0,
+                 body_model_type: str = "free", body_model_path: str | None = None) -> None:
         if split != "train":
-            raise ValueError(f"mpi_inf_3dhp: only split 'train' exists (config key `data.split`), got {split!r}")
-        super().__init__(use_smpl, input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path)
+            raise ValueError(f"mpi_inf_3dhp: only split 'train' exists (config key `data.split`), "
+                             f"got {split!r}")
+        super().__init__(use_smpl, input_hw, convention, augment, bbox_scale, seed, body_model_type,
+                         body_model_path)
         self.split = split
         self.subjects = None if subjects is None else tuple(int(s) for s in subjects)
         self.frame_stride = check_frame_stride("mpi_inf_3dhp", frame_stride, MPI_INF_FRAME_STRIDE)
         self.root = resolve_dir(Path(root).expanduser(), "MPI-INF-3DHP root folder",
-                                "Set the config key `data.root` to the MPI_INF_3DHP folder (which holds data/).")
+                                "Set the config key `data.root` to the MPI_INF_3DHP folder "
+                                "(which holds data/).")
         self.ann_dir = resolve_dir(self.root / "data", "MPI-INF-3DHP annotation folder",
                                    "Set the config key `data.root` to the folder that contains data/.")
         self.image_dir = resolve_dir(self.ann_dir / "images_1k", "MPI-INF-3DHP image folder",
-                                     "Set the config key `data.root` to the folder whose data/ holds images_1k/.")
+                                     "Set the config key `data.root` to the folder whose data/ holds "
+                                     "images_1k/.")
         self.files = {key: self.ann_dir / name for key, name in MPI_INF_FILES.items()}
         for key in ("data", "camera", "joint_3d"):
             resolve_file(self.files[key], f"MPI-INF-3DHP {key} json",
@@ -108,45 +105,21 @@ class MPIINF3DHP(WorldFrameMocapDataset):
         records: list[PersonRecord] = []
         skipped: dict[str, str] = {}
         self._load(records, skipped)
-        self._set_records(records, skipped)
+        self.finish_loading(records, skipped)
 
     def _load(self, records: list[PersonRecord], skipped: dict[str, str]) -> None:
         """Parse the four files and fill ``records`` / ``skipped`` (annotation order)."""
-        files = self.files
-        images, annotations = load_coco_lists(files["data"])
-        image_index = index_images(files["data"], images, MPI_INF_IMAGE_FIELDS)
-        cameras_raw = load_json_object(files["camera"])
-        joints = load_json_object(files["joint_3d"])
-        smpl_tree = None
-        if self.use_smpl:
-            if files["smpl"].is_file():
-                smpl_tree = load_json_object(files["smpl"])
-            else:
-                logger.warning("mpi_inf_3dhp: no SMPL fits (%s); samples keep smpl=None", files["smpl"])
-        cameras: dict[tuple[int, int, int], WorldCamera] = {}
+        files = self.load_files(self.files, "focal", "princpt")
+        images, annotations = load_coco_lists(self.files["data"])
+        image_index = index_images(self.files["data"], images, MPI_INF_IMAGE_FIELDS)
         for ann in annotations:
-            sample_id, img, bbox = annotation_box(files["data"], ann, image_index)
-            item = f"sample_id {sample_id}"
-            subject, seq = int(img["subject_idx"]), int(img["seq_idx"])
-            frame, cam = int(img["frame_idx"]), int(img["cam_idx"])
+            sample_id, img, bbox = annotation_box(self.files["data"], ann, image_index)
+            subject, seq, frame, cam = img["subject_idx"], img["seq_idx"], img["frame_idx"], img["cam_idx"]
             if frame % self.frame_stride or (self.subjects is not None and subject not in self.subjects):
                 continue
-            if sample_id in skipped or sample_id in self.frame_keys:
-                raise field_error(files["data"], item, "id", "appears twice")
-            if (subject, seq, cam) not in cameras:
-                cameras[subject, seq, cam] = camera_entry(files["camera"], cameras_raw, (subject, seq, cam), item,
-                                                          "focal", "princpt")
-            keys = (subject, seq, frame)
-            joints_world = joints_entry(files["joint_3d"], joints, keys, item)
-            smpl = self.smpl_lookup(smpl_tree, keys, files["smpl"], item)
             image_path = mpi_inf_image_path(self.image_dir, subject, seq, img["file_name"]).absolute()
-            result = self.make_record(sample_id, image_path, (int(img["height"]), int(img["width"])), bbox,
-                                      joints_world, cameras[subject, seq, cam], smpl)
-            if isinstance(result, str):
-                skipped[sample_id] = result
-            else:
-                records.append(result)
-                self.frame_keys[sample_id] = (subject, seq, frame, cam)
+            self.add_annotation(files, sample_id, img, bbox, (subject, seq, cam), (subject, seq, frame),
+                                (subject, seq, frame, cam), image_path, records, skipped)
 
 
 __all__ = ["MPIINF3DHP", "MPI_INF_FILES", "MPI_INF_FRAME_STRIDE", "mpi_inf_image_path"]

@@ -41,8 +41,8 @@ def load_smpl_file(root_path: Path, smpl_file: str | Path, dataset: str) -> dict
     return {str(aid): entry for aid, entry in load_json_object(path).items()}
 
 
-def _section_field(raw: Any, group: str, name: str, size: int) -> np.ndarray | None:
-    section = raw.get(group) if isinstance(raw, dict) else None
+def _floats_of(section: Any, name: str, size: int) -> np.ndarray | None:
+    """``section[name]`` as ``size`` finite floats, or None (missing section / field, bad values)."""
     return float_array(section.get(name) if isinstance(section, dict) else None, (size,))
 
 
@@ -54,14 +54,14 @@ def parse_smpl_param(section: Any, gender: str = "neutral") -> SmplParams | str:
     ``trans`` -> ``transl_m`` (3,) metres. Returns the skip reason ``"invalid smpl_param.<field>"``
     naming the first missing / non-finite / mis-sized field instead.
     """
-    wrapped = {"smpl_param": section}
-    pose, trans = _section_field(wrapped, "smpl_param", "pose", 72), _section_field(wrapped, "smpl_param", "trans", 3)
+    pose = _floats_of(section, "pose", 72)
     if pose is None:
         return invalid("smpl_param.pose")
-    shape = section.get("shape") if isinstance(section, dict) else None
+    shape = section.get("shape")
     betas = float_array(shape, (len(shape),)) if isinstance(shape, list) and len(shape) >= NUM_BETAS else None
     if betas is None:
         return invalid("smpl_param.shape")
+    trans = _floats_of(section, "trans", 3)
     if trans is None:
         return invalid("smpl_param.trans")
     return SmplParams(pose.reshape(24, 3), betas[:NUM_BETAS], trans, gender)
@@ -80,7 +80,8 @@ def parse_smpl_entry(raw: Any) -> tuple[SmplParams, np.ndarray, np.ndarray] | st
     smpl = parse_smpl_param(raw.get("smpl_param") if isinstance(raw, dict) else None)
     if isinstance(smpl, str):
         return smpl
-    focal, princpt = _section_field(raw, "cam_param", "focal", 2), _section_field(raw, "cam_param", "princpt", 2)
+    cam = raw.get("cam_param")
+    focal, princpt = _floats_of(cam, "focal", 2), _floats_of(cam, "princpt", 2)
     if focal is None or not np.all(focal > 0):
         return invalid("cam_param.focal")
     if princpt is None:

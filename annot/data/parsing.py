@@ -195,7 +195,9 @@ def check_image_size(img: np.ndarray, record: Any, ann_path: Path) -> np.ndarray
     return img
 
 
-def collect(annotations: list[dict[str, Any]], parse: Callable[[dict[str, Any]], Any]) -> tuple[list, dict[str, str]]:
+def collect(
+    annotations: list[dict[str, Any]], parse: Callable[[dict[str, Any]], Any]
+) -> tuple[list, dict[str, str]]:
     """Run ``parse(ann)`` on each annotation: a returned ``str`` is a skip reason, anything else a record.
 
     Returns:
@@ -214,7 +216,8 @@ def collect(annotations: list[dict[str, Any]], parse: Callable[[dict[str, Any]],
 
 __all__ = [
     "SKIP_BOX_OUTSIDE", "SKIP_DEGENERATE_BOX", "SKIP_ISCROWD", "SKIP_MISSING_IMAGE", "SKIP_NO_JOINT_INSIDE",
-    "SKIP_NO_KEYPOINTS", "SKIP_UNREADABLE_IMAGE", "box_outside", "check_image_size", "coco_index", "collect", "field_error",
+    "SKIP_NO_KEYPOINTS", "SKIP_UNREADABLE_IMAGE", "box_outside", "check_image_size", "coco_index", "collect",
+    "field_error",
     "float_array", "image_of", "image_problem", "image_size", "invalid", "load_coco_json",
     "load_json_object", "resolve_dir", "resolve_file", "resolve_root",
 ]

@@ -132,12 +132,23 @@ class PersonCropDataset(Dataset):
         self._root_joint_models: dict[str, Any] = {}
         self.records: list[PersonRecord] = []
         self.skipped: dict[str, str] = {}
+        self.pseudo_gt: dict[str, SmplParams] = {}
         self.cache: Any = None  # an annot.data.cache.PersonCache, see attach_cache
 
     # ----------------------------------------------------------------- bookkeeping
     def _set_records(self, records: list[PersonRecord], skipped: dict[str, str]) -> None:
         self.records, self.skipped = records, skipped
         logging.getLogger(type(self).__module__).info(self.summary())
+
+    def attach_pseudo_gt(self, params: dict[str, SmplParams]) -> int:
+        """Use pseudo-GT fits theta* (original camera frame, keyed by sample id) as the samples' SMPL
+        targets, in place of any fit the loader read (Algorithm 1 stage (b); two-stage NeuralAnnot).
+
+        Returns:
+            The number of records that got a pseudo-GT.
+        """
+        self.pseudo_gt = dict(params)
+        return sum(r.sample_id in self.pseudo_gt for r in self.records)
 
     def summary(self) -> str:
         """One line: ``"<name>: loaded N, skipped M: <reason>: k, ..."``."""
@@ -248,10 +259,10 @@ class PersonCropDataset(Dataset):
         return {"joints_cam_m": _f32(rel), "joints_cam_mask": _f32(mask), "root_cam_m": _f32(root)}
 
     def _smpl_targets(self, record: PersonRecord, frame_map: np.ndarray) -> dict[str, Any]:
-        if record.smpl is None:
+        smpl = self.pseudo_gt.get(record.sample_id, record.smpl)
+        if smpl is None:
             return {"smpl_pose_rotvec": torch.zeros(24, 3), "smpl_betas": torch.zeros(10),
                     "smpl_transl_m": torch.zeros(3), "smpl_valid": torch.tensor(0.0), "smpl_gender": "neutral"}
-        smpl = record.smpl
         pose, transl = smpl.pose_rotvec, smpl.transl_m
         if not np.allclose(frame_map, np.eye(3)):
             pose, transl = transform_smpl(pose, transl, self.root_joint(smpl.betas, smpl.gender), frame_map)

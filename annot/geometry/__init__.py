@@ -6,7 +6,9 @@ Public API::
                rot6d_to_rotvec, rotvec_to_rot6d
     cameras:   VIRTUAL_FOCAL_PX, CAMERA_3D_SIZE_M, DEPTH_EPS_M, perspective_project, crop_camera,
                camera_depth_constant, camera_depth_from_sigmoid, crop_to_original_camera,
-               original_to_crop_camera, weak_perspective_project, weak_perspective_to_translation
+               original_to_crop_camera, weak_perspective_project, weak_perspective_to_translation,
+               CAMERA_MODELS, project_camera_model (the annotator's perspective / weak / D2S cameras)
+    procrustes: similarity_transform, apply_similarity, similarity_align
 
 This room imports nothing else from ``annot``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from annot.geometry.cameras import (
     CAMERA_3D_SIZE_M,
+    CAMERA_MODELS,
     DEPTH_EPS_M,
     VIRTUAL_FOCAL_PX,
     camera_depth_constant,
@@ -23,9 +26,11 @@ from annot.geometry.cameras import (
     crop_to_original_camera,
     original_to_crop_camera,
     perspective_project,
+    project_camera_model,
     weak_perspective_project,
     weak_perspective_to_translation,
 )
+from annot.geometry.procrustes import apply_similarity, similarity_align, similarity_transform
 from annot.geometry.rotations import (
     rot6d_to_rotmat,
     rot6d_to_rotvec,
@@ -37,6 +42,11 @@ from annot.geometry.rotations import (
 
 __all__ = [
     "CAMERA_3D_SIZE_M",
+    "CAMERA_MODELS",
+    "apply_similarity",
+    "project_camera_model",
+    "similarity_align",
+    "similarity_transform",
     "DEPTH_EPS_M",
     "VIRTUAL_FOCAL_PX",
     "camera_depth_constant",

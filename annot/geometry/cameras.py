@@ -245,3 +245,66 @@ def weak_perspective_to_translation(
     if isinstance(trans_xy, torch.Tensor):
         return torch.cat([trans_xy, tz[..., None]], dim=-1)
     return np.concatenate([trans_xy, np.asarray(tz)[..., None]], axis=-1)
+
+
+# --------------------------------------------------------------------------- annotator camera models
+CAMERA_MODELS = ("perspective", "weak_perspective", "d2s")
+
+
+def project_camera_model(joints_rel_m: torch.Tensor, cam_raw: torch.Tensor, camera_model: str,
+                         input_hw: tuple[int, int], focal_px: float = VIRTUAL_FOCAL_PX,
+                         camera_3d_size_m: float = CAMERA_3D_SIZE_M) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Project root-relative joints with one of the annotator's camera models, to crop pixels.
+
+    Args:
+        joints_rel_m: (B, J, 3) joints relative to the model root, camera axes (x right, y down, z
+            forward), metres.
+        cam_raw: (B, C) raw camera output of the network: perspective (t_x, t_y, depth logit); weak
+            perspective (scale logit, t_x, t_y); D2S (scale logit, t_x, t_y, depth logit).
+        camera_model: ``"perspective"`` (Pose2Pose virtual focal, reference-spec B.2.5),
+            ``"weak_perspective"`` (HMR/SPIN: ``u = s (X + t)`` in crop coordinates normalised by
+            half the crop width, isotropically) or
+            ``"d2s"`` (Synthetic-training paper: weak perspective with a per-joint scale
+            ``s_i = s d / (d + z_i)``, ``d`` predicted with the camera).
+        input_hw: crop (H, W) in pixels.
+        focal_px: virtual focal length of the perspective model.
+        camera_3d_size_m: Pose2Pose depth range constant.
+
+    Returns:
+        ``(kp2d_px (B, J, 2), focal_eff_px (B, 2), transl_m (B, 3))``: crop-pixel projections, and the
+        equivalent pinhole camera (focal in crop pixels, principal point at the crop centre) with the
+        translation of the root, so that ``perspective_project(joints_rel + transl, focal_eff, centre)``
+        reproduces the projection (exactly for perspective and D2S; for weak perspective the depth is
+        set from a virtual focal length, as SPIN does).
+
+    Raises:
+        ValueError: unknown ``camera_model`` or a ``cam_raw`` of the wrong width.
+    """
+    height, width = input_hw
+    batch = joints_rel_m.shape[0]
+    half = joints_rel_m.new_tensor([width / 2.0, height / 2.0])
+    widths = {"perspective": 3, "weak_perspective": 3, "d2s": 4}
+    if camera_model not in widths:
+        raise ValueError(f"unknown camera model {camera_model!r}; choose one of {CAMERA_MODELS}")
+    if cam_raw.shape[-1] != widths[camera_model]:
+        raise ValueError(f"camera model {camera_model!r} needs {widths[camera_model]} raw values, got {cam_raw.shape[-1]}")
+    if camera_model == "perspective":
+        focal = joints_rel_m.new_tensor([focal_px, focal_px]).expand(batch, 2)
+        depth = camera_depth_from_sigmoid(cam_raw[:, 2], focal, input_hw, camera_3d_size_m)
+        transl = torch.cat([cam_raw[:, :2], depth[:, None]], dim=1)
+        return perspective_project(joints_rel_m + transl[:, None], focal, half.expand(batch, 2)), focal, transl
+    # weak perspective family: scale (normalised units per metre) through softplus to stay positive
+    scale = torch.nn.functional.softplus(cam_raw[:, 0]) + 1e-3
+    trans_xy = cam_raw[:, 1:3]
+    if camera_model == "weak_perspective":
+        norm = scale[:, None, None] * (joints_rel_m[..., :2] + trans_xy[:, None])
+        depth = focal_px / (half[0] * scale)            # SPIN: t_z = 2 f / (W s)
+        focal = joints_rel_m.new_tensor([focal_px, focal_px]).expand(batch, 2)
+        return norm * half[0] + half, focal, torch.cat([trans_xy, depth[:, None]], dim=1)
+    else:
+        depth = camera_depth_from_sigmoid(cam_raw[:, 3], joints_rel_m.new_tensor([focal_px, focal_px]).expand(batch, 2),
+                                          input_hw, camera_3d_size_m)
+        per_joint = depth[:, None] / (depth[:, None] + joints_rel_m[..., 2]).clamp(min=DEPTH_EPS_M)
+        norm = (scale[:, None] * per_joint)[..., None] * (joints_rel_m[..., :2] + trans_xy[:, None])
+        focal = (scale * depth * half[0])[:, None].expand(batch, 2)   # f = s d W/2: a pinhole camera
+    return norm * half[0] + half, focal, torch.cat([trans_xy, depth[:, None]], dim=1)

@@ -18,6 +18,12 @@ Conventions (``name``: source):
 - ``mpii16``: MPII 16 joints (spec A.4). Root Pelvis (index 6).
 - ``openpose18``: the OpenPose-18 order of the 3DPW ``openpose_result`` field (spec A.5). The spec lists
   no flip pairs for it; ours pair each ``L_*`` with its ``R_*`` name [inferred from the names].
+- ``pose2pose33``: the Pose2Pose supervision set (Hand4Whole ``Pose2Pose`` branch
+  ``common/utils/human_models.py``, spec A.7): SMPL body joints, hand MCPs (``*_Index_1`` ..
+  ``*_Pinky_1``), face and feet. Root Pelvis (index 0). Flip pairs as the spec lists them.
+- ``pose2pose25``: the Pose2Pose PositionNet set (spec A.7), the subset of ``pose2pose33`` without the
+  hand MCPs, in its own order (``reduce_joint_set``). Root Pelvis (index 0). Flip pairs are the
+  ``L_*``/``R_*`` pairs of its names (the spec gives the 33-set pairs; these follow from the names).
 """
 
 from __future__ import annotations
@@ -176,6 +182,32 @@ _CONVENTION_LIST: tuple[KeypointConvention, ...] = (
         ),  # fmt: skip
         flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
         root=None,
+    ),
+    KeypointConvention(
+        name="pose2pose33",
+        joint_names=(
+            "Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Neck", "L_Shoulder",
+            "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Index_1", "L_Middle_1", "L_Ring_1",
+            "L_Pinky_1", "R_Index_1", "R_Middle_1", "R_Ring_1", "R_Pinky_1", "Nose", "L_Eye", "R_Eye",
+            "L_Ear", "R_Ear", "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel",
+        ),  # fmt: skip
+        flip_pairs=(
+            (1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 18), (15, 19), (16, 20), (17, 21),
+            (23, 24), (25, 26), (27, 30), (28, 31), (29, 32),
+        ),  # fmt: skip
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="pose2pose25",
+        joint_names=(
+            "Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Neck", "L_Shoulder",
+            "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Big_toe", "L_Small_toe", "L_Heel",
+            "R_Big_toe", "R_Small_toe", "R_Heel", "L_Ear", "R_Ear", "L_Eye", "R_Eye", "Nose",
+        ),  # fmt: skip
+        flip_pairs=(
+            (1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 17), (15, 18), (16, 19), (20, 21), (22, 23),
+        ),  # fmt: skip
+        root="Pelvis",
     ),
 )
 

@@ -9,7 +9,13 @@ This room imports only ``annot.geometry``.
 """
 from __future__ import annotations
 
-from annot.priors.train import NPZ_POSE_KEYS, VPoserPriorModule, geodesic_deg, load_body_poses_npz, train_prior
+from annot.priors.train import (
+    NPZ_POSE_KEYS,
+    VPoserPriorModule,
+    geodesic_deg,
+    load_body_poses_npz,
+    train_prior,
+)
 from annot.priors.vposer import VPOSER_URL, VPoser, VPoserLoadReport, load_vposer
 
 __all__ = [

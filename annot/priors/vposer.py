@@ -115,7 +115,8 @@ class VPoser(nn.Module):
 
     def __init__(self, num_neurons: int = 512, latent_dim: int = 32, num_joints: int = 21) -> None:
         super().__init__()
-        self.num_neurons, self.latent_dim, self.num_joints = int(num_neurons), int(latent_dim), int(num_joints)
+        self.num_neurons, self.latent_dim = int(num_neurons), int(latent_dim)
+        self.num_joints = int(num_joints)
         n_in, n_hid = 3 * self.num_joints, self.num_neurons
         self.encoder_net = nn.Sequential(
             BatchFlatten(),
@@ -150,7 +151,8 @@ class VPoser(nn.Module):
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Latent ``(B, D)`` -> body pose; see the class docstring. Raises ValueError on a wrong shape."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"VPoser.decode: expected z of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+            raise ValueError(f"VPoser.decode: expected z of shape (B, {self.latent_dim}), "
+                             f"got {tuple(z.shape)}")
         rotmat = self.decoder_net(z)  # (B, J, 3, 3)
         return {"pose_body": rotmat_to_rotvec(rotmat),
                 "pose_body_matrot": rotmat.reshape(z.shape[0], self.num_joints, 9)}

@@ -1,0 +1,91 @@
+"""What every estimator g shares: the body model, the output contract, and evaluation.
+
+An estimator is a LightningModule whose ``forward(img)`` returns (B = batch):
+
+- ``pose_rotvec`` (B, 24, 3) SMPL axis-angle (radians), row 0 = global orientation in the crop camera;
+- ``betas`` (B, 10);
+- ``cam_trans_m`` (B, 3) translation of the mesh in the crop camera (virtual focal length, metres);
+- ``vertices_cam_m`` (B, V, 3) the posed mesh + ``cam_trans_m`` (crop camera frame, metres).
+
+Subclasses (``estimators.pose2pose``, ``estimators.hmr``) implement ``forward``, ``training_step`` and
+``configure_optimizers``. The base evaluates every validation set with the mks0601 protocol
+(reference-spec D.1): H36M-17 joints regressed from the mesh, root-aligned on the regressed pelvis,
+14 evaluation joints; logged as ``val/<set>/{mpjpe,pa_mpjpe}_mm`` (+ ``mpvpe_mm`` where GT meshes exist).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from annot.body_models import BodyModel
+from annot.keypoints import H36M_EVAL_JOINTS
+
+EVAL_CONVENTION = "h36m17"
+
+
+class EstimatorModule(pl.LightningModule):
+    """Base of the estimators: body model + evaluation on named validation sets.
+
+    Args:
+        body_model_type, body_model_gender, body_model_path: the SMPL-format model (``annot.config``).
+        val_set_names: names of the validation dataloaders, in order (``val/<name>/...`` keys).
+        config: the resolved run config, stored in the checkpoint so that it describes itself.
+    """
+
+    def __init__(self, body_model_type: str = "free", body_model_gender: str = "neutral",
+                 body_model_path: str | None = None, val_set_names: tuple[str, ...] = (),
+                 config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.body_model = BodyModel.from_config(model_type=body_model_type, gender=body_model_gender,
+                                                path=body_model_path)
+        self.val_set_names = tuple(val_set_names)
+        self.val_metrics = nn.ModuleDict({name: _metric_collection() for name in self.val_set_names})
+
+    def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- evaluation
+    def _gt_eval_joints(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """GT H36M-17 joints (B, 17, 3) metres and GT vertices (B, V, 3) or None.
+
+        With GT SMPL (``smpl_valid``, e.g. 3DPW) the GT mesh is built with the body model and its
+        joints regressed like the prediction's; otherwise the dataset's 3D joints (``joints_cam_m`` in
+        the ``h36m17`` convention) are used.
+        """
+        if bool(batch["smpl_valid"].bool().all()):
+            pose = batch["smpl_pose_rotvec"].reshape(-1, 72)
+            out = self.body_model(pose[:, :3], pose[:, 3:], batch["smpl_betas"], batch["smpl_transl_m"])
+            joints, _ = self.body_model.regress(out.vertices_m, EVAL_CONVENTION)
+            return joints, out.vertices_m
+        return batch["joints_cam_m"], None
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self.val_set_names[dataloader_idx]
+        pred = self(batch["img"])
+        pred_joints, _ = self.body_model.regress(pred["vertices_cam_m"], EVAL_CONVENTION)
+        gt_joints, gt_vertices = self._gt_eval_joints(batch)
+        metrics = self.val_metrics[name]
+        metrics["mpjpe_mm"].update(pred_joints, gt_joints)
+        metrics["pa_mpjpe_mm"].update(pred_joints, gt_joints)
+        if gt_vertices is not None:
+            metrics["mpvpe_mm"].update(pred["vertices_cam_m"], gt_vertices, pred_joints[:, 0], gt_joints[:, 0])
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metrics in self.val_metrics.items():
+            for key, metric in metrics.items():
+                if metric.update_called:
+                    self.log(f"val/{name}/{key}", metric.compute(), sync_dist=False)
+                metric.reset()
+
+
+def _metric_collection() -> nn.ModuleDict:
+    from annot.metrics import MPJPE, MPVPE, PAMPJPE
+
+    return nn.ModuleDict({
+        "mpjpe_mm": MPJPE(root_index=0, eval_joints=H36M_EVAL_JOINTS),
+        "pa_mpjpe_mm": PAMPJPE(root_index=0, eval_joints=H36M_EVAL_JOINTS),
+        "mpvpe_mm": MPVPE(),
+    })
