@@ -10,7 +10,8 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup osmesa annotate-body check-body-models test test-full clean
+POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -33,6 +34,13 @@ osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missin
 
 annotate-body: setup ## train the annotator on the embedded default and write pseudo-GTs (CONFIG=..., ARGS="key=value ...")
 	$(PY) tools/annotate.py --config $(CONFIG) $(ARGS)
+
+fixtures: setup ## write tiny copies of every supported dataset layout to outputs/fixtures/ (posed free body model)
+	$(PY) tools/make_fixtures.py --out outputs/fixtures
+
+train-prior: setup ## train a VPoser-architecture prior on SMPL poses (POSES=file.npz; default: the CMU pseudo-GTs of annotate-body)
+	@test -f $(POSES) || { echo "no poses at $(POSES): run 'make annotate-body' first (its stage (a) writes them) or pass POSES=file.npz"; exit 2; }
+	$(PY) tools/train_prior.py --poses $(POSES) --out outputs/prior $(ARGS)
 
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py

@@ -119,6 +119,7 @@ def _save_poses_npz(path: Path, pred: dict[str, Any]) -> None:
 
     buf = io.BytesIO()
     np.savez(buf, sample_id=np.asarray(pred["sample_id"]), pose_rotvec=pred["pose_rotvec"].numpy(),
+             poses=pred["pose_rotvec"].reshape(len(pred["sample_id"]), -1).numpy(),  # (N, 72) for train_prior
              betas=pred["betas"].numpy(),
              joints3d_err_mm=pred.get("joints3d_err_mm", torch.full((len(pred["sample_id"]),), np.nan)).numpy())
     atomic_write_bytes(path, buf.getvalue())

@@ -1,11 +1,15 @@
-"""End to end: a few training steps on the real COCO samples, then the exported pseudo-GTs are checked
-against the predictions through an independent path (smplx forward + regressor + pinhole projection)."""
+"""End to end: Algorithm 1 with a few steps per stage on the real COCO samples and a few CMU clips.
+
+The exported pseudo-GTs are checked against the predictions through an independent path (body model
+forward + regressor + pinhole projection with the exported camera), and a second invocation must
+skip every finished stage.
+"""
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from annot.body_models import BodyModel
 from annot.config import AnnotateConfig, load_config
@@ -13,19 +17,26 @@ from annot.export import read_pseudo_gt
 from annot.pipeline import run_annotate
 
 REPO = Path(__file__).resolve().parents[1]
-COCO = REPO.parent / "shared" / "data" / "coco_samples"
+SHARED = REPO.parent / "shared" / "data"
+COCO = SHARED / "coco_samples"
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
 pytestmark = [pytest.mark.skipif(not COCO.is_dir(), reason=f"COCO samples not found at {COCO}"),
               pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (run make setup)")]
 
 
+def _config(out: Path):
+    return load_config(AnnotateConfig, REPO / "configs/annotate/body_free.yaml", [
+        f"data.root={COCO}", f"body_model.path={FREE}", f"export.out_dir={out}", "trainer.max_steps=3",
+        "trainer.enable_progress_bar=false", "data.input_hw=[128,96]", "export.eval_every_n_steps=1",
+        f"auxiliary.cmu.args.root={SHARED / 'mocap_cmu'}", "auxiliary.cmu.args.pattern=cmu_01_0*.bvh",
+        "aux_stage.max_steps=3", "aux_stage.hidden_dim=64", "prior.max_epochs=1", "prior.num_neurons=64",
+        "model.hidden_dim=64"])
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("annotate")
-    cfg = load_config(AnnotateConfig, REPO / "configs/annotate/body_free.yaml", [
-        f"data.root={COCO}", f"body_model.path={FREE}", f"export.out_dir={out}", "trainer.max_steps=3",
-        "trainer.enable_progress_bar=false", "data.input_hw=[128,96]", "export.eval_every_n_steps=1"])
-    return out, run_annotate(cfg)
+    return out, run_annotate(_config(out))
 
 
 def test_outputs_and_counts(run):
@@ -38,30 +49,53 @@ def test_outputs_and_counts(run):
     for entry in pgt.values():
         values = entry["smpl_param"]["pose"] + entry["smpl_param"]["shape"] + entry["smpl_param"]["trans"]
         assert np.isfinite(values).all()
+        assert set(entry["quality"]) >= {"kp2d_err_px", "kp2d_loss_norm", "z_norm", "max_abs_beta", "eft_reject"}
+        assert entry["quality"]["z_norm"] ** 2 < 64.0  # inside the prior's typical set (chi2, 32 dof)
     assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == sorted(pgt)
     assert (out / "kp2d_error_curve.png").stat().st_size > 0
     assert len(report["kp2d_err_px_during_training"]) == 3
     assert report["config"]["trainer"]["max_steps"] == 3
 
 
-def test_exported_mesh_reprojects_onto_the_predicted_keypoints(run):
-    """The original-image camera in the export must reproduce what f predicted in its crop."""
+def test_every_stage_has_provenance(run):
     out, report = run
+    assert set(report["stages"]) == {"stage_a_cmu", "prior", "stage_b_round1", "stage_c_round1"}
+    for marker in report["stages"].values():
+        assert len(marker["config_hash"]) == 16 and "torch" in marker["versions"] and marker["outputs"]
+    poses = np.load(out / "stage_a_cmu" / "pseudo_gt.npz")
+    assert poses["pose_rotvec"].shape[1:] == (24, 3) and len(poses["sample_id"]) > 100
+    assert np.isfinite(poses["joints3d_err_mm"]).all()
+
+
+def test_second_invocation_skips_finished_stages(run):
+    out, first = run
+    start = time.perf_counter()
+    again = run_annotate(_config(out))
+    assert time.perf_counter() - start < 30.0
+    for name, marker in again["stages"].items():
+        assert marker["completed_at"] == first["stages"][name]["completed_at"], name
+    assert json.loads((out / "pseudo_gt.json").read_text()).keys() == read_pseudo_gt(out / "pseudo_gt.json").keys()
+
+
+def test_exported_mesh_reprojects_onto_the_predicted_keypoints(run):
+    """The original-image camera in the export must reproduce f's 2D error computed in its crop."""
+    out, _ = run
     body = BodyModel.from_config(model_type="free", path=FREE)
+    anns = {a["id"]: a for a in json.loads((COCO / "test_coco.json").read_text())["annotations"]}
     for aid, entry in read_pseudo_gt(out / "pseudo_gt.json").items():
         kw = entry.smplx_kwargs()
         verts = body(kw["global_orient"], kw["body_pose"], kw["betas"], kw["transl"]).vertices_m
         joints = body.regress(verts, "coco17")[0][0].double().numpy()
         kp = joints[:, :2] / joints[:, 2:] * entry.focal_px + entry.princpt_px
-        assert np.isfinite(kp).all()
-        # the stored 2D error was computed from f's crop prediction mapped to the image; recompute it
-        # from the exported parameters and the GT keypoints of the json
-        gt = _gt_keypoints(int(aid))
-        vis = gt[:, 2] > 0
+        gt = np.asarray(anns[int(aid)]["keypoints"], dtype=float).reshape(17, 3)
+        vis = _visible_in_crop(gt, anns[int(aid)]["bbox"], entry)
         err = np.linalg.norm(kp[vis] - gt[vis, :2], axis=1).mean()
         assert err == pytest.approx(entry.quality["kp2d_err_px"], abs=0.05)
 
 
-def _gt_keypoints(aid: int) -> np.ndarray:
-    anns = json.loads((COCO / "test_coco.json").read_text())["annotations"]
-    return np.asarray(next(a for a in anns if a["id"] == aid)["keypoints"], dtype=float).reshape(17, 3)
+def _visible_in_crop(gt: np.ndarray, bbox, entry) -> np.ndarray:
+    """COCO v > 0 and inside the processed box (the annotator's kp2d_mask), recomputed from the export:
+    the crop spans focal/5000 * (96, 128) pixels around the principal point."""
+    half = entry.focal_px / 5000.0 * np.array([48.0, 64.0])
+    lo, hi = entry.princpt_px - half, entry.princpt_px + half
+    return (gt[:, 2] > 0) & (gt[:, :2] >= lo).all(1) & (gt[:, :2] < hi).all(1)

@@ -8,6 +8,7 @@ Public API::
     person:   PersonCropDataset (base of the image loaders), PersonRecord, SmplParams
     coco:     COCOKeypoints (registered as "coco")
     h36m:     Human36M ("h36m");  mpi_inf_3dhp: MPIINF3DHP ("mpi_inf_3dhp")
+    pw3d:     PW3D ("3dpw");  mupots: MuPoTS ("mupots");  mpii: MPII ("mpii")
     mocap:    BVHMocap / CMUMocap (registered as "cmu_mocap"; 3D joints, no images)
     mixing:   batch_composition, MixedBatchSampler, build_mixed_dataset
     registry: DATASETS, register, build_dataset
@@ -20,6 +21,9 @@ from __future__ import annotations
 from annot.data.coco import COCOKeypoints
 from annot.data.h36m import Human36M
 from annot.data.mpi_inf_3dhp import MPIINF3DHP
+from annot.data.mpii import MPII
+from annot.data.mupots import MuPoTS
+from annot.data.pw3d import PW3D
 from annot.data.mocap import BVHMocap, CMUMocap
 from annot.data.mixing import MixedBatchSampler, batch_composition, build_mixed_dataset
 from annot.data.person import PersonCropDataset, PersonRecord, SmplParams
@@ -41,7 +45,10 @@ __all__ = [
     "CMUMocap",
     "COCOKeypoints",
     "Human36M",
+    "MPII",
     "MPIINF3DHP",
+    "MuPoTS",
+    "PW3D",
     "MixedBatchSampler",
     "PersonCropDataset",
     "PersonRecord",

@@ -36,7 +36,7 @@ from estimators.pose2pose.joints import (
 )
 from estimators.pose2pose.net import Pose2PoseNet
 
-__all__ = ["Pose2PoseModule", "pose2pose_losses", "LOSS_NAMES", "PROJECTION_EPS_M"]
+__all__ = ["Pose2PoseModule", "pose2pose_losses", "camera_trans_from_raw", "LOSS_NAMES", "PROJECTION_EPS_M"]
 
 #: The seven loss terms of spec B.3, in its order.
 LOSS_NAMES = ("joint_img", "smpl_joint_img", "smpl_pose", "smpl_shape", "joint_proj", "joint_cam",
@@ -46,6 +46,22 @@ PROJECTION_EPS_M = 1e-4
 #: Depth clamp when projecting pseudo-GT joints with the dataset camera (masked samples may have
 #: no mesh in front of the camera), metres.
 _TARGET_DEPTH_MIN_M = 1e-3
+
+
+def camera_trans_from_raw(cam_raw: Tensor, input_hw: tuple[int, int] = (256, 192)) -> Tensor:
+    """Pose2Pose ``get_camera_trans`` (spec B.2.5): ``(t_x, t_y, k*sigmoid(raw_z))`` in metres.
+
+    ``k = sqrt(fx*fy*2.5^2/(H*W))`` with the virtual focal 5000 (``k = 56.38`` m for 256x192).
+
+    Args:
+        cam_raw: (B, 3) RotationNet camera output ``(t_x, t_y, depth logit)``; ``t_x, t_y`` are metres.
+        input_hw: crop ``(H, W)`` pixels.
+
+    Returns:
+        (B, 3) SMPL translation in the crop camera, metres.
+    """
+    depth = camera_depth_from_sigmoid(cam_raw[:, 2], (VIRTUAL_FOCAL_PX, VIRTUAL_FOCAL_PX), input_hw, CAMERA_3D_SIZE_M)
+    return torch.cat([cam_raw[:, :2], depth[:, None]], dim=1)
 
 
 def _l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -157,19 +173,8 @@ class Pose2PoseModule(EstimatorModule):
 
     # ------------------------------------------------------------------ forward
     def get_camera_trans(self, cam_raw: Tensor) -> Tensor:
-        """Pose2Pose ``get_camera_trans`` (spec B.2.5): ``(t_x, t_y, k*sigmoid(raw_z))``, metres.
-
-        ``k = sqrt(fx*fy*2.5^2/(H*W))`` with the virtual focal 5000 (56.38 for 256x192).
-
-        Args:
-            cam_raw: (B, 3) RotationNet camera output.
-
-        Returns:
-            (B, 3) SMPL translation in the crop camera, metres.
-        """
-        depth = camera_depth_from_sigmoid(cam_raw[:, 2], (VIRTUAL_FOCAL_PX, VIRTUAL_FOCAL_PX), self.input_hw,
-                                          CAMERA_3D_SIZE_M)
-        return torch.cat([cam_raw[:, :2], depth[:, None]], dim=1)
+        """(B, 3) camera raw output -> (B, 3) translation, metres (:func:`camera_trans_from_raw`)."""
+        return camera_trans_from_raw(cam_raw, self.input_hw)
 
     def project_to_heatmap(self, joints_m: Tensor, cam_trans_m: Tensor) -> Tensor:
         """Pose2Pose ``get_coord`` projection (spec B.2.6) of SMPL-frame joints to heatmap units.
@@ -235,7 +240,8 @@ class Pose2PoseModule(EstimatorModule):
 
     # ------------------------------------------------------------------ targets
     def _to_33(self, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, J, C) values and (B, J) mask in ``data_convention`` -> (B, 33, C), (B, 33) by joint name."""
+        """(B, J, C) values and (B, J) mask in ``data_convention`` -> (B, 33, C), (B, 33) by joint name;
+        masked values are set to 0."""
         src = self.hparams.data_convention
         num = get_convention(src).num_joints
         if values.ndim != 3 or values.shape[1] != num or mask.shape != values.shape[:2]:
@@ -243,7 +249,9 @@ class Pose2PoseModule(EstimatorModule):
                              f"{tuple(mask.shape)}, expected (B, {num}, C) / (B, {num}) for data_convention {src!r}")
         out, has = convert(values, src, SUPERVISION_CONVENTION)
         mask33, _ = convert(mask[..., None].to(values.dtype), src, SUPERVISION_CONVENTION)
-        return out, mask33[..., 0] * has.to(values.dtype)
+        mask33 = mask33[..., 0] * has.to(values.dtype)
+        # values under a zero mask are meaningless (Sample contract), possibly non-finite: zero them
+        return torch.where(mask33[..., None] > 0, out, torch.zeros_like(out)), mask33
 
     def _dataset_targets(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Dataset 2D (+3D) targets: ``joint_img``, ``joint_trunc``, ``joint_depth_valid``, ``joint_cam``,
