@@ -125,7 +125,7 @@ def _raw_and_cached(ds: PersonCropDataset, out_dir: Path, epochs: int = 1, **bui
 @pytest.mark.parametrize("aug", [None, FULL_AUG])
 def test_synthetic_cached_equals_raw(synthetic, tmp_path, aug):
     ds = synthetic(augment=aug)
-    raw, cached, cache, records = _raw_and_cached(ds, tmp_path / "cache", epochs=3 if aug else 1, shard_size=3)
+    raw, cached, cache, records = _raw_and_cached(ds, tmp_path / "cache", epochs=2 if aug else 1, shard_size=3)
     outside_seen, flips, rots = 0, 0, 0
     for r, c, rec in zip(raw, cached, records):
         _assert_targets_equal(r, c)
@@ -164,7 +164,7 @@ def test_coco_augmented_close(tmp_path):
     """Real textures under scale/rotation: both paths alias differently (no antialiasing in warpAffine),
     so compare the mean (measured 0.7-5 grey levels) rather than the max."""
     ds = _coco(augment=FULL_AUG)
-    raw, cached, cache, records = _raw_and_cached(ds, tmp_path / "cache", epochs=2)
+    raw, cached, cache, records = _raw_and_cached(ds, tmp_path / "cache")
     for r, c, rec in zip(raw, cached, records):
         _assert_targets_equal(r, c)
         interior, _ = _source_masks(r, cache, rec)
