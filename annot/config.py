@@ -64,10 +64,16 @@ class DataConfig:
 
 @dataclass
 class AuxDatasetConfig:
-    """An auxiliary MoCap dataset of Algorithm 1 (``dataset``: registry name; ``args``: its loader
-    arguments; ``ratio``: its share of the auxiliary half of the stage-(b) batches)."""
+    """An auxiliary MoCap dataset of Algorithm 1.
+
+    ``dataset``: registry name; ``config``: a ``configs/data/*.yaml`` file whose location keys (root,
+    split, files...) are the defaults of ``args``; ``args``: loader arguments (override the file);
+    ``ratio``: its share of the auxiliary part of the stage-(b) batches. Crop size, convention,
+    augmentation, seed and body model always come from the pipeline.
+    """
 
     dataset: str = "cmu_mocap"
+    config: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
     ratio: float = 1.0
 

@@ -66,16 +66,35 @@ def _target_dataset(cfg: DictConfig, train: bool) -> PersonCropDataset:
                          **to_container(d.extra))
 
 
+PIPELINE_KEYS = ("dataset", "input_hw", "convention", "augment", "flip_prob", "seed", "body_model_type",
+                 "body_model_path")
+
+
+def aux_loader_args(cfg: DictConfig, name: str) -> dict[str, Any]:
+    """Loader arguments of auxiliary dataset ``name``: its ``configs/data`` file's location keys, then
+    ``args`` (pipeline-owned keys such as the crop size or the convention are dropped from the file)."""
+    from omegaconf import OmegaConf
+
+    aux = cfg.auxiliary[name]
+    args: dict[str, Any] = {}
+    if aux.config:
+        if not Path(aux.config).is_file():
+            raise FileNotFoundError(f"auxiliary dataset {name}: data config not found: {aux.config} "
+                                    f"(config key auxiliary.{name}.config)")
+        args = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(aux.config)).items() if k not in PIPELINE_KEYS}
+    args.update(to_container(aux.args))
+    return args
+
+
 def _aux_dataset(cfg: DictConfig, name: str, train: bool, convention: str) -> Dataset:
     aux = cfg.auxiliary[name]
-    args = dict(to_container(aux.args))
-    args.setdefault("convention", convention)
+    args = aux_loader_args(cfg, name)
+    args["convention"] = convention
     if _has_images(aux.dataset):
         d = cfg.data
-        args.setdefault("input_hw", tuple(d.input_hw))
-        args.setdefault("augment", AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False))
-        args.setdefault("body_model_type", cfg.body_model.model_type)
-        args.setdefault("body_model_path", cfg.body_model.path)
+        args.update(input_hw=tuple(d.input_hw), seed=cfg.seed, body_model_type=cfg.body_model.model_type,
+                    body_model_path=cfg.body_model.path,
+                    augment=AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False))
     return build_dataset(aux.dataset, **args)
 
 
@@ -268,9 +287,10 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     aux_folders: dict[str, Path] = {}
     for name, aux in cfg.auxiliary.items():
         folder = out / f"stage_a_{name}"
-        prov = provenance({**common, "aux": to_container(aux), "aux_stage": to_container(cfg.aux_stage),
+        args = aux_loader_args(cfg, name)
+        prov = provenance({**common, "aux": to_container(aux), "args": args, "aux_stage": to_container(cfg.aux_stage),
                            "model": to_container(cfg.model), "data": to_container(cfg.data)},
-                          {k: v for k, v in to_container(aux.args).items() if k == "root"})
+                          {"root": args["root"]} if "root" in args else {})
         _timed(timings, f"stage_a_{name}", lambda f=folder, n=name, p=prov: run_stage(
             f"a:{n}", f, p, lambda d: _stage_a(cfg, n, d), log.info))
         aux_folders[name] = folder

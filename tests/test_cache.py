@@ -36,8 +36,8 @@ IMG_HW = (600, 800)
 def _smooth_image(img_hw: tuple[int, int]) -> np.ndarray:
     """uint8 RGB sum of slow sinusoids (values 40..215): bilinear interpolation is ~exact on it."""
     ys, xs = np.mgrid[0:img_hw[0], 0:img_hw[1]].astype(np.float64)
-    chans = [128 + 45 * np.sin(2 * np.pi * (xs / 83 + ys / 151) + k) + 40 * np.cos(2 * np.pi * (ys / 71 - xs / 197) + 2 * k)
-             for k in range(3)]
+    chans = [128 + 45 * np.sin(2 * np.pi * (xs / 83 + ys / 151) + k)
+             + 40 * np.cos(2 * np.pi * (ys / 71 - xs / 197) + 2 * k) for k in range(3)]
     return np.clip(np.stack(chans, -1), 0, 255).round().astype(np.uint8)
 
 
@@ -48,7 +48,8 @@ class _Synthetic(PersonCropDataset):
     native_convention = "smpl24"
 
     def __init__(self, image_path: Path, body_model_path: Path, boxes: list[list[float]], **kw) -> None:
-        super().__init__(body_model_type="smpl", body_model_path=str(body_model_path), convention="smpl24", **kw)
+        super().__init__(body_model_type="smpl", body_model_path=str(body_model_path), convention="smpl24",
+                         **kw)
         rng = np.random.default_rng(3)
         records = []
         for i, raw_box in enumerate(boxes):
@@ -59,7 +60,8 @@ class _Synthetic(PersonCropDataset):
             pose = rng.normal(scale=0.3, size=(24, 3))
             smpl = SmplParams(pose, rng.normal(size=10), np.array([0.1, 0.2, 5.0]))
             records.append(PersonRecord(f"p{i}", image_path, IMG_HW, box, kp, rng.random(24) > 0.2, joints,
-                                        np.ones(24, bool), smpl, np.array([900.0, 900.0]), np.array([400.0, 300.0])))
+                                        np.ones(24, bool), smpl, np.array([900.0, 900.0]),
+                                        np.array([400.0, 300.0])))
         self._set_records(records, {})
 
 
@@ -96,11 +98,13 @@ def _source_masks(sample: dict, cache: PersonCache, record: PersonRecord) -> tup
     patch_pts = apply_affine(img_pts, invert_affine(patch_to_img))
 
     def inside(pts, hw, pad):
-        return (pts[..., 0] >= pad) & (pts[..., 0] <= hw[1] - 1 - pad) & (pts[..., 1] >= pad) & (pts[..., 1] <= hw[0] - 1 - pad)
+        x_ok = (pts[..., 0] >= pad) & (pts[..., 0] <= hw[1] - 1 - pad)
+        return x_ok & (pts[..., 1] >= pad) & (pts[..., 1] <= hw[0] - 1 - pad)
 
     patch_px = float(np.linalg.norm(patch_to_img[:, 0]))  # image px per patch px
     # near the image border both paths blend with the zero border, over 1 image px vs 1 patch px
-    interior = inside(patch_pts, patch.shape[:2], 1.5) & inside(img_pts, record.img_hw, 1.5 * max(1.0, patch_px) + 1)
+    img_pad = 1.5 * max(1.0, patch_px) + 1
+    interior = inside(patch_pts, patch.shape[:2], 1.5) & inside(img_pts, record.img_hw, img_pad)
     return interior, ~inside(patch_pts, patch.shape[:2], -1.0)
 
 
@@ -125,11 +129,13 @@ def _raw_and_cached(ds: PersonCropDataset, out_dir: Path, epochs: int = 1, **bui
 @pytest.mark.parametrize("aug", [None, FULL_AUG])
 def test_synthetic_cached_equals_raw(synthetic, tmp_path, aug):
     ds = synthetic(augment=aug)
-    raw, cached, cache, records = _raw_and_cached(ds, tmp_path / "cache", epochs=2 if aug else 1, shard_size=3)
+    epochs = 2 if aug else 1
+    raw, cached, cache, records = _raw_and_cached(ds, tmp_path / "cache", epochs=epochs, shard_size=3)
     outside_seen, flips, rots = 0, 0, 0
     for r, c, rec in zip(raw, cached, records):
         _assert_targets_equal(r, c)
-        assert float(r["smpl_valid"]) == 1.0 and float(r["joints_cam_mask"].sum()) == 24  # targets really present
+        # the targets are really present, so their equality means something
+        assert float(r["smpl_valid"]) == 1.0 and float(r["joints_cam_mask"].sum()) == 24
         interior, outside = _source_masks(r, cache, rec)
         diff = (r["img"] - c["img"]).abs().amax(0).numpy() * 255
         assert interior.mean() > 0.5
@@ -183,9 +189,11 @@ def test_index_covers_every_record_once_and_patch_geometry(tmp_path):
     assert [s["rows"] for s in index["shards"]] == [5, 5, 2]
     for number, shard in enumerate(index["shards"]):
         assert sorted(r for s, r in slots if s == number) == list(range(shard["rows"]))
-        assert np.load(tmp_path / "cache" / shard["file"], mmap_mode="r").shape == (shard["rows"], 384, 288, 3)
+        shape = np.load(tmp_path / "cache" / shard["file"], mmap_mode="r").shape
+        assert shape == (shard["rows"], 384, 288, 3)
     prov = index["provenance"]
-    assert (prov["dataset"], prov["input_hw"], prov["margin"], prov["num_records"]) == ("coco", [256, 192], 1.5, 12)
+    got = (prov["dataset"], prov["input_hw"], prov["margin"], prov["num_records"])
+    assert got == ("coco", [256, 192], 1.5, 12)
     cache = PersonCache(tmp_path / "cache")
     rec = ds.records[3]
     patch, patch_to_img = cache.patch(rec.sample_id)
@@ -198,8 +206,8 @@ def test_index_covers_every_record_once_and_patch_geometry(tmp_path):
         sx, sy = apply_affine([px, py], patch_to_img)
         x0, y0 = int(np.floor(sx)), int(np.floor(sy))
         fx, fy = sx - x0, sy - y0
-        ref = ((1 - fx) * (1 - fy) * img[y0, x0] + fx * (1 - fy) * img[y0, x0 + 1] + (1 - fx) * fy * img[y0 + 1, x0]
-               + fx * fy * img[y0 + 1, x0 + 1])
+        ref = ((1 - fx) * (1 - fy) * img[y0, x0] + fx * (1 - fy) * img[y0, x0 + 1]
+               + (1 - fx) * fy * img[y0 + 1, x0] + fx * fy * img[y0 + 1, x0 + 1])
         np.testing.assert_allclose(patch[py, px].astype(float), ref, atol=1.0)
 
 
@@ -290,14 +298,16 @@ def _tool(name: str):
 def test_cli_builds_and_loader_uses_workers(tmp_path, capsys):
     out = tmp_path / "cli_cache"
     cli = _tool("build_person_cache")
-    args = ["--root", str(COCO_DIR), "--ann-file", ANN_FILE, "--out", str(out), "--shard-size", "8", "--no-progress"]
+    args = ["--root", str(COCO_DIR), "--ann-file", ANN_FILE, "--out", str(out), "--shard-size", "8",
+            "--no-progress"]
     assert cli.main(args + ["--num-workers", "2"]) == 0
     assert "12 samples, 2 shards built, 0 reused" in capsys.readouterr().out
     assert cli.main(args + ["--margin", "2.0"]) == 2
     assert "different cache" in capsys.readouterr().err
     ds = _coco(augment=FULL_AUG)
     ds.attach_cache(PersonCache(out))
-    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=6, num_workers=1)))  # cache pickles to workers
+    loader = torch.utils.data.DataLoader(ds, batch_size=6, num_workers=1)  # the cache goes to a worker
+    batch = next(iter(loader))
     assert batch["img"].shape == (6, 3, 256, 192) and float(batch["img"].mean()) > 0.05
 
 

@@ -35,12 +35,23 @@ from estimators.hmr import (
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
 COCO_DIR = Path(os.environ.get("ANNOT_COCO_SAMPLES", REPO.parent / "shared/data/coco_samples"))
-pytestmark = pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (make setup)")
+pytestmark = pytest.mark.skipif(not FREE.is_file(),
+                                reason=f"free body model not baked at {FREE} (make setup)")
 
 SIZE, FOCAL = 224, 5000.0
 SMALL = 64  # crop side of the loss / training tests: any multiple of 32 works, and 64 keeps CPU time low
 COCO = get_convention("coco17")
 SMPL24 = get_convention("smpl24")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core test machine OpenMP spin-waiting made these tests
+    5-10x slower under load (measured: 8 s with one thread vs 30-75 s with two)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _module(**kw) -> HMRModule:
@@ -59,7 +70,8 @@ def hmr_small() -> HMRModule:
     return _module(input_size=SMALL).eval()
 
 
-def _synthetic_batch(body: BodyModel, num: int = 4, seed: int = 0, size: int = SMALL) -> dict[str, torch.Tensor]:
+def _synthetic_batch(body: BodyModel, num: int = 4, seed: int = 0,
+                     size: int = SMALL) -> dict[str, torch.Tensor]:
     """Random images + consistent SMPL / COCO-17 targets in SPIN's camera (focal 5000, ``size`` crop)."""
     rng = np.random.default_rng(seed)
     people = random_people(num, seed)
@@ -78,7 +90,7 @@ def _synthetic_batch(body: BodyModel, num: int = 4, seed: int = 0, size: int = S
         "img": torch.rand(num, 3, size, size, generator=torch.Generator().manual_seed(seed)),
         "kp2d_px": kp2d, "kp2d_mask": torch.ones(num, COCO.num_joints),
         "joints_cam_m": joints - hips, "joints_cam_mask": torch.ones(num, COCO.num_joints),
-        "smpl_pose_rotvec": pose, "smpl_betas": betas, "smpl_valid": torch.ones(num),
+        "smpl_pose_rotvec": pose, "smpl_betas": betas, "smpl_transl_m": transl, "smpl_valid": torch.ones(num),
     }
 
 
@@ -135,7 +147,8 @@ def test_ief_loop_runs_n_iter_times_and_adds_residuals(n_iter):
 
 def test_imagenet_normalisation_applied_once(hmr):
     captured = {}
-    handle = hmr.net.backbone.register_forward_pre_hook(lambda m, args: captured.__setitem__("x", args[0].clone()))
+    handle = hmr.net.backbone.register_forward_pre_hook(
+        lambda m, args: captured.__setitem__("x", args[0].clone()))
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     # sample 0 random, sample 1 every pixel equal to the ImageNet mean
@@ -168,9 +181,11 @@ def test_forward_contract_and_camera_by_hand():
     # SPIN: t = [tx, ty, 2 * 5000 / (224 * s)] = [0.1, -0.2, 55.803571...]
     torch.testing.assert_close(pred["cam_trans_m"][0], torch.tensor([0.1, -0.2, 10000.0 / 179.2]))
     # rotvec agrees with the rotation matrices; the mesh is the body model's plus the translation
-    torch.testing.assert_close(roma.rotvec_to_rotmat(pred["pose_rotvec"]), pred["pred_rotmat"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(roma.rotvec_to_rotmat(pred["pose_rotvec"]), pred["pred_rotmat"],
+                               atol=1e-5, rtol=0)
     with torch.no_grad():
-        body = module.body_model(pred["pose_rotvec"][:, 0], pred["pose_rotvec"][:, 1:].reshape(1, -1), pred["betas"])
+        pose = pred["pose_rotvec"]
+        body = module.body_model(pose[:, 0], pose[:, 1:].reshape(1, -1), pred["betas"])
     torch.testing.assert_close(pred["vertices_cam_m"], body.vertices_m + pred["cam_trans_m"][:, None])
     # a point at depth 0 (model frame) projects like the weak-perspective camera: s * (X + t_xy)
     point = torch.tensor([[[0.3, -0.5, 0.0]]])
@@ -210,7 +225,8 @@ def test_pose_loss_on_rotation_matrices_by_hand():
     pred_rotmat = torch.eye(3).expand(1, 24, 3, 3)
     gt = torch.zeros(1, 24, 3)
     gt[0, 5, 2] = math.pi / 2                           # 90 degrees about z: four entries differ by 1
-    pose, betas = smpl_param_losses(pred_rotmat, torch.zeros(1, 10), gt, torch.full((1, 10), 2.0), torch.ones(1))
+    pose, betas = smpl_param_losses(pred_rotmat, torch.zeros(1, 10), gt, torch.full((1, 10), 2.0),
+                                    torch.ones(1))
     assert pose.item() == pytest.approx(4.0 / (24 * 9), abs=1e-7)
     assert betas.item() == pytest.approx(4.0)
 
@@ -271,19 +287,21 @@ def test_wrong_joint_count_is_reported(hmr_small):
 
 # ----------------------------------------------------------------------------- training and checkpoints
 def test_a_few_steps_reduce_the_loss():
-    module = _module(lr=2e-4, input_size=SMALL).train()
+    module = _module(input_size=SMALL).train()           # SPIN's Adam, lr 5e-5
     batch = _synthetic_batch(module.body_model, num=4, seed=2)
     opt = module.configure_optimizers()
-    assert isinstance(opt, torch.optim.Adam) and opt.defaults["weight_decay"] == 0.0
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.defaults["lr"] == 5e-5 and opt.defaults["weight_decay"] == 0.0
     losses = []
-    for _ in range(8):
+    for _ in range(6):
         opt.zero_grad()
         total = module.compute_losses(module(batch["img"]), batch)["total"]
         total.backward()
         opt.step()
         losses.append(total.item())
     assert np.isfinite(losses).all()
-    assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
+    # measured (4 seeds): ~12-20 at the start, ~3.3-5.1 after 5 steps
+    assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2]), losses
 
 
 def test_default_hyperparameters_follow_spin():
@@ -297,11 +315,16 @@ def test_default_hyperparameters_follow_spin():
 
 
 def test_checkpoint_from_trainer_loads_alone(tmp_path):
-    module = _module(input_size=SMALL)
+    module = _module(input_size=SMALL, val_set_names=("synthetic",))
     batches = [_synthetic_batch(module.body_model, num=2, seed=s) for s in range(3)]
     trainer = pl.Trainer(max_steps=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         num_sanity_val_steps=0, limit_val_batches=1)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None)
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
+    # the inherited evaluation ran on HMR's output (mks0601 protocol, base class)
+    logged = set(trainer.callback_metrics)
+    assert {"val/synthetic/mpjpe_mm", "val/synthetic/pa_mpjpe_mm", "train/loss/total"} <= logged
     path = tmp_path / "hmr.ckpt"
     trainer.save_checkpoint(path)
     loaded = HMRModule.load_from_checkpoint(path).eval()
@@ -319,7 +342,8 @@ def test_checkpoint_from_trainer_loads_alone(tmp_path):
 def test_free_model_mean_params_give_an_upright_centred_person():
     mean = upright_mean_params()
     body = BodyModel.from_config("free", path=FREE)
-    pose_rotvec = roma.rotmat_to_rotvec(roma.special_gramschmidt(torch.tensor(mean.pose_6d).reshape(24, 3, 2)))
+    rotmat = roma.special_gramschmidt(torch.tensor(mean.pose_6d).reshape(24, 3, 2))  # view(-1, 3, 2) 6D
+    pose_rotvec = roma.rotmat_to_rotvec(rotmat)
     cam = torch.tensor(mean.cam)
     transl = torch.cat([cam[1:], (2 * FOCAL / (SIZE * cam[0]))[None]])[None]
     with torch.no_grad():
@@ -346,7 +370,8 @@ def test_mean_params_from_poses_and_files(tmp_path):
     np.testing.assert_allclose(mean.betas, 2.0)
     np.savez(tmp_path / "poses.npz", pose_rotvec=poses.reshape(2, 72))
     np.testing.assert_allclose(resolve_mean_params(tmp_path / "poses.npz").pose_6d, mean.pose_6d, atol=1e-6)
-    spin_like = {"pose": np.arange(144, dtype=np.float64) / 144, "shape": np.full(10, 0.1), "cam": [0.9, 0, 0]}
+    spin_like = {"pose": np.arange(144, dtype=np.float64) / 144, "shape": np.full(10, 0.1),
+                 "cam": [0.9, 0, 0]}
     np.savez(tmp_path / "smpl_mean_params.npz", **spin_like)
     loaded = resolve_mean_params(tmp_path / "smpl_mean_params.npz")
     np.testing.assert_allclose(loaded.pose_6d.reshape(-1), spin_like["pose"], rtol=1e-6)
@@ -363,7 +388,8 @@ def test_mean_params_from_poses_and_files(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real COCO crops at 224
-@pytest.mark.skipif(not (COCO_DIR / "test_coco.json").is_file(), reason=f"COCO samples not found at {COCO_DIR}")
+@pytest.mark.skipif(not (COCO_DIR / "test_coco.json").is_file(),
+                    reason=f"COCO samples not found at {COCO_DIR}")
 def test_real_coco_crops_at_224(hmr):
     from annot.data import COCOKeypoints
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,18 @@ from annot.geometry.cameras import perspective_project
 from annot.keypoints import get_convention
 from annot.nets.resnet import ResNetBackbone
 from estimators.pose2pose import LOSS_NAMES, Pose2PoseModule, Pose2PoseNet, pose2pose_losses
-from estimators.pose2pose.joints import crop_px_to_heatmap, depth_to_heatmap, heatmap_shape, inside_heatmap
+from estimators.pose2pose.joints import (
+    crop_px_to_heatmap,
+    depth_to_heatmap,
+    heatmap_shape,
+    inside_heatmap,
+    reduce_to_position_set,
+)
 from estimators.pose2pose.module import camera_trans_from_raw
 from estimators.pose2pose.net import sample_joint_features, soft_argmax_3d
 
 FREE_MODEL = Path(__file__).resolve().parents[1] / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
+COCO_DIR = Path(os.environ.get("ANNOT_COCO_SAMPLES", Path(__file__).resolve().parents[2] / "shared/data/coco_samples"))
 SMALL_HW = (64, 48)  # ResNet-18 at 64x48 (heatmap 8x2x2) keeps training tests fast; 256x192 shapes below
 HM_PER_PX = torch.tensor([2 / 48, 2 / 64])  # heatmap units per crop pixel (x, y) at SMALL_HW
 
@@ -202,6 +210,38 @@ def test_h36m_targets_are_converted_by_name(module18, h36m_batch):
                                h36m_batch["kp2d_px"][:, 8] * HM_PER_PX)
     assert float(targets["joint_trunc"][:, 22].abs().max()) == 0
     assert targets["joint_cam_valid"][:, :14].sum(1).tolist() == [14.0, 14.0, 0.0, 0.0]  # is_3D for 0, 1
+    coco_shaped = {**h36m_batch, "kp2d_px": h36m_batch["kp2d_px"][:, :16], "kp2d_mask": h36m_batch["kp2d_mask"][:, :16]}
+    with pytest.raises(ValueError, match="data_convention 'h36m17'"):
+        module18.build_targets(coco_shaped)
+
+
+def test_real_coco_samples_give_2d_only_targets(module18, monkeypatch):
+    if not (COCO_DIR / "test_coco.json").is_file():
+        pytest.skip(f"COCO samples not found at {COCO_DIR} (set $ANNOT_COCO_SAMPLES)")
+    from annot.data import COCOKeypoints
+
+    dataset = COCOKeypoints(COCO_DIR, "test_coco.json", input_hw=SMALL_HW)
+    batch = next(iter(DataLoader(dataset, batch_size=4)))
+    monkeypatch.setitem(module18.hparams, "data_convention", "coco17")
+    targets = module18.build_targets(batch)
+    # COCO: 2D only, no fit: only the 2D terms are supervised; every keypoint of the Sample is kept
+    assert float(targets["joint_cam_valid"].sum()) == 0 and float(targets["joint_depth_valid"].sum()) == 0
+    assert float(targets["smpl_valid"].sum()) == 0 and float(targets["smpl_joint_trunc"].sum()) == 0
+    l_shoulder33, l_shoulder_coco = 8, 5
+    torch.testing.assert_close(targets["joint_trunc"][:, l_shoulder33], batch["kp2d_mask"][:, l_shoulder_coco])
+    module18.eval()
+    with torch.no_grad():
+        losses = pose2pose_losses(module18(batch["img"]), targets)
+    assert float(losses["joint_img"]) > 0 and float(losses["joint_proj"]) > 0
+    assert all(float(losses[n]) == 0 for n in ("smpl_joint_img", "smpl_pose", "smpl_shape", "joint_cam",
+                                               "smpl_joint_cam"))
+
+
+def test_bad_constructor_arguments_fail_before_loading_anything():
+    with pytest.raises(ValueError, match="unknown keypoint convention 'h36m'"):
+        Pose2PoseModule(body_model_path="/nonexistent", data_convention="h36m")
+    with pytest.raises(ValueError, match="input_hw"):
+        Pose2PoseModule(body_model_path="/nonexistent", input_hw=(0, 192))
 
 
 # ------------------------------------------------------------------------------------- losses
@@ -223,7 +263,6 @@ def _random_targets(batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tens
         "smpl_joint_valid": bits(batch, 33), "model_joint_valid": bits(batch, 33),
     }
     targets["smpl_joint_cam"] = targets["joint_cam"].clone()
-    from estimators.pose2pose.joints import reduce_to_position_set
     pred = {
         "joint_img": reduce_to_position_set(joint_img).clone(), "pose_rotvec": targets["smpl_pose"].reshape(batch, 24, 3).clone(),
         "betas": targets["smpl_shape"].clone(), "joint_proj": joint_img[..., :2].clone(),
@@ -286,7 +325,7 @@ def test_a_few_steps_decrease_the_loss(module18, h36m_batch):
     module = copy.deepcopy(module18).train()
     optimizer = module.configure_optimizers()["optimizer"]
     totals = []
-    for _ in range(5):
+    for _ in range(4):
         losses = pose2pose_losses(module(h36m_batch["img"]), module.build_targets(h36m_batch))
         assert all(torch.isfinite(v) for v in losses.values()) and float(losses["joint_cam"]) > 0
         total = sum(losses.values())
@@ -317,9 +356,9 @@ def test_checkpoint_round_trip(tmp_path, h36m_batch):
                              input_hw=SMALL_HW, data_convention="h36m17", config={"note": "test"})
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    trainer.fit(module, DataLoader(_ListDataset(h36m_batch), batch_size=2))
+    trainer.fit(module, DataLoader(_ListDataset(h36m_batch), batch_size=4))  # 1 step per epoch
     path = tmp_path / "pose2pose.ckpt"
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=True)  # optimizer state is irrelevant here and large
     backbone_file.unlink()  # the checkpoint must not need the init weights any more
     saved = torch.load(path, map_location="cpu", weights_only=False)
     assert not any(k.startswith("body_model.") for k in saved["state_dict"])

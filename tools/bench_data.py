@@ -62,7 +62,8 @@ class Tiled(Dataset):
         return self.base[i % len(self.base)]
 
 
-def write_synthetic_coco(folder: Path, num_images: int, img_hw: tuple[int, int] = (1080, 1920), seed: int = 0) -> Path:
+def write_synthetic_coco(folder: Path, num_images: int, img_hw: tuple[int, int] = (1080, 1920),
+                         seed: int = 0) -> Path:
     """Write ``num_images`` HD JPEGs and ``synthetic.json`` (COCO person keypoints) into ``folder``.
 
     Each image: low-frequency colour texture (upsampled 1/16 noise), mid-frequency grey blobs and fine
@@ -76,8 +77,10 @@ def write_synthetic_coco(folder: Path, num_images: int, img_hw: tuple[int, int] 
     images, anns = [], []
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(num_images):
-        low = cv2.resize(rng.uniform(0, 255, (h // 16, w // 16, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-        mid = cv2.resize(rng.normal(0, 20, (h // 4, w // 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        low = cv2.resize(rng.uniform(0, 255, (h // 16, w // 16, 3)).astype(np.float32), (w, h),
+                         interpolation=cv2.INTER_CUBIC)
+        mid = cv2.resize(rng.normal(0, 20, (h // 4, w // 4)).astype(np.float32), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
         img = np.clip(low + (mid + rng.normal(0, 2, (h, w)))[..., None], 0, 255).astype(np.uint8)
         name = f"frame_{k:04d}.jpg"
         cv2.imwrite(str(folder / name), img, [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -103,7 +106,8 @@ def decode_rate(paths: list[Path], repeats: int = 3) -> float:
     start = time.perf_counter()
     for _ in range(repeats):
         for p in paths:
-            cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION), cv2.COLOR_BGR2RGB)
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     rate = repeats * len(paths) / (time.perf_counter() - start)
     cv2.setNumThreads(cv_threads)
     return rate
@@ -136,7 +140,8 @@ def rate_loader(data: Dataset, batch_size: int, workers: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def bench_case(name: str, ds: COCOKeypoints, cache_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+def bench_case(name: str, ds: COCOKeypoints, cache_dir: Path,
+               args: argparse.Namespace) -> list[dict[str, Any]]:
     """Build the cache and measure raw / cached throughput for every worker count."""
     t0 = time.perf_counter()
     report = build_person_cache(ds, cache_dir, num_workers=0, overwrite=True)
@@ -154,7 +159,10 @@ def bench_case(name: str, ds: COCOKeypoints, cache_dir: Path, args: argparse.Nam
     for _ in range(args.repeats):  # interleaved, so both paths see the same background load
         for path, workers in runs:
             ds.attach_cache(cache if path == "cached" else None)
-            rate = rate_in_process(tiled, args.batch_size) if workers == 0 else rate_loader(tiled, args.batch_size, workers)
+            if workers == 0:
+                rate = rate_in_process(tiled, args.batch_size)
+            else:
+                rate = rate_loader(tiled, args.batch_size, workers)
             runs[(path, workers)].append(rate)
             print(f"  {name} {path} workers={workers}: {rate:.1f} samples/s", file=sys.stderr)
     rows = []
@@ -190,34 +198,39 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         speed = r["samples_per_s"] / raw[(r["case"], r["workers"])]
-        print(f"| {r['case']} | {r['path']} | {r['workers']} | {r['samples_per_s']:.0f} | {r['samples_per_s_best']:.0f} | "
+        print(f"| {r['case']} | {r['path']} | {r['workers']} | {r['samples_per_s']:.0f} | "
+              f"{r['samples_per_s_best']:.0f} | "
               f"{r['samples_per_s_per_worker']:.0f} | {speed:.1f}x |")
     print()
-    print("| case | records | first image | JPEG KB (mean) | decode img/s (1 thread) | cache build samples/s (1 proc) "
-          "| patch | cache KB/sample |")
+    print("| case | records | first image | JPEG KB (mean) | decode img/s (1 thread) "
+          "| cache build samples/s (1 proc) | patch | cache KB/sample |")
     print("|---|---|---|---|---|---|---|---|")
     seen = set()
     for r in rows:
         if r["case"] not in seen:
             seen.add(r["case"])
-            print(f"| {r['case']} | {r['records']} | {r['image_hw'][1]}x{r['image_hw'][0]} | {r['jpeg_kb_mean']:.0f} | "
+            print(f"| {r['case']} | {r['records']} | {r['image_hw'][1]}x{r['image_hw'][0]} | "
+                  f"{r['jpeg_kb_mean']:.0f} | "
                   f"{r['decode_img_per_s_1thread']:.0f} | {r['cache_build_samples_per_s_1proc']:.0f} | "
                   f"{r['patch_hw'][1]}x{r['patch_hw'][0]} | {r['cache_kb_per_sample']:.0f} |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--coco-root", type=Path, default=DEFAULT_COCO, help="folder of the real COCO samples")
+    parser.add_argument("--coco-root", type=Path, default=DEFAULT_COCO,
+                        help="folder of the real COCO samples")
     parser.add_argument("--ann-file", default="test_coco.json")
     parser.add_argument("--samples", type=int, default=600, help="items per measurement (tiled over epochs)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="0 = in-process (per worker)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved runs per setting; the median and the best are reported")
-    parser.add_argument("--synthetic-images", type=int, default=64, help="1920x1080 JPEGs (0 = skip the case)")
+    parser.add_argument("--synthetic-images", type=int, default=64,
+                        help="1920x1080 JPEGs (0 = skip the case)")
     parser.add_argument("--skip-coco", action="store_true")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="also write JSON (machine, command, rows) to PATH; bare --json: stdout instead of tables")
+                        help="also write JSON (machine, command, rows) to PATH; "
+                             "bare --json: to stdout instead of the tables")
     return parser.parse_args(argv)
 
 
@@ -230,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp_dir = Path(tmp)
         if not args.skip_coco:
             if not (args.coco_root / args.ann_file).is_file():
-                raise FileNotFoundError(f"COCO samples not found at {args.coco_root / args.ann_file} (--coco-root)")
+                raise FileNotFoundError(
+                    f"COCO samples not found at {args.coco_root / args.ann_file} (--coco-root)")
             ds = COCOKeypoints(args.coco_root, args.ann_file, augment=aug)
             rows += bench_case("coco_samples", ds, tmp_dir / "cache_coco", args)
         if args.synthetic_images > 0:

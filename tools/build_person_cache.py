@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    kwargs: dict[str, Any] = {"root": args.root, "input_hw": tuple(args.input_hw), "bbox_scale": args.bbox_scale}
+    kwargs: dict[str, Any] = {"root": args.root, "input_hw": tuple(args.input_hw),
+                              "bbox_scale": args.bbox_scale}
     if args.ann_file is not None:
         kwargs["ann_file"] = args.ann_file
     if args.img_dir is not None:

@@ -10,6 +10,7 @@ Public API::
     h36m:     Human36M ("h36m");  mpi_inf_3dhp: MPIINF3DHP ("mpi_inf_3dhp")
     pw3d:     PW3D ("3dpw");  mupots: MuPoTS ("mupots");  mpii: MPII ("mpii")
     mocap:    BVHMocap / CMUMocap (registered as "cmu_mocap"; 3D joints, no images)
+    cache:    build_person_cache, PersonCache (pre-cropped uint8 shards; dataset.attach_cache)
     mixing:   batch_composition, MixedBatchSampler, build_mixed_dataset
     registry: DATASETS, register, build_dataset
 
@@ -18,6 +19,7 @@ Importing this package registers every dataset module in ``DATASETS``.
 
 from __future__ import annotations
 
+from annot.data.cache import PersonCache, build_person_cache
 from annot.data.coco import COCOKeypoints
 from annot.data.h36m import Human36M
 from annot.data.mpi_inf_3dhp import MPIINF3DHP
@@ -50,6 +52,7 @@ __all__ = [
     "MuPoTS",
     "PW3D",
     "MixedBatchSampler",
+    "PersonCache",
     "PersonCropDataset",
     "PersonRecord",
     "SmplParams",
@@ -60,6 +63,7 @@ __all__ = [
     "Sample",
     "apply_affine",
     "build_dataset",
+    "build_person_cache",
     "compose_affine",
     "crop_affine",
     "crop_image",

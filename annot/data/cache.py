@@ -91,10 +91,12 @@ def default_patch_hw(input_hw: tuple[int, int], margin: float) -> tuple[int, int
     """
     if not margin >= 1.0:
         raise ValueError(f"person cache: margin must be >= 1 (box enlargement), got {margin}")
-    return tuple(int(d) + 2 * int(round(int(d) * (margin - 1.0) / 2.0)) for d in input_hw)  # type: ignore[return-value]
+    height, width = (int(d) + 2 * int(round(int(d) * (margin - 1.0) / 2.0)) for d in input_hw)
+    return height, width
 
 
-def patch_affine(bbox_xywh_px: np.ndarray, cover_scale_xy: np.ndarray, patch_hw: tuple[int, int]) -> np.ndarray:
+def patch_affine(bbox_xywh_px: np.ndarray, cover_scale_xy: np.ndarray,
+                 patch_hw: tuple[int, int]) -> np.ndarray:
     """``img_to_patch`` (2, 3) float64: original image px -> patch px.
 
     The patch is the mks0601 crop (``crop_affine``, no flip, no rotation) of the box
@@ -120,7 +122,8 @@ def img_to_crop_affine(img_w: int, bbox_xywh_px, out_hw: tuple[int, int], flip: 
 
 
 def crop_from_patch(patch: np.ndarray, patch_to_img: np.ndarray, img_w: int, bbox_xywh_px,
-                    out_hw: tuple[int, int], flip: bool = False, rot_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                    out_hw: tuple[int, int], flip: bool = False,
+                    rot_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`~annot.data.crop.crop_image` of the full image, computed from a cached patch.
 
     Args:
@@ -133,7 +136,8 @@ def crop_from_patch(patch: np.ndarray, patch_to_img: np.ndarray, img_w: int, bbo
     """
     img_to_crop = img_to_crop_affine(img_w, bbox_xywh_px, out_hw, flip, rot_deg)
     patch_to_crop = compose_affine(img_to_crop, patch_to_img)
-    crop = cv2.warpAffine(np.asarray(patch), patch_to_crop, (int(out_hw[1]), int(out_hw[0])), flags=cv2.INTER_LINEAR)
+    out_wh = (int(out_hw[1]), int(out_hw[0]))
+    crop = cv2.warpAffine(np.asarray(patch), patch_to_crop, out_wh, flags=cv2.INTER_LINEAR)
     return crop, img_to_crop
 
 
@@ -152,7 +156,8 @@ def _check_unique_ids(dataset: PersonCropDataset) -> None:
     seen: set[str] = set()
     for rec in dataset.records:
         if rec.sample_id in seen:
-            raise ValueError(f"person cache: {dataset.name} sample_id {rec.sample_id} appears twice in the records")
+            raise ValueError(f"person cache: {dataset.name} sample_id {rec.sample_id} appears twice "
+                             "in the records")
         seen.add(rec.sample_id)
 
 
@@ -174,7 +179,8 @@ def _plan(dataset: PersonCropDataset, margin: float, patch_hw: tuple[int, int] |
     provenance = {"dataset": dataset.name, "input_hw": list(dataset.input_hw), "margin": float(margin),
                   "num_records": len(dataset.records), "records_sha256": records_checksum(dataset.records)}
     return {"format_version": FORMAT_VERSION, "provenance": provenance, "patch_hw": list(patch_hw),
-            "cover_scale_xy": cover.tolist(), "shard_size": int(shard_size), "shards": shards, "samples": samples}
+            "cover_scale_xy": cover.tolist(), "shard_size": int(shard_size), "shards": shards,
+            "samples": samples}
 
 
 # ----------------------------------------------------------------------------- building
@@ -205,13 +211,15 @@ class _PatchJobs(Dataset):
         first = self.dataset.records[record_ids[0]]
         img = self.dataset.read_image(first)
         if tuple(img.shape[:2]) != tuple(first.img_hw):
-            raise ValueError(f"{first.image_path}: decoded size {img.shape[:2]} != record img_hw {first.img_hw} "
-                             f"({self.dataset.name} sample_id {first.sample_id}); the cache needs the true size")
+            raise ValueError(f"{first.image_path}: decoded size {img.shape[:2]} != record img_hw "
+                             f"{first.img_hw} ({self.dataset.name} sample_id {first.sample_id}); "
+                             "the cache needs the true size")
         out = np.empty((len(rows), *self.patch_hw, 3), dtype=np.uint8)
         for k, idx in enumerate(record_ids):
             rec = self.dataset.records[idx]
             img_to_patch = invert_affine(np.asarray(self.index["samples"][rec.sample_id]["patch_to_img"]))
-            out[k] = cv2.warpAffine(img, img_to_patch, (self.patch_hw[1], self.patch_hw[0]), flags=cv2.INTER_LINEAR)
+            patch_wh = (self.patch_hw[1], self.patch_hw[0])
+            out[k] = cv2.warpAffine(img, img_to_patch, patch_wh, flags=cv2.INTER_LINEAR)
         return shard, np.asarray(rows, dtype=np.int64), out
 
 
@@ -246,7 +254,8 @@ def _open_existing_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) ->
         return True
     if not overwrite:
         changed = sorted(k for k in set(old) | set(plan) if k != "samples" and old.get(k) != plan.get(k))
-        raise ValueError(f"person cache {out_dir}: holds a different cache (differs in {changed or ['samples']}); "
+        raise ValueError(f"person cache {out_dir}: holds a different cache "
+                         f"(differs in {changed or ['samples']}); "
                          "pass overwrite=True (--overwrite) or choose another folder")
     for path in out_dir.iterdir():
         if path.name in (INDEX_FILE, DONE_FILE) or path.name.startswith("shard_"):
@@ -254,7 +263,8 @@ def _open_existing_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) ->
     return False
 
 
-def _jobs_for(plan: dict[str, Any], dataset: PersonCropDataset, shards: list[int]) -> list[tuple[int, list[int], list[int]]]:
+def _jobs_for(plan: dict[str, Any], dataset: PersonCropDataset,
+              shards: list[int]) -> list[tuple[int, list[int], list[int]]]:
     """(shard, rows, record indices) per image inside each shard to build."""
     where = {rec.sample_id: i for i, rec in enumerate(dataset.records)}
     per_shard: dict[int, list[tuple[int, int]]] = {s: [] for s in shards}
@@ -264,7 +274,7 @@ def _jobs_for(plan: dict[str, Any], dataset: PersonCropDataset, shards: list[int
     jobs = []
     for shard in shards:
         rows = sorted(per_shard[shard])  # the plan keeps one image's records on consecutive rows
-        for _, group in itertools.groupby(rows, key=lambda row_idx: str(dataset.records[row_idx[1]].image_path)):
+        for _, group in itertools.groupby(rows, key=lambda pair: str(dataset.records[pair[1]].image_path)):
             pairs = list(group)
             jobs.append((shard, [r for r, _ in pairs], [i for _, i in pairs]))
     return jobs
@@ -388,13 +398,15 @@ class PersonCache:
         self._shard_rows = [s["rows"] for s in index["shards"]]
         ids = list(index["samples"])
         self._slot = {sid: k for k, sid in enumerate(ids)}
-        self._where = np.array([[index["samples"][s]["shard"], index["samples"][s]["row"]] for s in ids], np.int64)
-        self._patch_to_img = np.array([index["samples"][s]["patch_to_img"] for s in ids], np.float64)
+        entries = [index["samples"][s] for s in ids]
+        self._where = np.array([[e["shard"], e["row"]] for e in entries], np.int64)
+        self._patch_to_img = np.array([e["patch_to_img"] for e in entries], np.float64)
         self._maps: dict[int, np.ndarray] = {}
         missing = [f for f in self._shard_files if not (self.out_dir / f).is_file()]
         if missing:
-            raise FileNotFoundError(f"person cache {self.out_dir}: missing shards {missing[:5]} ({len(missing)} in "
-                                    "all); rerun the build with the same arguments to rebuild them")
+            raise FileNotFoundError(f"person cache {self.out_dir}: missing shards {missing[:5]} "
+                                    f"({len(missing)} in all); rerun the build with the same arguments "
+                                    "to rebuild them")
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -411,8 +423,8 @@ class PersonCache:
         if number not in self._maps:
             path = self.out_dir / self._shard_files[number]
             if not path.is_file():
-                raise FileNotFoundError(f"person cache {self.out_dir}: shard {path.name} is missing; rerun the "
-                                        "build with the same arguments to rebuild it")
+                raise FileNotFoundError(f"person cache {self.out_dir}: shard {path.name} is missing; "
+                                        "rerun the build with the same arguments to rebuild it")
             arr = np.load(path, mmap_mode="r")
             if arr.shape != (self._shard_rows[number], *self.patch_hw, 3):
                 raise ValueError(f"person cache: {path} has shape {arr.shape}, index expects "
@@ -421,7 +433,9 @@ class PersonCache:
         return self._maps[number]
 
     def patch(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(patch (h, w, 3) uint8 RGB read-only view, patch_to_img (2, 3))``; ValueError for an unknown id."""
+        """``(patch (h, w, 3) uint8 RGB read-only view, patch_to_img (2, 3))``.
+
+        Raises ValueError (naming the folder) for a sample id the cache does not hold."""
         slot = self._slot.get(sample_id)
         if slot is None:
             raise ValueError(f"person cache {self.out_dir}: no sample_id {sample_id} "
@@ -433,7 +447,8 @@ class PersonCache:
              rot_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Same contract as :func:`annot.data.crop.crop_image` on the decoded image of ``record``."""
         patch, patch_to_img = self.patch(record.sample_id)
-        return crop_from_patch(patch, patch_to_img, int(record.img_hw[1]), bbox_xywh_px, out_hw, flip, rot_deg)
+        img_w = int(record.img_hw[1])
+        return crop_from_patch(patch, patch_to_img, img_w, bbox_xywh_px, out_hw, flip, rot_deg)
 
     def check_dataset(self, dataset: PersonCropDataset) -> None:
         """Raise ValueError (naming this folder) unless the cache was built from ``dataset``'s records

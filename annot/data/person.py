@@ -209,7 +209,8 @@ class PersonCropDataset(Dataset):
         """``(crop (H, W, 3) uint8, img_to_crop (2, 3))`` as ``crop_image``: from the cache when attached."""
         if self.cache is not None:
             return self.cache.crop(record, box, self.input_hw, params.flip, params.rot_deg)
-        return crop_image(self.read_image(record), box, self.input_hw, flip=params.flip, rot_deg=params.rot_deg)
+        img = self.read_image(record)
+        return crop_image(img, box, self.input_hw, flip=params.flip, rot_deg=params.rot_deg)
 
     def __getitem__(self, index: int) -> Sample:
         record = self.records[index]

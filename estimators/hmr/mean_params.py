@@ -82,18 +82,20 @@ class MeanParams:
     source: str
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(init_pose (1, 144), init_shape (1, num_betas), init_cam (1, 3))`` float32, SPIN's buffer shapes."""
+        """``(init_pose (1, 144), init_shape (1, num_betas), init_cam (1, 3))`` float32 (SPIN's buffers)."""
         return (torch.as_tensor(self.pose_6d, dtype=torch.float32).reshape(1, -1),
                 torch.as_tensor(self.betas, dtype=torch.float32).reshape(1, -1),
                 torch.as_tensor(self.cam, dtype=torch.float32).reshape(1, 3))
 
 
-def _checked(pose_6d: np.ndarray, betas: np.ndarray, cam: np.ndarray, source: str, num_betas: int) -> MeanParams:
+def _checked(pose_6d: np.ndarray, betas: np.ndarray, cam: np.ndarray, source: str,
+             num_betas: int) -> MeanParams:
     pose_6d = np.asarray(pose_6d, np.float32).reshape(-1)
     betas = np.asarray(betas, np.float32).reshape(-1)
     cam = np.asarray(cam, np.float32).reshape(-1)
     if pose_6d.shape != (NUM_POSE_JOINTS * 6,):
-        raise ValueError(f"{source}: field 'pose' has {pose_6d.size} values, expected {NUM_POSE_JOINTS * 6} (24 x 6D)")
+        raise ValueError(f"{source}: field 'pose' has {pose_6d.size} values, "
+                         f"expected {NUM_POSE_JOINTS * 6} (24 x 6D)")
     if betas.size < num_betas:
         raise ValueError(f"{source}: field 'shape' has {betas.size} values, expected at least {num_betas}")
     if cam.shape != (3,):
@@ -118,8 +120,9 @@ def upright_mean_params(num_betas: int = 10) -> MeanParams:
     return _checked(pose, np.zeros(num_betas), np.asarray(SPIN_MEAN_CAM), "upright default", num_betas)
 
 
-def mean_params_from_poses(pose_rotvec: np.ndarray | torch.Tensor, betas: np.ndarray | torch.Tensor | None = None,
-                           num_betas: int = 10, cam: tuple[float, float, float] = SPIN_MEAN_CAM,
+def mean_params_from_poses(pose_rotvec: np.ndarray | torch.Tensor,
+                           betas: np.ndarray | torch.Tensor | None = None, num_betas: int = 10,
+                           cam: tuple[float, float, float] = SPIN_MEAN_CAM,
                            source: str = "pose statistics") -> MeanParams:
     """Mean of the 6D representations of a set of poses (how SPIN's ``pose`` mean was made).
 
@@ -142,7 +145,8 @@ def mean_params_from_poses(pose_rotvec: np.ndarray | torch.Tensor, betas: np.nda
     if poses.ndim == 2 and poses.shape[1] == NUM_POSE_JOINTS * 3:
         poses = poses.reshape(-1, NUM_POSE_JOINTS, 3)
     if poses.ndim != 3 or poses.shape[1:] != (NUM_POSE_JOINTS, 3) or poses.shape[0] == 0:
-        raise ValueError(f"{source}: poses have shape {tuple(poses.shape)}, expected (N, 24, 3) or (N, 72) with N >= 1")
+        raise ValueError(f"{source}: poses have shape {tuple(poses.shape)}, "
+                         "expected (N, 24, 3) or (N, 72) with N >= 1")
     if not torch.isfinite(poses).all():
         raise ValueError(f"{source}: poses contain non-finite values")
     pose_6d = rotvec_to_rot6d(poses).mean(dim=0).numpy()
@@ -151,7 +155,8 @@ def mean_params_from_poses(pose_rotvec: np.ndarray | torch.Tensor, betas: np.nda
     else:
         betas_arr = np.asarray(betas, np.float64)
         if betas_arr.ndim != 2 or betas_arr.shape[0] != poses.shape[0] or betas_arr.shape[1] < num_betas:
-            raise ValueError(f"{source}: betas have shape {betas_arr.shape}, expected ({poses.shape[0]}, >= {num_betas})")
+            raise ValueError(f"{source}: betas have shape {betas_arr.shape}, "
+                             f"expected ({poses.shape[0]}, >= {num_betas})")
         mean_betas = betas_arr[:, :num_betas].mean(axis=0)
     return _checked(pose_6d, mean_betas, np.asarray(cam), source, num_betas)
 
@@ -178,7 +183,8 @@ def load_spin_mean_params(path: str | Path, num_betas: int = 10) -> MeanParams:
     data, source = _read_npz(path, "SPIN smpl_mean_params.npz")
     for key in ("pose", "shape", "cam"):
         if key not in data:
-            raise ValueError(f"{source}: missing field {key!r} (SPIN smpl_mean_params.npz has pose, shape, cam)")
+            raise ValueError(f"{source}: missing field {key!r} "
+                             "(SPIN smpl_mean_params.npz has pose, shape, cam)")
     return _checked(data["pose"], data["shape"], data["cam"], source, num_betas)
 
 

@@ -137,8 +137,9 @@ class HMRModule(EstimatorModule):
         backbone_depth: ResNet depth (50 as SPIN; 18 for quick tests).
         backbone_weights: optional ImageNet checkpoint (torchvision keys) for the backbone, loaded with
             :func:`annot.nets.resnet.load_backbone_weights` (which reports unused/missing keys).
-        mean_params_path: None (computed upright mean, :func:`estimators.hmr.mean_params.upright_mean_params`),
-            SPIN's ``smpl_mean_params.npz``, or an npz of poses (``pose_rotvec``) to average.
+        mean_params_path: None (the computed upright mean,
+            :func:`estimators.hmr.mean_params.upright_mean_params`), SPIN's ``smpl_mean_params.npz``,
+            or an npz of poses (``pose_rotvec``) to average.
         input_size: square crop side in pixels (224); batches must be ``input_size`` x ``input_size``.
         n_iter: IEF iterations (3).
         kp2d_convention: keypoint convention of the batches' ``kp2d_px`` (``annot.keypoints``; the data
@@ -185,7 +186,8 @@ class HMRModule(EstimatorModule):
                          body_model_path=body_model_path, val_set_names=val_set_names, config=config)
         self.save_hyperparameters()
         if input_size <= 0 or input_size % 32:
-            raise ValueError(f"HMRModule: input_size must be a positive multiple of 32 (SPIN: 224), got {input_size}")
+            raise ValueError(f"HMRModule: input_size must be a positive multiple of 32 (SPIN: 224), "
+                             f"got {input_size}")
         self.input_size = int(input_size)
         self.kp2d_convention = get_convention(kp2d_convention).name
         joints3d = get_convention(joints3d_convention or kp2d_convention)
@@ -229,7 +231,8 @@ class HMRModule(EstimatorModule):
 
             - ``pose_rotvec`` (B, 24, 3) axis-angle radians, row 0 = global orientation (crop camera);
             - ``betas`` (B, num_betas);
-            - ``cam_trans_m`` (B, 3) SMPL ``transl`` in the crop camera: ``[tx, ty, 2f/(input_size s + 1e-9)]``;
+            - ``cam_trans_m`` (B, 3) SMPL ``transl`` in the crop camera,
+              ``[tx, ty, 2 f / (input_size s + 1e-9)]`` metres;
             - ``vertices_cam_m`` (B, V, 3) posed mesh + ``cam_trans_m``, metres;
             - ``pred_cam`` (B, 3) weak-perspective ``[s, tx, ty]``; ``pred_rotmat`` (B, 24, 3, 3);
               ``pose_6d`` (B, 24, 6) the raw regressor output.
@@ -260,7 +263,7 @@ class HMRModule(EstimatorModule):
         return perspective_project(points_cam_m, focal, points_cam_m.new_zeros(2)) / (self.input_size / 2.0)
 
     def crop_px_to_normalised(self, kp2d_px: Tensor) -> Tensor:
-        """(..., 2) crop pixels (``Sample['kp2d_px']``) -> normalised ``(x - S/2) / (S/2)`` (SPIN ``2x/S - 1``)."""
+        """(..., 2) crop pixels (``Sample['kp2d_px']``) -> ``(x - S/2) / (S/2)`` (SPIN ``2x/S - 1``)."""
         half = self.input_size / 2.0
         return (kp2d_px - half) / half
 
@@ -268,8 +271,9 @@ class HMRModule(EstimatorModule):
     def _check_joints(self, batch: dict[str, Any], key: str, convention: str) -> None:
         expected = get_convention(convention).num_joints
         if batch[key].shape[1] != expected:
-            raise ValueError(f"HMRModule: batch field {key!r} has {batch[key].shape[1]} joints, but convention "
-                             f"{convention!r} has {expected} (set kp2d_convention / joints3d_convention)")
+            raise ValueError(f"HMRModule: batch field {key!r} has {batch[key].shape[1]} joints, but "
+                             f"convention {convention!r} has {expected} "
+                             "(set kp2d_convention / joints3d_convention)")
 
     def compute_losses(self, pred: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
         """SPIN's loss terms (unweighted) and ``total`` (weighted, times ``loss_scale``).
@@ -320,4 +324,5 @@ class HMRModule(EstimatorModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the network (SPIN: lr 5e-5, weight decay 0, no schedule)."""
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        hp = self.hparams
+        return torch.optim.Adam(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)

@@ -96,4 +96,5 @@ class HMRNet(nn.Module):
         """See the class docstring."""
         features = self.backbone(img_norm).mean(dim=(2, 3))  # SPIN: AvgPool2d(7) on the 7x7 layer4 map
         pose, shape, cam = self.regress(features)
-        return {"pose_6d": pose.reshape(-1, NUM_POSE_JOINTS, 6), "betas": shape, "cam": cam, "features": features}
+        return {"pose_6d": pose.reshape(-1, NUM_POSE_JOINTS, 6), "betas": shape, "cam": cam,
+                "features": features}

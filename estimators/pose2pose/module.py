@@ -156,13 +156,13 @@ class Pose2PoseModule(EstimatorModule):
         val_set_names: tuple[str, ...] = (),
         config: dict[str, Any] | None = None,
     ) -> None:
+        get_convention(data_convention)  # ValueError listing the known names, before loading anything
+        if len(input_hw) != 2 or min(input_hw) <= 0:
+            raise ValueError(f"Pose2PoseModule: input_hw must be a positive (H, W), got {input_hw}")
         super().__init__(body_model_type=body_model_type, body_model_gender=body_model_gender,
                          body_model_path=body_model_path, val_set_names=val_set_names, config=config)
         self.save_hyperparameters()
-        get_convention(data_convention)  # ValueError listing the known names
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
-        if min(self.input_hw) <= 0:
-            raise ValueError(f"Pose2PoseModule: input_hw must be positive (H, W), got {input_hw}")
         self.hm_shape = heatmap_shape(self.input_hw)
         self.root_index = get_convention(SUPERVISION_CONVENTION).index("Pelvis")
         self.net = Pose2PoseNet(backbone_depth, num_betas=self.body_model.num_betas)
