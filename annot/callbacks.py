@@ -35,3 +35,15 @@ class MetricHistory(pl.Callback):
             value = trainer.callback_metrics.get(key)
             row[key] = float(value) if value is not None else math.nan
         self.history.append(row)
+
+
+class MixCounts(pl.Callback):
+    """Log the realised per-dataset sample counts of a :class:`annot.data.mixing.MixedBatchSampler` as
+    ``train/mix/<name>`` after every training batch (nothing when the loader is not mixed)."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        from annot.data.mixing import MixedBatchSampler, log_mix_counts
+
+        sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        if isinstance(sampler, MixedBatchSampler):
+            log_mix_counts(pl_module, sampler)

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from annot.callbacks import MetricHistory
+from annot.callbacks import MetricHistory, MixCounts
 from annot.config import to_container
 from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
@@ -233,7 +233,7 @@ def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders
     loader, datamodule = _train_loader(cfg, target, aux_entries)
     module = _target_module(cfg, vposer_path)
     steps_per_epoch = len(loader) if loader is not None else cfg.trainer.max_steps
-    trainer = _trainer(cfg, folder, cfg.trainer.max_steps, [history], steps_per_epoch,
+    trainer = _trainer(cfg, folder, cfg.trainer.max_steps, [history, MixCounts()], steps_per_epoch,
                        use_distributed_sampler=datamodule is None)
     if datamodule is not None:
         trainer.fit(module, datamodule=datamodule)

@@ -18,7 +18,7 @@ import torch
 
 from annot.body_models import BodyModel
 from annot.data.fixtures.common import random_people
-from annot.keypoints import get_convention
+from annot.keypoints import KeypointConvention, get_convention
 from estimators.hmr import (
     HMRModule,
     HMRNet,
@@ -165,6 +165,16 @@ def test_imagenet_normalisation_applied_once(hmr):
 def test_rejects_a_256x192_batch(hmr):
     with pytest.raises(ValueError, match=r"224x224.*256x192.*input_hw=\(224, 224\)"):
         hmr(torch.rand(1, 3, 256, 192))
+
+
+def test_constructor_rejects_bad_settings():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        HMRModule(body_model_path=str(FREE), input_size=100)
+    with pytest.raises(ValueError, match="unknown keypoint convention 'no_such_convention'"):
+        HMRModule(body_model_path=str(FREE), joints3d_convention="no_such_convention")
+    no_hips = KeypointConvention("no_hips", ("Nose", "Neck"), ())
+    with pytest.raises(ValueError, match="'no_hips' needs L_Hip and R_Hip"):
+        HMRModule(body_model_path=str(FREE), joints3d_convention=no_hips)
 
 
 def test_forward_contract_and_camera_by_hand():

@@ -20,6 +20,12 @@ Follows nkolot SPIN (Kolotouros et al., ICCV 2019) ``models/hmr.py``, ``train/tr
   - ``cam``: ``mean(exp(-10 s)^2)`` keeps the scale positive;
   - ``total = 60 * (5 kp2d + 5 joints3d + 1 pose + 0.001 betas + 1 cam)`` (SPIN defaults).
 
+Differences from SPIN: the body model is posed through axis-angle (``rot6d -> rotmat -> rotvec``,
+``annot.body_models.BodyModel`` takes rotvecs) where SPIN hands rotation matrices to SMPL; the 2D / 3D
+joints are regressed from the mesh in the batch's convention instead of SPIN's 49-joint set; samples
+without both hips are left out of the 3D term (SPIN assumes they exist); any ``input_size`` that is a
+multiple of 32 works (global average pooling instead of ``AvgPool2d(7)``), 224 being the default.
+
 Frames: predictions live in the crop camera (OpenCV axes: x right, y down, z forward; metres; virtual
 focal length 5000 px for a 224 px crop). Evaluation is inherited from
 :class:`estimators.base.EstimatorModule`.
@@ -182,21 +188,22 @@ class HMRModule(EstimatorModule):
         val_set_names: tuple[str, ...] = (),
         config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(body_model_type=body_model_type, body_model_gender=body_model_gender,
-                         body_model_path=body_model_path, val_set_names=val_set_names, config=config)
-        self.save_hyperparameters()
         if input_size <= 0 or input_size % 32:
             raise ValueError(f"HMRModule: input_size must be a positive multiple of 32 (SPIN: 224), "
                              f"got {input_size}")
-        self.input_size = int(input_size)
-        self.kp2d_convention = get_convention(kp2d_convention).name
-        joints3d = get_convention(joints3d_convention or kp2d_convention)
-        self.joints3d_convention = joints3d.name
+        joints3d = get_convention(joints3d_convention or kp2d_convention)  # ValueError for unknown names
         try:
-            self.hip_indices = (joints3d.index("L_Hip"), joints3d.index("R_Hip"))
+            hip_indices = (joints3d.index("L_Hip"), joints3d.index("R_Hip"))
         except KeyError as error:
             raise ValueError(f"HMRModule: joints3d_convention {joints3d.name!r} needs L_Hip and R_Hip "
                              f"(the 3D loss re-centres on their midpoint): {error}") from None
+        super().__init__(body_model_type=body_model_type, body_model_gender=body_model_gender,
+                         body_model_path=body_model_path, val_set_names=val_set_names, config=config)
+        self.save_hyperparameters()
+        self.input_size = int(input_size)
+        self.kp2d_convention = get_convention(kp2d_convention).name
+        self.joints3d_convention = joints3d.name
+        self.hip_indices = hip_indices
         mean_params = resolve_mean_params(mean_params_path, self.body_model.num_betas)
         self.net = HMRNet(backbone_depth, mean_params, n_iter=n_iter)
         if backbone_weights:
