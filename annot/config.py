@@ -134,7 +134,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights. ``kp2d``: masked L1 on 2D joints in crop pixels normalised by the crop size;
+    """Loss weights. ``kp2d``: masked L1 on 2D joints in Pose2Pose heatmap units (32 crop pixels);
     ``joints3d``: L1 on root-relative 3D joints (m); ``smpl_param``: L1 to theta* of auxiliary samples;
     ``pose_l2`` / ``z_l2`` / ``betas_l2``: regularisers (per-sample squared norms)."""
 

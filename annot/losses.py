@@ -10,14 +10,14 @@ import torch
 
 def masked_l1_kp2d(pred_px: torch.Tensor, target_px: torch.Tensor, mask: torch.Tensor,
                    norm_wh: tuple[float, float]) -> torch.Tensor:
-    """Visibility-masked L1 between 2D keypoints, in crop pixels normalised by the crop size.
+    """Visibility-masked L1 between 2D keypoints, in crop pixels divided by a unit per axis.
 
     Args:
         pred_px: (B, J, 2) projected model joints, crop pixels.
         target_px: (B, J, 2) GT keypoints, crop pixels.
         mask: (B, J) 1 for a visible, in-crop keypoint, else 0.
-        norm_wh: (width, height) of the crop in pixels; x is divided by width, y by height, so the loss
-            does not depend on the input resolution.
+        norm_wh: pixels per loss unit along x and y (the annotator uses Pose2Pose heatmap units,
+            32 crop pixels; the crop size would make the loss resolution-independent).
 
     Returns:
         Scalar: sum of |d| over valid coordinates / number of valid coordinates (0 when none is valid).

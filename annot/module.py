@@ -4,7 +4,7 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
 ``predict`` on that same dataset; its predictions are the pseudo-GTs. One system, three modes:
 
 - ``"itw"`` (in-the-wild): image in; loss = visibility-masked L1 between projected joints and GT 2D
-  keypoints + L2 regularisers (on the VPoser code z, or on the body pose) and on betas; samples that
+  keypoints (in Pose2Pose heatmap units, :data:`KP2D_UNIT_PX`) + L2 regularisers (on the VPoser code z, or on the body pose) and on betas; samples that
   carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets, 3DPW-style sets) add an L1 on 3D joints
   and an L1 to theta* (expressive-NeuralAnnot Algorithm 1, Three Recipes' first recipe);
 - ``"mocap"``: image + GT 3D joints (encoded by two FC layers) in; loss = L1 on root-relative 3D joints
@@ -31,6 +31,10 @@ from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2
 from annot.nets.annotator import AnnotatorNet
 
 MODES = ("itw", "mocap", "mocap_joints_only")
+#: The 2D loss is measured in Pose2Pose's output heatmap units: one unit = one layer4 cell = 32 crop pixels
+#: (x * 6 / 192, y * 8 / 256 at 256x192; reference-spec B.2.6), so the regulariser weights of the paper
+#: (1e-2) keep their balance against the 2D term.
+KP2D_UNIT_PX = 32.0
 POSE_PRIORS = ("none", "vposer")
 
 
@@ -186,9 +190,8 @@ class AnnotatorModule(pl.LightningModule):
         hp = self.hparams
         terms: dict[str, torch.Tensor] = {}
         if self.uses_image and "kp2d_mask" in batch:
-            height, width = self.input_hw
             terms["kp2d"] = hp.w_kp2d * masked_l1_kp2d(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
-                                                        (width, height))
+                                                        (KP2D_UNIT_PX, KP2D_UNIT_PX))
         gt_joints, joints_mask = self._gt_joints(batch) if ("joints_world_m" in batch or "joints_cam_m" in batch) \
             else (None, None)
         if gt_joints is not None and bool(joints_mask.any()):

@@ -289,7 +289,8 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         folder = out / f"stage_a_{name}"
         args = aux_loader_args(cfg, name)
         prov = provenance({**common, "aux": to_container(aux), "args": args, "aux_stage": to_container(cfg.aux_stage),
-                           "model": to_container(cfg.model), "data": to_container(cfg.data)},
+                           "model": to_container(cfg.model), "data": to_container(cfg.data),
+                           "loss": to_container(cfg.loss)},
                           {"root": args["root"]} if "root" in args else {})
         _timed(timings, f"stage_a_{name}", lambda f=folder, n=name, p=prov: run_stage(
             f"a:{n}", f, p, lambda d: _stage_a(cfg, n, d), log.info))

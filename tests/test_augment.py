@@ -128,3 +128,21 @@ def test_sampling_follows_pose2pose_ranges():
     assert np.abs(rots).max() <= 60.0 and 0.3 < (rots == 0).mean() < 0.5   # rot with prob 0.6
     assert 0.4 < np.mean([d.flip for d in draws]) < 0.6
     assert sample_augment(AugmentConfig(enabled=False), np.random.default_rng(0)).scale == 1.0
+
+
+def test_extreme_crop_box_picks_the_upper_body_or_face():
+    from annot.data.augment import extreme_crop_box
+    from annot.keypoints import get_convention
+
+    names = get_convention("coco17").joint_names
+    kp = np.zeros((17, 2))
+    kp[names.index("Nose")] = (50, 20)
+    kp[names.index("L_Shoulder")] = (70, 60)
+    kp[names.index("R_Shoulder")] = (30, 60)
+    kp[names.index("L_Hip")] = (65, 150)
+    kp[names.index("L_Ankle")] = (60, 300)
+    valid = np.zeros(17, bool)
+    valid[[names.index(n) for n in ("Nose", "L_Shoulder", "R_Shoulder", "L_Hip", "L_Ankle")]] = True
+    np.testing.assert_allclose(extreme_crop_box(kp, valid, names, "upper"), [30, 20, 40, 130])   # no ankle
+    np.testing.assert_allclose(extreme_crop_box(kp, valid, names, "face"), [30, 20, 40, 40])     # no hip
+    assert extreme_crop_box(kp, np.zeros(17, bool), names, "face") is None

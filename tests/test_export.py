@@ -74,3 +74,16 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_json(tmp_path / "a.json", {"x": 2})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_quality_scores_and_eft_rule():
+    from annot.export import quality_scores
+
+    pred = {"betas": torch.tensor([[0.1, -6.0], [0.5, 0.2], [0.5, 0.2]]),
+            "kp2d_err_img_px": torch.tensor([2.0, 3.0, 40.0]), "kp2d_loss_norm": torch.tensor([0.001, 0.002, 0.02]),
+            "z": torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])}
+    first, ok, bad_fit = (quality_scores(pred, i) for i in range(3))
+    assert first["max_abs_beta"] == pytest.approx(6.0) and first["eft_reject"] == 1.0   # |beta| > 5
+    assert first["z_norm"] == pytest.approx(5.0)
+    assert ok["eft_reject"] == 0.0 and ok["kp2d_err_px"] == pytest.approx(3.0)
+    assert bad_fit["eft_reject"] == 1.0                                                    # 2D loss > 0.01
