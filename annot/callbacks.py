@@ -4,9 +4,15 @@ Rendering and bookkeeping live here, never in the LightningModule (style.md §10
 """
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
+
+log = logging.getLogger(__name__)
 
 
 class MetricHistory(pl.Callback):
@@ -47,3 +53,168 @@ class MixCounts(pl.Callback):
         sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
         if isinstance(sampler, MixedBatchSampler):
             log_mix_counts(pl_module, sampler)
+
+
+class PredictionGridCallback(pl.Callback):
+    """Render the predicted meshes over a few fixed validation crops after each validation epoch.
+
+    The crops are the first samples of the validation sets, taken in turn from each set (set 0 item 0,
+    set 1 item 0, ..., set 0 item 1, ...), fixed at the first call so every epoch shows the same
+    people. The module must follow the :class:`estimators.base.EstimatorModule` contract:
+    ``forward(img)["vertices_cam_m"]`` (B, V, 3) metres in the crop camera, ``crop_camera()`` ->
+    ``focal_px`` (2,), ``princpt_px`` (2,) in crop pixels, and ``body_model.faces`` (F, 3). Each tile
+    is the crop enlarged to ``tile_height_px`` with the shaded mesh blended over it, the GT 2D
+    keypoints (green) and a ``<set>:<sample_id>`` label.
+
+    Writes ``<out_dir>/epoch_XXX.png`` (XXX = ``trainer.current_epoch``) and logs the grid to every
+    logger that takes images (``log_image``: W&B; ``experiment.add_image``: TensorBoard). Runs on rank
+    zero only, during ``fit`` only (not sanity checks, not ``trainer.validate``). The
+    :class:`annot.render.MeshRenderer` is created lazily on first use; any failure (no OSMesa, a
+    module without ``crop_camera``...) is logged as a warning and training goes on (style.md §10.14).
+
+    Args:
+        out_dir: folder of the PNG files (created).
+        num_images: number of crops in the grid.
+        every_n_epochs: render after every n-th validation epoch (counted by ``current_epoch + 1``).
+        tile_height_px: height of each tile in pixels (the crop is scaled, the camera with it).
+        columns: tiles per row (default ``min(num_images, 3)``).
+        alpha: mesh opacity over the crop.
+    """
+
+    def __init__(self, out_dir: str | Path, num_images: int = 6, every_n_epochs: int = 1, tile_height_px: int = 256,
+                 columns: int | None = None, alpha: float = 0.8) -> None:
+        super().__init__()
+        if num_images < 1 or every_n_epochs < 1 or tile_height_px < 8:
+            raise ValueError(f"PredictionGridCallback: num_images ({num_images}) and every_n_epochs "
+                             f"({every_n_epochs}) must be >= 1, tile_height_px ({tile_height_px}) >= 8")
+        self.out_dir = Path(out_dir)
+        self.num_images = int(num_images)
+        self.every_n_epochs = int(every_n_epochs)
+        self.tile_height_px = int(tile_height_px)
+        self.columns = int(columns) if columns else min(self.num_images, 3)
+        self.alpha = float(alpha)
+        self.written: list[Path] = []
+        self._renderer: Any = None
+        self._batch: dict[str, Any] | None = None
+        self._labels: list[str] = []
+
+    # ------------------------------------------------------------------ lightning hooks
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from pytorch_lightning.trainer.states import TrainerFn
+
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != TrainerFn.FITTING:
+            return
+        epoch = trainer.current_epoch
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        try:
+            grid = self.render_grid(trainer, pl_module)
+            path = self.out_dir / f"epoch_{epoch:03d}.png"
+            _write_png(path, grid)
+            self.written.append(path)
+            self._log_image(trainer, grid)
+        except Exception as err:  # noqa: BLE001 - visualisation must never stop training
+            log.warning("prediction grid of epoch %d skipped: %s: %s", epoch, type(err).__name__, err)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ rendering
+    def fixed_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[dict[str, Any], list[str]]:
+        """The collated fixed validation samples and their ``<set>:<sample_id>`` labels (chosen once).
+
+        Raises:
+            ValueError: the trainer has no validation data.
+        """
+        if self._batch is None:
+            from torch.utils.data import default_collate
+
+            loaders = trainer.val_dataloaders
+            loaders = list(loaders) if isinstance(loaders, (list, tuple)) else [loaders] if loaders is not None else []
+            datasets = [loader.dataset for loader in loaders]
+            if not datasets or not any(len(ds) for ds in datasets):
+                raise ValueError("no validation samples to render")
+            names = list(getattr(pl_module, "val_set_names", ())) or [f"val{i}" for i in range(len(datasets))]
+            samples, labels = [], []
+            for index in range(max(len(ds) for ds in datasets)):
+                for name, dataset in zip(names, datasets):
+                    if index < len(dataset) and len(samples) < self.num_images:
+                        sample = dataset[index]
+                        samples.append(sample)
+                        labels.append(f"{name}:{sample.get('sample_id', index)}")
+            self._batch, self._labels = default_collate(samples), labels
+        return self._batch, self._labels
+
+    def render_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
+        """uint8 (rows * tile_h, columns * tile_w, 3) RGB grid of the module's predictions on the fixed crops.
+
+        Raises:
+            RuntimeError: no headless GL backend (:class:`annot.render.MeshRenderer`).
+            AttributeError: the module lacks ``crop_camera`` / ``body_model``.
+        """
+        import torch
+
+        batch, labels = self.fixed_batch(trainer, pl_module)
+        with torch.no_grad():
+            pred = pl_module(batch["img"].to(pl_module.device))
+        vertices = pred["vertices_cam_m"].detach().float().cpu().numpy()
+        focal, princpt = (t.detach().double().cpu().numpy() for t in pl_module.crop_camera())
+        faces = pl_module.body_model.faces
+        tiles = [self._tile(batch, i, vertices[i], faces, focal, princpt, labels[i]) for i in range(len(labels))]
+        return _assemble(tiles, self.columns)
+
+    def _tile(self, batch: dict[str, Any], i: int, vertices_cam_m: np.ndarray, faces: np.ndarray, focal_px: np.ndarray,
+              princpt_px: np.ndarray, label: str) -> np.ndarray:
+        import cv2
+
+        from annot.render import MeshRenderer, draw_keypoints
+
+        crop = (batch["img"][i].permute(1, 2, 0).clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
+        height, width = crop.shape[:2]
+        scale = self.tile_height_px / height
+        size = (max(1, round(width * scale)), self.tile_height_px)
+        image = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
+        # pixel centres: x_tile = (x_crop + 0.5) * scale - 0.5
+        if self._renderer is None:
+            self._renderer = MeshRenderer()
+        shown = self._renderer.overlay(image, vertices_cam_m, faces, focal_px * scale, (princpt_px + 0.5) * scale - 0.5,
+                                       alpha=self.alpha)
+        if "kp2d_px" in batch:
+            kp = (batch["kp2d_px"][i].numpy() + 0.5) * scale - 0.5
+            mask = batch["kp2d_mask"][i].numpy() > 0 if "kp2d_mask" in batch else None
+            shown = draw_keypoints(shown, kp, mask, color=(0, 255, 0), radius_px=max(2, round(scale * 1.5)))
+        cv2.putText(shown, label[:40], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        return shown
+
+    def _log_image(self, trainer: pl.Trainer, grid: np.ndarray) -> None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="val/prediction_grid", images=[grid], step=trainer.global_step)
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):
+                logger.experiment.add_image("val/prediction_grid", grid, trainer.global_step, dataformats="HWC")
+
+
+def _assemble(tiles: list[np.ndarray], columns: int) -> np.ndarray:
+    """Tiles of equal height side by side, ``columns`` per row, black padding (uint8 RGB)."""
+    height = tiles[0].shape[0]
+    width = max(t.shape[1] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    grid = np.zeros((rows * height, columns * width, 3), np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        grid[r * height:(r + 1) * height, c * width:c * width + tile.shape[1]] = tile
+    return grid
+
+
+def _write_png(path: Path, image_rgb: np.ndarray) -> None:
+    """Encode an RGB uint8 image as PNG and write it atomically. RuntimeError if encoding fails."""
+    import cv2
+
+    from annot.atomic import atomic_write_bytes
+
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"could not encode {path}")
+    atomic_write_bytes(path, png.tobytes())

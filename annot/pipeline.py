@@ -35,10 +35,9 @@ from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedDataModule
 from annot.data.person import PersonCropDataset, SmplParams
+from annot.atomic import atomic_write_bytes, atomic_write_json
 from annot.export import (
     PseudoGT,
-    atomic_write_bytes,
-    atomic_write_json,
     pseudo_gts_from_predictions,
     read_pseudo_gt,
     write_pseudo_gt,

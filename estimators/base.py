@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from annot.body_models import BodyModel
+from annot.geometry.cameras import VIRTUAL_FOCAL_PX
 from annot.keypoints import H36M_EVAL_JOINTS
 
 EVAL_CONVENTION = "h36m17"
@@ -46,6 +47,35 @@ class EstimatorModule(pl.LightningModule):
 
     def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # ----------------------------------------------------------------- crop camera
+    def crop_hw(self) -> tuple[int, int]:
+        """``(H, W)`` pixels of the crops ``forward`` takes: ``input_hw`` (Pose2Pose) or
+        ``input_size`` x ``input_size`` (HMR). Subclasses with another attribute override this.
+
+        Raises:
+            NotImplementedError: the subclass has neither attribute.
+        """
+        if hasattr(self, "input_hw"):
+            height, width = self.input_hw
+            return int(height), int(width)
+        if hasattr(self, "input_size"):
+            return int(self.input_size), int(self.input_size)
+        raise NotImplementedError(f"{type(self).__name__}: define crop_hw() (no input_hw / input_size attribute)")
+
+    def crop_camera(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The virtual pinhole camera in which ``vertices_cam_m`` is predicted, in *crop* pixels.
+
+        Pose2Pose: focal 5000, principal point at the crop centre (spec B.2.6, B.6). HMR/SPIN projects
+        with focal 5000 about the centre and normalises by half the crop, i.e. the same camera with
+        principal point ``(S/2, S/2)`` (spec B.8). ``hparams.focal_px`` is used when the module has one.
+
+        Returns:
+            ``focal_px`` (2,) ``(fx, fy)`` and ``princpt_px`` (2,) ``(W/2, H/2)``, float32 tensors (CPU).
+        """
+        height, width = self.crop_hw()
+        focal = float(self.hparams.get("focal_px", VIRTUAL_FOCAL_PX))
+        return torch.tensor([focal, focal]), torch.tensor([width / 2.0, height / 2.0])
 
     # ----------------------------------------------------------------- evaluation
     def _gt_eval_joints(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from annot.body_models import BodyModel
-from annot.export import PseudoGT, atomic_write_json, crop_to_image_camera, read_pseudo_gt, write_pseudo_gt
+from annot.atomic import atomic_write_json
+from annot.export import PseudoGT, crop_to_image_camera, read_pseudo_gt, write_pseudo_gt
 
 
 def _entry(rng: np.random.Generator) -> PseudoGT:

@@ -45,7 +45,6 @@ import os
 import pickle
 import platform
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from annot.atomic import atomic_write
 
 LogFn = Callable[[str], None]
 
@@ -1517,20 +1518,6 @@ def check_free_model_file(path: str | Path) -> list[str]:
 
 
 def save_free_model_file(model_dict: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``model_dict`` as a pickle (protocol 4) atomically: temporary file in the target
-    folder, then ``os.replace`` (readers never see a half-written file). Creates the parent
-    folders; the file gets the umask's default mode. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            pickle.dump(dict(model_dict), tmp, protocol=4)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600; use the usual file mode
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``model_dict`` as a pickle (protocol 4) atomically (:func:`annot.atomic.atomic_write`:
+    readers never see a half-written file). Creates the parent folders. Returns the path."""
+    return atomic_write(path, lambda handle: pickle.dump(dict(model_dict), handle, protocol=4))

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from annot.atomic import atomic_write
 import scipy.sparse
 
 SAFE_BUILTINS = frozenset(
@@ -277,21 +277,13 @@ def save_model_dict(model_dict: dict[str, Any], path: str | Path) -> Path:
             if isinstance(value, (dict, list, tuple)) or np.asarray(value).dtype == object:
                 raise ValueError(f"{path}: field {key!r} ({type(value).__name__}) cannot be stored in "
                                  ".npz without pickling; save as .pkl instead")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if path.suffix.lower() == ".npz":
-                np.savez(handle, **plain)
-            else:
-                pickle.dump(plain, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    def write(handle) -> None:
+        if path.suffix.lower() == ".npz":
+            np.savez(handle, **plain)
+        else:
+            pickle.dump(plain, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    atomic_write(path, write)
     return path
 
 

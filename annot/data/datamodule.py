@@ -56,11 +56,20 @@ class MixedDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers per rank.
         seed: sampler seed (draws depend on ``(seed, epoch, rank)``).
         predict_datasets: ``{name: Dataset}`` for ``trainer.predict`` (each sample once, in order).
+        val_datasets: ``{name: Dataset}`` for validation; :meth:`val_dataloader` returns one loader per
+            set in this order (the estimators' ``val_set_names``), each sample once, unshuffled.
+        val_batch_size: samples per validation batch (default: the per-rank training batch).
+
+    Augmentation draws of :class:`annot.data.person.PersonCropDataset` depend on the dataset's epoch:
+    :meth:`train_dataloader` sets it to the trainer's current epoch, so build the Trainer with
+    ``reload_dataloaders_every_n_epochs=1`` to get fresh draws every epoch (worker processes hold copies
+    of the datasets).
     """
 
     def __init__(self, train_datasets: Mapping[str, Dataset], ratios: Mapping[str, float], global_batch_size: int,
                  num_batches_per_epoch: int, num_workers: int = 0, seed: int = 0,
-                 predict_datasets: Mapping[str, Dataset] | None = None) -> None:
+                 predict_datasets: Mapping[str, Dataset] | None = None,
+                 val_datasets: Mapping[str, Dataset] | None = None, val_batch_size: int | None = None) -> None:
         super().__init__()
         self.train_datasets = dict(train_datasets)
         self.ratios = dict(ratios)
@@ -69,6 +78,8 @@ class MixedDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.seed = int(seed)
         self.predict_datasets = dict(predict_datasets or {})
+        self.val_datasets = dict(val_datasets or {})
+        self.val_batch_size = None if val_batch_size is None else int(val_batch_size)
         self.batch_size_per_rank = self.global_batch_size
         self.sampler: MixedBatchSampler | None = None
 
@@ -85,8 +96,18 @@ class MixedDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.sampler is None:
             self.setup("fit")
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        for dataset in self.train_datasets.values():
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
         return DataLoader(self._concat, batch_sampler=self.sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """One unshuffled loader per validation set, in ``val_datasets`` order (empty list without any)."""
+        batch_size = self.val_batch_size or self.batch_size_per_rank
+        return [DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers)
+                for ds in self.val_datasets.values()]
 
     def predict_dataloader(self) -> list[DataLoader]:
         return [DataLoader(ds, batch_size=self.batch_size_per_rank, shuffle=False, num_workers=self.num_workers)
