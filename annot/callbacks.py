@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -218,3 +219,162 @@ def _write_png(path: Path, image_rgb: np.ndarray) -> None:
     if not ok:
         raise RuntimeError(f"could not encode {path}")
     atomic_write_bytes(path, png.tobytes())
+
+
+# --------------------------------------------------------------------------- scale (throughput, layout, compile)
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the leading size of its first tensor (dict / list / tensor batches); 0 if none."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim else 1
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for value in values:
+        size = _batch_size(value)
+        if size:
+            return size
+    return 0
+
+
+class SamplesPerSecond(pl.Callback):
+    """Log the training throughput ``train/samples_per_s`` (all ranks together) every ``every_n_steps``.
+
+    The rate is measured between the ends of training batches, so it includes data loading, the
+    optimiser and Lightning's own overhead: what a run really achieves. On CUDA the device is
+    synchronised at the measurement points only (no per-step sync). The first batch (start-up,
+    ``torch.compile``) is excluded. Global rate = per-rank samples x ``trainer.world_size`` (the
+    per-rank batches are equal under :func:`annot.data.datamodule.split_global_batch`).
+
+    Written for us rather than Lightning's ``ThroughputMonitor`` (which works with Lightning 2.6 here)
+    because that one reports only after a full ``window_size`` of batches (100 by default, more than
+    short runs have), logs past ``self.log`` (so the value is not in ``callback_metrics`` nor in the
+    curves of :class:`MetricHistory`) and names it ``train/samples_per_sec``.
+
+    Args:
+        every_n_steps: measurement window in optimiser steps (default: the trainer's ``log_every_n_steps``).
+
+    Attributes:
+        last_samples_per_s: the latest global rate (``nan`` before the first window closes).
+    """
+
+    def __init__(self, every_n_steps: int | None = None) -> None:
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self.last_samples_per_s = math.nan
+        self._start: float | None = None
+        self._samples = 0
+        self._batches = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._samples, self._batches = None, 0, 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        import time
+
+        if self._start is None:  # the first batch closes the start-up period
+            self._sync(pl_module)
+            self._start = time.perf_counter()
+            return
+        self._samples += _batch_size(batch)
+        self._batches += 1
+        window = self.every_n_steps or max(1, trainer.log_every_n_steps)
+        if self._batches < window:
+            return
+        self._sync(pl_module)
+        now = time.perf_counter()
+        rate = self._samples * trainer.world_size / max(now - self._start, 1e-9)
+        self.last_samples_per_s = rate
+        pl_module.log("train/samples_per_s", rate, on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
+        self._start, self._samples, self._batches = now, 0, 0
+
+    @staticmethod
+    def _sync(pl_module: pl.LightningModule) -> None:
+        import torch
+
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+
+class ChannelsLast(pl.Callback):
+    """Run convolutions in NHWC (``torch.channels_last``): faster on tensor cores (anchors §2a).
+
+    At ``setup`` the module's 4D parameters and buffers are converted
+    (``module.to(memory_format=torch.channels_last)``; 1D/2D tensors are untouched, state-dict keys and
+    values unchanged). Before every train / validation / predict batch, the 4D tensors of a dict batch
+    (``img`` (B, 3, H, W)) are made NHWC in place. Inputs that escape this (list batches) still work:
+    convolutions follow the weights' layout.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        import torch
+
+        pl_module.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _convert(batch: Any) -> None:
+        import torch
+
+        if isinstance(batch, dict):
+            for key, value in batch.items():
+                if isinstance(value, torch.Tensor) and value.ndim == 4:
+                    batch[key] = value.contiguous(memory_format=torch.channels_last)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._convert(batch)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._convert(batch)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._convert(batch)
+
+
+class CompileModule(pl.Callback):
+    """``torch.compile`` the module's network in place at ``setup`` (``nn.Module.compile``).
+
+    Compiles ``pl_module.<attr>`` (default ``net``: backbone + regressor of
+    :class:`annot.module.AnnotatorModule`; the body model and VPoser stay eager) or, without that
+    attribute, the whole module's forward. In-place compilation keeps the state-dict keys (no
+    ``_orig_mod.`` prefix), so checkpoints load into eager modules. The first steps pay the
+    compilation (minutes for ResNet-50 with ``inductor``).
+
+    Args:
+        attr: attribute holding the network to compile (``None``: the whole module).
+        backend, mode: passed to ``torch.compile`` (``"inductor"``; ``mode`` e.g. ``"max-autotune"``).
+    """
+
+    def __init__(self, attr: str | None = "net", backend: str = "inductor", mode: str | None = None) -> None:
+        super().__init__()
+        self.attr, self.backend, self.mode = attr, backend, mode
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        target = getattr(pl_module, self.attr, None) if self.attr else None
+        target = target if target is not None else pl_module
+        if getattr(target, "_compiled_call_impl", None) is None:
+            target.compile(backend=self.backend, mode=self.mode)
+            log.info("torch.compile(%s, backend=%s)", type(target).__name__, self.backend)
+
+
+class LastEveryEpochCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` holds the weights of the latest epoch, always.
+
+    Lightning 2.6 rewrites ``last.ckpt`` only when a top-k checkpoint was saved at the same step, so after
+    an epoch that does not improve the monitored metric ``last.ckpt`` still holds an older epoch (and
+    ``ckpt_path="last"`` would resume from it). This subclass saves ``last.ckpt`` at the same moment
+    the parent would have considered saving (train-epoch end or validation end) whenever the parent did
+    not save anything at this step. Same arguments as ``ModelCheckpoint`` (uses its private helpers
+    ``_should_skip_saving_checkpoint``, ``_should_save_on_train_epoch_end``, ``_monitor_candidates``,
+    ``_save_last_checkpoint``, present throughout Lightning 2.x).
+    """
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._refresh_last(trainer, self._should_save_on_train_epoch_end(trainer))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._refresh_last(trainer, not self._should_save_on_train_epoch_end(trainer))
+
+    def _refresh_last(self, trainer: pl.Trainer, this_hook_saves: bool) -> None:
+        if self.save_last and this_hook_saves and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

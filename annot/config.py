@@ -119,9 +119,12 @@ class AlgorithmConfig:
 
 @dataclass
 class ModelConfig:
-    """Annotator network f: ResNet backbone (torchvision names) + global pooling + FC regressor.
+    """Annotator network f.
 
-    ``backbone_weights``: optional ImageNet / SimpleBaseline checkpoint (torchvision key layout;
+    ``architecture``: ``regressor`` (ResNet backbone with torchvision names + global pooling + FC
+    regressor; ``hidden_dim`` is its hidden width) or ``pose2pose`` (the Three Recipes f: Pose2Pose's
+    PositionNet + RotationNet predicting the VPoser z with ``prior.pose_prior=vposer``; image modes only,
+    the 3D-joints-only MoCap annotators keep the regressor). ``backbone_weights``: optional ImageNet / SimpleBaseline checkpoint (torchvision key layout;
     second recipe); ``None`` keeps the random torchvision-style initialisation. ``camera_model``:
     ``perspective`` (Pose2Pose virtual focal), ``weak_perspective`` or ``d2s``.
     """
@@ -130,13 +133,15 @@ class ModelConfig:
     backbone_weights: str | None = None
     hidden_dim: int = 1024
     camera_model: str = "perspective"
+    architecture: str = "regressor"
 
 
 @dataclass
 class LossConfig:
     """Loss weights. ``kp2d``: masked L1 on 2D joints in Pose2Pose heatmap units (32 crop pixels);
     ``joints3d``: L1 on root-relative 3D joints (m); ``smpl_param``: L1 to theta* of auxiliary samples;
-    ``pose_l2`` / ``z_l2`` / ``betas_l2``: regularisers (per-sample squared norms)."""
+    ``pose_l2`` / ``z_l2`` / ``betas_l2``: regularisers (per-sample squared norms); ``joint_img``: L1 of
+    the PositionNet joints in heatmap units (``model.architecture=pose2pose`` only)."""
 
     kp2d: float = 1.0
     joints3d: float = 1.0
@@ -144,6 +149,7 @@ class LossConfig:
     pose_l2: float = 1e-4
     z_l2: float = 1e-2
     betas_l2: float = 1e-2
+    joint_img: float = 1.0
 
 
 @dataclass
@@ -158,24 +164,45 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Subset of ``lightning.Trainer`` arguments that runs here; values pass straight through."""
+    """Subset of ``lightning.Trainer`` arguments plus the run-time switches of the scale issue.
+
+    Passed straight through: ``max_steps``, ``accelerator`` (``cpu`` / ``gpu``), ``devices`` (per node),
+    ``num_nodes``, ``strategy`` (``auto`` / ``ddp``; on SLURM Lightning picks its ``SLURMEnvironment``
+    from the ``srun`` variables), ``precision`` (``32-true`` / ``bf16-mixed``), ``log_every_n_steps``,
+    ``deterministic``, ``enable_progress_bar``. Profiles live in ``configs/trainer/*.yaml``
+    (``tools/annotate.py --trainer FILE``).
+
+    Ours: ``channels_last`` (module and 4D batch tensors in NHWC, :class:`annot.callbacks.ChannelsLast`),
+    ``compile`` (``torch.compile`` of the module's network, :class:`annot.callbacks.CompileModule`),
+    ``logger``: ``"csv"`` (CSV only), ``"wandb"`` (CSV + Weights & Biases, offline unless
+    ``WANDB_API_KEY`` is set) or ``"none"``; ``wandb_project``: the W&B project
+    (:func:`annot.logging_utils.build_loggers`).
+    """
 
     max_steps: int = 300
     accelerator: str = "cpu"
     devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     precision: str = "32-true"
     log_every_n_steps: int = 10
     deterministic: bool = False
     enable_progress_bar: bool = True
+    channels_last: bool = False
+    compile: bool = False
+    logger: str = "csv"
+    wandb_project: str = "neural-annot"
 
 
 @dataclass
 class ExportConfig:
-    """Where and what to write. ``out_dir``: NeuralAnnot JSON, skipped.json, report.json, overlays."""
+    """Where and what to write. ``out_dir``: NeuralAnnot JSON, skipped.json, report.json, overlays;
+    ``batches_per_shard``: prediction batches per rank between two shard files (resume granularity)."""
 
     out_dir: str = "outputs/annotate-body"
     overlays: bool = True
     eval_every_n_steps: int = 25
+    batches_per_shard: int = 64
 
 
 @dataclass
@@ -236,3 +263,40 @@ def load_config(schema: type, path: str | Path | None = None, overrides: list[st
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolved plain-dict copy of ``cfg`` (for checkpoints, reports and loggers)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def trainer_profile_overrides(path: str | Path) -> list[str]:
+    """Dotlist ``trainer.<key>=<value>`` entries of a trainer profile (``configs/trainer/*.yaml``).
+
+    The profile holds :class:`TrainerConfig` fields at its top level (no ``trainer:`` key). Put the
+    result before the command-line overrides: ``load_config(AnnotateConfig, cfg_file,
+    trainer_profile_overrides(profile) + overrides)`` (config file < profile < command line).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ConfigError: the profile is not a mapping, or has an unknown key / a wrong type (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trainer profile not found: {path} (see configs/trainer/)")
+    values = OmegaConf.load(path)
+    if not isinstance(values, DictConfig):
+        raise ConfigError(f"{path}: a trainer profile must be a mapping of trainer fields")
+    try:
+        OmegaConf.merge(OmegaConf.structured(TrainerConfig), values)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(f"{path}: invalid trainer key '{key}': {str(err).splitlines()[0]}") from None
+    container = OmegaConf.to_container(values, resolve=True)
+    return [f"trainer.{key}={_dotlist_value(value)}" for key, value in container.items()]
+
+
+def _dotlist_value(value: Any) -> str:
+    """A scalar as dotlist text that OmegaConf parses back to the same value (strings quoted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)

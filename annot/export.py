@@ -102,7 +102,13 @@ _FIELDS = {("smpl_param", "pose"): 72, ("smpl_param", "shape"): None, ("smpl_par
            ("cam_param", "focal"): 2, ("cam_param", "princpt"): 2}
 
 
-def _parse_entry(path: Path, aid: str, raw: Any) -> PseudoGT:
+def parse_entry(path: Path, aid: str, raw: Any) -> PseudoGT:
+    """Validate one NeuralAnnot-layout entry ``raw`` of file ``path`` (annotation ``aid``).
+
+    Raises:
+        ValueError: a field is missing, not numeric, of the wrong length or non-finite (the message names
+            the file, the annotation id and the field).
+    """
     def field(group: str, name: str) -> np.ndarray:
         try:
             values = np.asarray(raw[group][name], dtype=np.float64)
@@ -144,7 +150,7 @@ def read_pseudo_gt(path: str | Path) -> dict[str, PseudoGT]:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a JSON object keyed by annotation id, got {type(raw).__name__}")
-    return {str(aid): _parse_entry(path, str(aid), entry) for aid, entry in raw.items()}
+    return {str(aid): parse_entry(path, str(aid), entry) for aid, entry in raw.items()}
 
 
 #: EFT's rejection rule (Joo et al., 3DV 2021): shape too extreme or 2D fit too poor.

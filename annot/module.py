@@ -11,6 +11,15 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
   + L2 regularisers (NeuralAnnot Sec. 3.1);
 - ``"mocap_joints_only"``: GT 3D joints in, no image (MoCap sources without images, e.g. CMU clips).
 
+Architectures (``architecture``, :mod:`annot.nets.annotator`): ``"regressor"`` (ResNet -> pooling -> FC)
+or ``"pose2pose"``, the Three Recipes f (Pose2Pose with VPoser z; image modes only, the joints-only mode
+keeps the regressor). With ``pose2pose`` the loss gains Pose2Pose's PositionNet term ``joint_img``: L1
+between the 25 PositionNet joints and the batch's keypoints converted by name to ``pose2pose25`` in
+heatmap units (x, y from ``kp2d_px``; z, the root-relative depth, only for samples with 3D joints), masked
+by visibility and truncation (:func:`annot.nets.pose2pose_joints.position_targets`). A batch convention
+without some PositionNet joints (``coco17`` has no ``Pelvis``, ``Neck`` or feet) simply masks them;
+``pose2pose33`` has all 25.
+
 Frames: image modes predict SMPL in the *crop camera* frame (OpenCV axes: x right, y down, z forward;
 metres) of the chosen camera model (:func:`annot.geometry.cameras.project_camera_model`); the
 joints-only mode predicts in the MoCap source's own world frame. The module never touches files;
@@ -28,7 +37,8 @@ from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec
 from annot.keypoints import get_convention
 from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
-from annot.nets.annotator import AnnotatorNet
+from annot.nets.annotator import ARCHITECTURES, build_annotator_net
+from annot.nets.pose2pose_joints import position_targets
 
 MODES = ("itw", "mocap", "mocap_joints_only")
 #: The 2D loss is measured in Pose2Pose's output heatmap units: one unit = one layer4 cell = 32 crop pixels
@@ -55,7 +65,11 @@ class AnnotatorModule(pl.LightningModule):
         pose_prior: ``"none"`` (21 x 6D body rotations) or ``"vposer"`` (a latent z decoded by a frozen
             VPoser; the third recipe).
         vposer_path: VPoser checkpoint / folder (official V02_05 or ``make train-prior`` output).
-        camera_model: ``"perspective"``, ``"weak_perspective"`` or ``"d2s"``.
+        camera_model: ``"perspective"``, ``"weak_perspective"`` or ``"d2s"`` (the Pose2Pose camera is
+            ``"perspective"``).
+        architecture: ``"regressor"`` or ``"pose2pose"`` (module docstring; ``hidden_dim`` is the
+            regressor's only). Ignored (regressor) in ``"mocap_joints_only"`` mode.
+        w_joint_img: weight of the PositionNet L1 (``pose2pose`` only; Pose2Pose uses 1).
         w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms.
         w_pose_l2, w_z_l2, w_betas_l2: regulariser weights (per-sample squared norms; Three Recipes
             uses 1e-2 on ``|z|^2`` and ``|beta|^2``, supplementary Table A).
@@ -66,7 +80,8 @@ class AnnotatorModule(pl.LightningModule):
     ``joints_world_m`` (B, J, 3) + ``joints_mask`` (B, J) (:class:`annot.data.mocap.BVHMocap`).
 
     Raises:
-        ValueError: unknown mode / prior / camera model, or a VPoser prior without ``vposer_path``.
+        ValueError: unknown mode / prior / camera model / architecture, or a VPoser prior without
+            ``vposer_path``.
     """
 
     def __init__(
@@ -85,12 +100,14 @@ class AnnotatorModule(pl.LightningModule):
         pose_prior: str = "none",
         vposer_path: str | None = None,
         camera_model: str = "perspective",
+        architecture: str = "regressor",
         w_kp2d: float = 1.0,
         w_joints3d: float = 1.0,
         w_smpl_param: float = 1.0,
         w_pose_l2: float = 1e-4,
         w_z_l2: float = 1e-2,
         w_betas_l2: float = 1e-2,
+        w_joint_img: float = 1.0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         lr_decay_steps: tuple[int, ...] = (),
@@ -104,23 +121,27 @@ class AnnotatorModule(pl.LightningModule):
             raise ValueError(f"pose_prior must be one of {POSE_PRIORS}, got {pose_prior!r}")
         if pose_prior == "vposer" and not vposer_path:
             raise ValueError("pose_prior 'vposer' needs vposer_path (official V02_05 or `make train-prior` output)")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
         self.save_hyperparameters()
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.uses_image = mode != "mocap_joints_only"
         self.joints3d_root = get_convention(joints3d_convention).index(get_convention(joints3d_convention).root
                                                                           or "Pelvis")
-        self.net = AnnotatorNet(
-            backbone_depth, hidden_dim, num_betas, use_image=self.uses_image,
-            num_input_joints=0 if mode == "itw" else get_convention(joints3d_convention).num_joints,
-            pose_output="vposer" if pose_prior == "vposer" else "rot6d", camera_model=camera_model,
-            upright_init=self.uses_image)
-        if backbone_weights and self.uses_image:
-            from annot.nets.resnet import load_backbone_weights
-            load_backbone_weights(self.net.backbone, backbone_weights)
+        self.architecture = architecture if self.uses_image else "regressor"
         self.vposer = None
         if pose_prior == "vposer":
             from annot.priors import load_vposer
             self.vposer = load_vposer(vposer_path)  # frozen: eval(), requires_grad False
+        self.net = build_annotator_net(
+            self.architecture, backbone_depth, hidden_dim, num_betas, use_image=self.uses_image,
+            num_input_joints=0 if mode == "itw" else get_convention(joints3d_convention).num_joints,
+            pose_output="vposer" if pose_prior == "vposer" else "rot6d",
+            latent_dim=self.vposer.latent_dim if self.vposer is not None else 32, camera_model=camera_model,
+            upright_init=self.uses_image)
+        if backbone_weights and self.uses_image:
+            from annot.nets.resnet import load_backbone_weights
+            load_backbone_weights(self.net.backbone, backbone_weights)
         self.body_model = BodyModel.from_config(
             model_type=body_model_type, gender=body_model_gender, path=body_model_path, num_betas=num_betas)
 
@@ -153,7 +174,9 @@ class AnnotatorModule(pl.LightningModule):
             model joints in ``joints3d_convention`` relative to that convention's root; image modes
             also give ``transl_m`` (B, 3) the SMPL ``transl`` in the crop camera, ``vertices_cam_m``
             (B, V, 3), ``focal_px`` (B, 2) the equivalent pinhole focal length in crop pixels (principal
-            point at the crop centre) and ``kp2d_pred_px`` (B, J2, 2) projected ``kp2d_convention`` joints.
+            point at the crop centre) and ``kp2d_pred_px`` (B, J2, 2) projected ``kp2d_convention`` joints;
+            the ``pose2pose`` architecture adds ``joint_img`` (B, 25, 3) PositionNet joints
+            (``pose2pose25``) in heatmap units.
         """
         if joints_rel_m is not None and joints_mask is not None:
             joints_rel_m = joints_rel_m * joints_mask[..., None]
@@ -173,6 +196,8 @@ class AnnotatorModule(pl.LightningModule):
                 "joints3d_rel_m": joints3d - joints3d[:, self.joints3d_root: self.joints3d_root + 1]}
         if "z" in out:
             pred["z"] = out["z"]
+        if "joint_img" in out:
+            pred["joint_img"] = out["joint_img"]
         if self.uses_image:
             kp_joints, _ = self.body_model.regress(vertices_rel, self.hparams.kp2d_convention)
             kp2d, focal, root_cam = project_camera_model(kp_joints, out["cam_raw"], self.hparams.camera_model,
@@ -192,6 +217,8 @@ class AnnotatorModule(pl.LightningModule):
         if self.uses_image and "kp2d_mask" in batch:
             terms["kp2d"] = hp.w_kp2d * masked_l1_kp2d(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
                                                         (KP2D_UNIT_PX, KP2D_UNIT_PX))
+        if "joint_img" in pred and "kp2d_mask" in batch:
+            terms["joint_img"] = hp.w_joint_img * self._joint_img_loss(pred["joint_img"], batch)
         gt_joints, joints_mask = self._gt_joints(batch) if ("joints_world_m" in batch or "joints_cam_m" in batch) \
             else (None, None)
         if gt_joints is not None and bool(joints_mask.any()):
@@ -208,6 +235,18 @@ class AnnotatorModule(pl.LightningModule):
         terms["betas_l2"] = hp.w_betas_l2 * l2_regulariser(pred["betas"])
         terms["total"] = sum(terms.values())
         return terms
+
+    def _joint_img_loss(self, joint_img: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """PositionNet L1 (Pose2Pose ``joint_img``, reference-spec B.3) in heatmap units, averaged over the
+        valid coordinates: (x, y) of visible, in-heatmap keypoints; z for samples with camera-frame 3D
+        joints (``joints_cam_m``; depth root-relative, :func:`annot.nets.pose2pose_joints.position_targets`)."""
+        joints = mask3d = None
+        if "joints_cam_m" in batch and "joints_cam_mask" in batch and bool(batch["joints_cam_mask"].any()):
+            joints, mask3d = batch["joints_cam_m"], batch["joints_cam_mask"]  # in joints3d_convention
+        target, mask = position_targets(batch["kp2d_px"], batch["kp2d_mask"], self.hparams.kp2d_convention,
+                                        self.input_hw, joints, mask3d,
+                                        self.hparams.joints3d_convention if joints is not None else None)
+        return masked_l1(joint_img, target, mask)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         pred = self._predict_batch(batch)

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
-from pytorch_lightning.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from annot.callbacks import MetricHistory, MixCounts
@@ -105,13 +104,29 @@ def _has_images(registry_name: str) -> bool:
 
 def _trainer(cfg: DictConfig, folder: Path, max_steps: int, callbacks: list[pl.Callback], steps_per_epoch: int,
              **kwargs: Any) -> pl.Trainer:
+    """Trainer of one stage: ``cfg.trainer`` (devices, nodes, strategy, precision), the loggers of
+    :func:`annot.logging_utils.build_loggers` and the run-level callbacks (throughput, learning rate,
+    channels-last, compile). ValueError when a global batch does not divide over the ranks."""
+    from annot.data.datamodule import split_global_batch
+    from annot.logging_utils import build_loggers, scale_callbacks
+
     t = cfg.trainer
-    return pl.Trainer(
-        max_steps=max_steps, accelerator=t.accelerator, devices=t.devices, precision=t.precision,
-        log_every_n_steps=max(1, min(t.log_every_n_steps, steps_per_epoch)), deterministic=t.deterministic,
-        enable_progress_bar=t.enable_progress_bar, logger=CSVLogger(str(folder), name="logs", version=""),
-        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(folder),
-        **kwargs)
+    loggers = build_loggers(folder, cfg, Path(cfg.export.out_dir).name, wandb_dir=cfg.export.out_dir,
+                            prefix=folder.name)
+    trainer = pl.Trainer(
+        max_steps=max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, log_every_n_steps=max(1, min(t.log_every_n_steps, steps_per_epoch)),
+        deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar, logger=loggers or False,
+        callbacks=[*callbacks, *scale_callbacks(cfg, bool(loggers))], enable_checkpointing=False,
+        enable_model_summary=False, default_root_dir=str(folder), **kwargs)
+    for key in ("data.batch_size", "aux_stage.batch_size"):
+        try:
+            split_global_batch(int(OmegaConf.select(cfg, key)), trainer.world_size)
+        except ValueError:
+            raise ValueError(f"global batch {key}={OmegaConf.select(cfg, key)} does not divide over "
+                             f"{trainer.world_size} ranks (trainer.devices={t.devices} x trainer.num_nodes="
+                             f"{t.num_nodes}); choose a multiple of {trainer.world_size}") from None
+    return trainer
 
 
 def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers: int) -> DataLoader:
@@ -157,6 +172,7 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
         backbone_weights=cfg.model.backbone_weights if image_mode else None, hidden_dim=a.hidden_dim,
         input_hw=tuple(cfg.data.input_hw), kp2d_convention=a.joints3d_convention,
         joints3d_convention=a.joints3d_convention, pose_prior="none", camera_model=cfg.model.camera_model,
+        architecture=cfg.model.architecture if image_mode else "regressor", w_joint_img=cfg.loss.joint_img,
         w_joints3d=cfg.loss.joints3d, w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=a.lr,
         lr_decay_steps=tuple(a.lr_decay_steps), config=to_container(cfg), **_body_args(cfg))
     loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers)
@@ -198,7 +214,7 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
         joints3d_convention=cfg.data.convention if cfg.auxiliary and any(
             _has_images(a.dataset) for a in cfg.auxiliary.values()) else "smpl24",
         pose_prior=cfg.prior.pose_prior, vposer_path=vposer_path, camera_model=cfg.model.camera_model,
-        w_kp2d=cfg.loss.kp2d, w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param,
+        architecture=cfg.model.architecture, w_joint_img=cfg.loss.joint_img, w_kp2d=cfg.loss.kp2d, w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param,
         w_pose_l2=cfg.loss.pose_l2, w_z_l2=cfg.loss.z_l2, w_betas_l2=cfg.loss.betas_l2, lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
         lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg), **_body_args(cfg))
@@ -244,20 +260,31 @@ def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders
 
 
 def _stage_c(cfg: DictConfig, folder: Path, ckpt: Path) -> tuple[list[str], dict[str, Any]]:
+    """Sharded, resumable prediction on the target set (every rank writes its own shards), then the merge
+    that checks every sample id appears exactly once (:mod:`annot.sharding`)."""
+    from annot.sharding import annotate_sharded, load_overlay_inputs
+    from annot.stages import config_hash, file_checksum
+
     module = AnnotatorModule.load_from_checkpoint(ckpt, map_location="cpu")
     dataset = _target_dataset(cfg, train=False)
-    trainer = _trainer(cfg, folder, 1, [], 1)
+    t = cfg.trainer
+    run_key = config_hash({"annotator": file_checksum(ckpt), "data": to_container(cfg.data)})
+    trainer_kwargs = {"accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes,
+                      "strategy": t.strategy, "precision": t.precision, "default_root_dir": str(folder)}
     start = time.perf_counter()
-    pred = _predict(trainer, module, dataset, cfg.data.batch_size, cfg.data.num_workers)
+    report = annotate_sharded(module, dataset, folder, trainer_kwargs, batch_size=cfg.data.batch_size,
+                              batches_per_shard=cfg.export.batches_per_shard, num_workers=cfg.data.num_workers,
+                              run_key=run_key, discard_stale=True)
     predict_s = time.perf_counter() - start
-    entries = pseudo_gts_from_predictions(pred)
-    write_pseudo_gt(folder / "pseudo_gt.json", entries)
-    atomic_write_json(folder / "skipped.json", dict(sorted(dataset.skipped.items())))
-    outputs = ["pseudo_gt.json", "skipped.json"]
+    if report is None:  # a non-zero rank under strategy="ddp": rank 0 writes the outputs
+        return [], {"dataset": dataset, "entries": {}, "predict_s": predict_s}
+    atomic_write_json(folder / "skipped.json", report.skipped)
+    entries = read_pseudo_gt(folder / "pseudo_gt.json")
+    outputs = ["pseudo_gt.json", "skipped.json", "shards"]
     if cfg.export.overlays:
-        write_overlays(folder / "overlays", entries, pred, module)
+        write_overlays(folder / "overlays", entries, load_overlay_inputs(folder / "shards", run_key), module)
         outputs.append("overlays")
-    return outputs, {"dataset": dataset, "entries": entries, "predict_s": predict_s}
+    return outputs, {"dataset": dataset, "entries": entries, "predict_s": predict_s, "merge": report.as_dict()}
 
 
 # --------------------------------------------------------------------------- the command
@@ -328,8 +355,11 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
             log.info))
         own_pseudo_gt = c_dir / "pseudo_gt.json"
 
-    report = _finalise(cfg, out, c_dir, b_dir, result, timings, time.perf_counter() - t0)
-    return report
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # under strategy="ddp" every rank runs this script; rank 0 reports
+        return {}
+    return _finalise(cfg, out, c_dir, b_dir, result, timings, time.perf_counter() - t0)
 
 
 def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[str, Any]]) -> list[str]:
@@ -369,6 +399,7 @@ def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict
         "kp2d_err_px": {"mean": float(np.mean(finite)) if finite else None, "per_sample": errors,
                         "units": "original-image pixels, mean over visible keypoints"},
         "kp2d_err_px_during_training": curve,
+        "merge": result.get("merge"),
         "stages": {p.name: __import__("json").loads((p / "stage.json").read_text())
                    for p in sorted(out.iterdir()) if (p / "stage.json").is_file()},
         "wall_time": {"total_s": total_s, **{f"{k}_s": v for k, v in timings.items()},

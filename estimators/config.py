@@ -5,6 +5,11 @@ last (``trainer.max_epochs=2 data.batch_size=16``). Load with
 ``annot.config.load_config(EstimatorConfig, path, overrides)``, then :func:`check_config` for the
 checks a schema cannot express (known estimator, monitored set exists, ratio groups, optimiser
 settings the chosen estimator supports). Both raise :class:`annot.config.ConfigError` naming the key.
+:func:`merge_config` builds a config from a stored dict (a checkpoint's) plus a file and overrides.
+
+Importing this module registers the OmegaConf resolver ``${abspath:path}`` (the path made absolute
+against the working directory), for loader arguments that are otherwise relative to a dataset's
+``root`` (``smpl_file: ${abspath:outputs/annotate-body/pseudo_gt.json}``).
 
 Layout of a run (style.md §10.13)::
 
@@ -17,12 +22,36 @@ Layout of a run (style.md §10.13)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from annot.config import BodyModelConfig, ConfigError
 from annot.data.augment import AugmentConfig
+
+
+def _abspath(path: str) -> str:
+    """OmegaConf resolver ``${abspath:relative/path}``: the path made absolute against the working
+    directory when the config is resolved (loader paths such as ``smpl_file`` are otherwise relative
+    to the dataset ``root``)."""
+    return str(Path(path).expanduser().absolute())
+
+
+def _register_abspath() -> None:
+    if OmegaConf.has_resolver("abspath"):
+        return
+    import omegaconf
+
+    major, minor = (int(v) for v in omegaconf.__version__.split(".")[:2])
+    if (major, minor) >= (2, 4):  # 2.4 renamed register_new_resolver (now deprecated) to register_resolver
+        OmegaConf.register_resolver("abspath", _abspath)
+    else:
+        OmegaConf.register_new_resolver("abspath", _abspath)
+
+
+_register_abspath()
 
 #: Names accepted by ``estimator`` (the registry lives in :mod:`estimators.train`).
 ESTIMATOR_NAMES: tuple[str, ...] = ("pose2pose", "hmr")
@@ -193,6 +222,35 @@ class EstimatorConfig:
     trainer: EstimatorTrainerConfig = field(default_factory=EstimatorTrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+
+
+def merge_config(values: Mapping[str, Any] | None, path: str | Path | None = None,
+                 overrides: list[str] | None = None, origin: str = "checkpoint") -> DictConfig:
+    """:class:`EstimatorConfig` defaults, then ``values`` (e.g. the config stored in a checkpoint), the
+    YAML file ``path`` and dotlist ``overrides``, in that order; read-only.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ConfigError: unknown key or wrong type, naming ``origin`` / the file / "command line" and the key.
+    """
+    cfg = OmegaConf.structured(EstimatorConfig)
+    sources: list[tuple[str, Any]] = []
+    if values is not None:
+        sources.append((origin, lambda: OmegaConf.create(dict(values))))
+    if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        sources.append((str(path), lambda: OmegaConf.load(path)))
+    if overrides:
+        sources.append(("command line", lambda: OmegaConf.from_dotlist(list(overrides))))
+    for name, make in sources:
+        try:
+            cfg = OmegaConf.merge(cfg, make())
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or "?"
+            raise ConfigError(f"{name}: invalid config key '{key}': {str(err).splitlines()[0]}") from None
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
 
 
 def estimator_input_hw(cfg: DictConfig) -> tuple[int, int]:

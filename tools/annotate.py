@@ -2,11 +2,14 @@
 
 Usage::
 
-    python tools/annotate.py --config configs/annotate/body_free.yaml [key=value ...]
+    python tools/annotate.py --config configs/annotate/body_free.yaml [--trainer configs/trainer/gpu.yaml] [key=value ...]
 
-Any config field can be overridden with a dotlist (``trainer.max_steps=50 data.root=/data/coco``);
-an unknown key fails at start with its name. Finished stages are skipped on a second invocation.
-See ``annot.pipeline`` for the stages and the outputs.
+``--trainer FILE`` merges a trainer profile (``configs/trainer/{cpu,gpu,ddp4,slurm}.yaml``) under the
+``trainer`` key, after the config file and before the command-line overrides. Any config field can be
+overridden with a dotlist (``trainer.max_steps=50 data.root=/data/coco``); an unknown key fails at
+start with its name. Finished stages are skipped on a second invocation. See ``annot.pipeline`` for the
+stages and the outputs. ``trainer.logger=wandb`` logs to Weights & Biases
+(offline under ``<out_dir>/wandb/`` unless ``WANDB_API_KEY`` is set; ``annot.logging_utils``).
 """
 from __future__ import annotations
 
@@ -15,20 +18,24 @@ import json
 import logging
 import sys
 
-from annot.config import AnnotateConfig, ConfigError, load_config
+from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
+from annot.logging_utils import log_report
 from annot.pipeline import run_annotate
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/annotate/body_free.yaml", help="YAML config file")
+    parser.add_argument("--trainer", default=None, help="trainer profile merged under `trainer`, e.g. configs/trainer/gpu.yaml")
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=50")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("annot").setLevel(logging.INFO)
     try:
-        cfg = load_config(AnnotateConfig, args.config, args.overrides)
+        profile = trainer_profile_overrides(args.trainer) if args.trainer else []
+        cfg = load_config(AnnotateConfig, args.config, profile + list(args.overrides))
         report = run_annotate(cfg)
+        log_report(report, cfg)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

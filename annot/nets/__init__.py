@@ -1,6 +1,9 @@
-"""Network building blocks (plain ``nn.Module``s, no Lightning)."""
+"""Network building blocks (plain ``nn.Module``s, no Lightning): the ResNet backbone, the Pose2Pose
+network (shared by the annotator f and the estimator g) and the annotator networks."""
 from __future__ import annotations
 
+from annot.nets.annotator import ARCHITECTURES, AnnotatorNet, Pose2PoseAnnotatorNet, build_annotator_net
+from annot.nets.pose2pose import PositionNet, Pose2PoseNet, RotationNet, sample_joint_features, soft_argmax_3d
 from annot.nets.resnet import (
     DEFAULT_PREFIXES,
     RESNET_SPECS,
@@ -12,11 +15,20 @@ from annot.nets.resnet import (
 )
 
 __all__ = [
+    "ARCHITECTURES",
     "DEFAULT_PREFIXES",
     "RESNET_SPECS",
+    "AnnotatorNet",
     "BackboneLoadReport",
     "BasicBlock",
     "Bottleneck",
+    "Pose2PoseAnnotatorNet",
+    "Pose2PoseNet",
+    "PositionNet",
     "ResNetBackbone",
+    "RotationNet",
+    "build_annotator_net",
     "load_backbone_weights",
+    "sample_joint_features",
+    "soft_argmax_3d",
 ]

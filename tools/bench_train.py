@@ -1,0 +1,23 @@
+#!/usr/bin/env python
+"""Samples/s of annotator *training* next to a bare ResNet-50 forward + backward on the same device.
+
+The annotator (in-the-wild mode, VPoser prior, ResNet-50, 256x192) is trained by a Lightning Trainer on a
+synthetic batch already on the device (the data loader is not measured); the bare
+``annot.nets.resnet.ResNetBackbone(50)`` runs forward, backward and an Adam step at the same batch,
+resolution, precision and layout, interleaved with it. The ratio annotator / bare is the figure to
+compare across machines (see ``annot.benchmark``).
+
+Usage::
+
+    python tools/bench_train.py --batch 8 --threads 1                        # CPU
+    python tools/bench_train.py --device cuda --batch 192 --precision 32 bf16 --channels-last false true
+    python tools/bench_train.py ... --json results.json
+"""
+from __future__ import annotations
+
+import sys
+
+from annot.benchmark import main
+
+if __name__ == "__main__":
+    sys.exit(main(train=True))
