@@ -7,11 +7,14 @@ PY := $(VENV)/bin/python
 FREE_MODEL := body_models/free/FREE_ANNY_SMPL_NEUTRAL.pkl
 CONFIG ?= configs/annotate/body_free.yaml
 ARGS ?=
+TRAINER ?=
+SWEEP ?= --tiny
+BENCH_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior sweep bench test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -32,8 +35,15 @@ osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missin
 	@ldconfig -p | grep -q libOSMesa.so || { echo "installing libosmesa6 (offscreen rendering)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libosmesa6 >/dev/null; }
 
-annotate-body: setup ## train the annotator on the embedded default and write pseudo-GTs (CONFIG=..., ARGS="key=value ...")
-	$(PY) tools/annotate.py --config $(CONFIG) $(ARGS)
+annotate-body: setup ## Algorithm 1 on the embedded default -> pseudo-GTs (CONFIG=..., TRAINER=configs/trainer/gpu.yaml, ARGS="key=value ...")
+	$(PY) tools/annotate.py --config $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(ARGS)
+
+sweep: setup ## Three Recipes supp. Table A grid -> outputs/sweep/results.md (default 2x2 --tiny; SWEEP= for all 12 points; W&B agent with WANDB_API_KEY)
+	$(PY) tools/sweep.py --config configs/sweep/reg_weights.yaml --base $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(SWEEP) $(ARGS)
+
+bench: setup ## annotator train/annotate samples/s vs a bare ResNet-50 (BENCH_ARGS="--device cuda --batch 192 --precision bf16")
+	$(PY) tools/bench_train.py $(BENCH_ARGS)
+	$(PY) tools/bench_annotate.py $(BENCH_ARGS)
 
 fixtures: setup ## write tiny copies of every supported dataset layout to outputs/fixtures/ (posed free body model)
 	$(PY) tools/make_fixtures.py --out outputs/fixtures

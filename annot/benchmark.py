@@ -25,6 +25,7 @@ device synchronisation at both ends.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -139,7 +140,7 @@ def bare_resnet_samples_per_s(settings: BenchSettings, train: bool) -> float:
         net.compile(backend=s.backend)
     img = synthetic_batch(s.batch_size, s.input_hw, device=s.device)["img"].contiguous(memory_format=fmt)
     dtype = s.autocast_dtype
-    autocast = (lambda: torch.autocast(torch.device(s.device).type, dtype=dtype)) if dtype else _nullcontext
+    autocast = (lambda: torch.autocast(torch.device(s.device).type, dtype=dtype)) if dtype else contextlib.nullcontext
     if train:
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 
@@ -162,14 +163,6 @@ def bare_resnet_samples_per_s(settings: BenchSettings, train: bool) -> float:
         step()
     _sync(s.device)
     return s.steps * s.batch_size / (time.perf_counter() - start)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return False
 
 
 # --------------------------------------------------------------------------- the annotator
@@ -236,7 +229,8 @@ def build_annotator(settings: BenchSettings, vposer_path: str | Path, body_model
 
 
 def annotator_samples_per_s(settings: BenchSettings, train: bool, vposer_path: str | Path,
-                            body_model_path: str | Path | None = None, module: pl.LightningModule | None = None) -> float:
+                            body_model_path: str | Path | None = None,
+                            module: pl.LightningModule | None = None) -> float:
     """Samples/s of the annotator: ``trainer.fit`` steps when ``train``, else ``trainer.predict`` batches.
 
     A fresh module is built unless ``module`` is given (prediction reuses one safely; training changes it).
@@ -381,7 +375,8 @@ def main(train: bool, argv: list[str] | None = None) -> int:
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
     if not Path(args.body_model).is_file():
-        print(f"error: body model not found: {args.body_model} (run `make setup`, or pass --body-model)", file=sys.stderr)
+        print(f"error: body model not found: {args.body_model} (run `make setup`, or pass --body-model)",
+              file=sys.stderr)
         return 2
     module_kwargs = {}
     for item in args.module_kwarg:

@@ -173,7 +173,8 @@ def report_metrics(report: dict[str, Any], pseudo_gt_json: str | Path | None = N
     return metrics
 
 
-def overlay_grid(folder: str | Path, max_images: int = 9, tile_height_px: int = 256, columns: int = 3) -> np.ndarray | None:
+def overlay_grid(folder: str | Path, max_images: int = 9, tile_height_px: int = 256,
+                 columns: int = 3) -> np.ndarray | None:
     """uint8 (H, W, 3) RGB grid of the first ``max_images`` overlay PNGs of ``folder`` (sorted by name),
     each scaled to ``tile_height_px``; ``None`` when there is none."""
     import cv2

@@ -129,11 +129,26 @@ def _trainer(cfg: DictConfig, folder: Path, max_steps: int, callbacks: list[pl.C
     return trainer
 
 
-def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers: int) -> DataLoader:
-    """One epoch = the whole run (a progress bar over optimiser steps), random order with reshuffles."""
-    batch_size = min(batch_size, len(dataset))
-    sampler = RandomSampler(dataset, num_samples=max_steps * batch_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers)
+def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers: int,
+                  world_size: int = 1) -> DataLoader:
+    """One epoch = the whole run (a progress bar over optimiser steps), random order with reshuffles.
+
+    ``batch_size`` is global: each of ``world_size`` ranks loads ``batch_size / world_size`` samples per
+    step (Lightning splits the sampler across ranks), so the optimiser sees the same global batch.
+    """
+    from annot.data.datamodule import split_global_batch
+
+    global_batch = min(batch_size, len(dataset))
+    global_batch -= global_batch % world_size
+    per_rank = split_global_batch(max(global_batch, world_size), world_size)
+    sampler = RandomSampler(dataset, num_samples=max_steps * per_rank * world_size)
+    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers)
+
+
+def _world_size(cfg: DictConfig) -> int:
+    """Ranks of the configured Trainer (``devices`` x ``num_nodes``; 1 for an ``auto`` device count)."""
+    devices = cfg.trainer.devices
+    return (devices if isinstance(devices, int) and devices > 0 else 1) * max(1, cfg.trainer.num_nodes)
 
 
 def _predict(trainer: pl.Trainer, module: pl.LightningModule, dataset: Dataset, batch_size: int,
@@ -175,7 +190,7 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
         architecture=cfg.model.architecture if image_mode else "regressor", w_joint_img=cfg.loss.joint_img,
         w_joints3d=cfg.loss.joints3d, w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=a.lr,
         lr_decay_steps=tuple(a.lr_decay_steps), config=to_container(cfg), **_body_args(cfg))
-    loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers)
+    loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers, _world_size(cfg))
     trainer = _trainer(cfg, folder, a.max_steps, [], len(loader))
     trainer.fit(module, loader)
     trainer.save_checkpoint(folder / "annotator.ckpt")
@@ -224,7 +239,8 @@ def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[
     """The target alone, or a MixedDataModule of target + auxiliary image sets with exact ratios."""
     image_aux = {n: a for n, a in cfg.auxiliary.items() if _has_images(a.dataset)}
     if not image_aux:
-        return _steps_loader(target, cfg.data.batch_size, cfg.trainer.max_steps, cfg.data.num_workers), None
+        return _steps_loader(target, cfg.data.batch_size, cfg.trainer.max_steps, cfg.data.num_workers,
+                             _world_size(cfg)), None
     datasets: dict[str, Dataset] = {"target": target}
     total = sum(a.ratio for a in image_aux.values())
     ratios = {"target": 1.0 - cfg.algorithm.aux_ratio}

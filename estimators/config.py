@@ -181,11 +181,14 @@ class EstimatorTrainerConfig:
 @dataclass
 class CheckpointConfig:
     """``ModelCheckpoint``: keep the ``save_top_k`` best by ``monitor`` (a ``val/<set>/<metric>`` key of a
-    configured set) plus ``last.ckpt``. ``resume``: continue from ``<out_dir>/checkpoints/last.ckpt``."""
+    configured set) plus ``last.ckpt``. ``save_weights_only``: leave the optimiser state out (a third
+    of the size with Adam; such checkpoints evaluate but cannot resume). ``resume``: continue from
+    ``<out_dir>/checkpoints/last.ckpt``."""
 
     monitor: str = "val/3dpw/pa_mpjpe_mm"
     mode: str = "min"
     save_top_k: int = 1
+    save_weights_only: bool = False
     resume: bool = False
 
 
@@ -269,7 +272,8 @@ def check_config(cfg: DictConfig, train: bool = True) -> None:
             ``val/<set>/<metric>`` of a configured set or ``mode`` not min/max; a training dataset
             without ``ratio`` (no groups) or with a ``group`` missing from ``data.group_ratios``;
             ``batch_size_scope`` not global/device; ``optim.weight_decay`` for Pose2Pose or
-            ``optim.lr_dec_epochs`` for HMR; a dataset ``args`` key the run owns.
+            ``optim.lr_dec_epochs`` for HMR; a dataset ``args`` key the run owns; ``checkpoint.resume``
+            with ``checkpoint.save_weights_only``.
     """
     if cfg.estimator not in ESTIMATOR_NAMES:
         raise ConfigError(f"estimator: unknown {cfg.estimator!r}; choose one of {list(ESTIMATOR_NAMES)}")
@@ -294,6 +298,8 @@ def _check_monitor(cfg: DictConfig) -> None:
                           f"data.val {list(cfg.data.val)} and <metric> in {list(METRIC_KEYS)}")
     if cfg.checkpoint.mode not in ("min", "max"):
         raise ConfigError(f"checkpoint.mode: expected 'min' or 'max', got {cfg.checkpoint.mode!r}")
+    if cfg.checkpoint.resume and cfg.checkpoint.save_weights_only:
+        raise ConfigError("checkpoint.resume: weights-only checkpoints (checkpoint.save_weights_only) cannot resume")
 
 
 def _check_mixture(cfg: DictConfig) -> None:

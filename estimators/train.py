@@ -37,7 +37,7 @@ from annot.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridC
 from annot.config import to_container
 from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
-from annot.data.datamodule import MixedDataModule, split_global_batch
+from annot.data.datamodule import MixedTrainValDataModule, split_global_batch
 from estimators.base import EVAL_CONVENTION, EstimatorModule
 from estimators.config import METRIC_KEYS, EstimatorConfig, check_config, estimator_input_hw
 from estimators.hmr import HMRModule
@@ -225,15 +225,15 @@ def batches_per_epoch(cfg: DictConfig, datasets: Mapping[str, Dataset]) -> int:
 
 
 def build_datamodule(cfg: DictConfig, train_datasets: Mapping[str, Dataset],
-                     val_datasets: Mapping[str, Dataset]) -> MixedDataModule:
-    """A :class:`MixedDataModule` over the mixture (global batch, exact ratios) and the evaluation sets.
+                     val_datasets: Mapping[str, Dataset]) -> MixedTrainValDataModule:
+    """A :class:`MixedTrainValDataModule` over the mixture (global batch, exact ratios) and the evaluation sets.
 
     Raises:
         ValueError: the global batch does not divide over ``trainer.devices``.
     """
     global_batch = global_batch_size(cfg)
     split_global_batch(global_batch, max(1, int(cfg.trainer.devices)))  # fail before any training
-    return MixedDataModule(train_datasets, mixture_ratios(cfg, train_datasets), global_batch,
+    return MixedTrainValDataModule(train_datasets, mixture_ratios(cfg, train_datasets), global_batch,
                            num_batches_per_epoch=batches_per_epoch(cfg, train_datasets),
                            num_workers=cfg.data.num_workers, seed=cfg.seed, val_datasets=val_datasets,
                            val_batch_size=cfg.data.val_batch_size)
@@ -301,9 +301,11 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list[pl.Callback], step
 
 
 def _callbacks(cfg: DictConfig, out: Path) -> tuple[list[pl.Callback], LastEveryEpochCheckpoint, _LossCurve]:
-    checkpoint = LastEveryEpochCheckpoint(dirpath=str(out / "checkpoints"), filename="epoch_{epoch:03d}", save_last=True,
-                                 monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
-                                 save_top_k=cfg.checkpoint.save_top_k, auto_insert_metric_name=False)
+    checkpoint = LastEveryEpochCheckpoint(dirpath=str(out / "checkpoints"), filename="epoch_{epoch:03d}",
+                                         save_last=True, monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
+                                         save_top_k=cfg.checkpoint.save_top_k,
+                                         save_weights_only=cfg.checkpoint.save_weights_only,
+                                         auto_insert_metric_name=False)
     curve = _LossCurve()
     callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch"), MixCounts(), curve,
                                     _EstimatorRecord(cfg.estimator)]
@@ -368,12 +370,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         FileNotFoundError: data, body model or backbone weights missing (messages name the key).
         ValueError: an empty dataset or a global batch that does not divide over the devices.
     """
-    start = time.perf_counter()
     check_config(cfg)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: DictConfig) -> dict[str, Any]:
+    start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     input_hw = estimator_input_hw(cfg)
     train_sets, train_fallbacks = build_train_datasets(cfg, input_hw)

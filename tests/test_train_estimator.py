@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fixtures")
-    return {name: fixture_writer(name)(root / name, body_model_path=str(FREE)) for name in ("h36m", "coco", "3dpw")}
+    names = ("h36m", "coco", "3dpw", "mpi_inf_3dhp", "mupots")
+    return {name: fixture_writer(name)(root / name, body_model_path=str(FREE)) for name in names}
 
 
 def _overrides(fixtures: dict[str, Path], out: Path, estimator: str) -> list[str]:
@@ -38,9 +40,10 @@ def _overrides(fixtures: dict[str, Path], out: Path, estimator: str) -> list[str
     return [
         f"estimator={estimator}", f"name=test_{estimator}", f"out_dir={out}", f"body_model.path={FREE}",
         "pose2pose.backbone_depth=18", "pose2pose.input_hw=[64,48]", "hmr.backbone_depth=18", "hmr.input_size=64",
-        "data.batch_size=4", "data.num_batches_per_epoch=5", "data.val_batch_size=4", "data.augment.enabled=false",
-        "optim.lr=1e-3", "optim.lr_dec_epochs=[]", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-        "trainer.log_every_n_steps=1", "grid.num_images=2", "grid.tile_height_px=64",
+        "data.batch_size=4", "data.num_batches_per_epoch=4", "data.val_batch_size=4", "data.augment.enabled=false",
+        f"optim.lr={1e-3 if estimator == 'pose2pose' else 3e-4}", "optim.lr_dec_epochs=[]", "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "grid.num_images=2",
+        "grid.tile_height_px=64", "num_threads=1",
         "data.train.h36m.dataset=h36m", "data.train.h36m.ratio=0.5", f"data.train.h36m.args.root={h36m}",
         "data.train.h36m.args.split=train", "data.train.h36m.args.subjects=[1]",
         "data.train.coco.dataset=coco", "data.train.coco.ratio=0.5", f"data.train.coco.args.root={coco}",
@@ -54,6 +57,8 @@ def _overrides(fixtures: dict[str, Path], out: Path, estimator: str) -> list[str
         "data.val.h36m.dataset=h36m", f"data.val.h36m.args.root={h36m}", "data.val.h36m.args.split=test",
         "data.val.h36m.args.subjects=[9]", "data.val.h36m.args.use_smpl=false",
         "checkpoint.monitor=val/3dpw/pa_mpjpe_mm",
+        # HMR: weights-only checkpoints (smaller, faster): no callback record, the stored config names the estimator
+        f"checkpoint.save_weights_only={estimator == 'hmr'}",
     ]
 
 
@@ -67,9 +72,9 @@ def test_run_trains_checkpoints_and_evaluates_from_the_file(fixtures, tmp_path, 
     cfg = load_config(EstimatorConfig, None, _overrides(fixtures, out, estimator))
     result = run(cfg)
 
-    # training: 2 epochs x 5 batches, the loss goes down on the 7 training people
+    # training: 2 epochs x 4 batches, the loss goes down on the 7 training people
     loss = result["train_loss"]
-    assert result["steps"] == 10 and loss["steps"] == 10
+    assert result["steps"] == 8 and loss["steps"] == 8
     assert all(math.isfinite(v) for v in loss["epoch_means"].values())
     print(f"{estimator} loss per epoch: {loss['epoch_means']}")
     assert loss["epoch_means"]["1"] < loss["epoch_means"]["0"]
@@ -78,7 +83,8 @@ def test_run_trains_checkpoints_and_evaluates_from_the_file(fixtures, tmp_path, 
     # every evaluation set has finite MPJPE / PA-MPJPE; MPVPE only where GT meshes exist (3DPW)
     final = result["final"]
     assert set(final) == {"3dpw", "h36m"}
-    assert set(final["3dpw"]) == {"mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm"} and set(final["h36m"]) == {"mpjpe_mm", "pa_mpjpe_mm"}
+    assert set(final["3dpw"]) == {"mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm"}
+    assert set(final["h36m"]) == {"mpjpe_mm", "pa_mpjpe_mm"}
     for row in final.values():
         assert all(math.isfinite(v) and v > 0 for v in row.values())
         assert row["pa_mpjpe_mm"] <= row["mpjpe_mm"] + 1e-3  # Procrustes can only reduce the error
@@ -89,14 +95,21 @@ def test_run_trains_checkpoints_and_evaluates_from_the_file(fixtures, tmp_path, 
     assert json.loads((out / "metrics.json").read_text())["final"] == final
     assert (out / "config.yaml").is_file() and (out / "logs" / "metrics.csv").is_file()
     assert sorted(p.name for p in (out / "grids").glob("*.png")) == ["epoch_000.png", "epoch_001.png"]
+    grid = cv2.imread(str(out / "grids" / "epoch_001.png"))  # 2 tiles 64 px high, side by side
+    assert grid.shape == ({"pose2pose": (64, 96), "hmr": (64, 128)}[estimator] + (3,))
 
     # the checkpoint describes itself: estimator record, resolved config with the fallback actually used
     raw = torch.load(last, map_location="cpu", weights_only=False)
-    assert raw["estimator"]["name"] == estimator
-    assert (raw["epoch"], raw["global_step"]) == (1, 10)  # last.ckpt = the latest epoch, improved or not
+    if estimator == "pose2pose":
+        assert raw["estimator"] == {"name": "pose2pose", "class": "estimators.pose2pose.module.Pose2PoseModule"}
+        assert "optimizer_states" in raw
+    else:
+        assert "estimator" not in raw and "optimizer_states" not in raw
+    assert (raw["epoch"], raw["global_step"]) == (1, 8)  # last.ckpt = the latest epoch, improved or not
     stored = raw["hyper_parameters"]["config"]
     assert stored["data"]["train"]["coco"]["args"]["smpl_file"] == "annotations/MSCOCO_train_SMPL_NeuralAnnot.json"
     assert stored["data"]["train"]["coco"]["fallback"] is None and stored["out_dir"] == str(out)
+    assert stored["estimator"] == estimator
 
     # evaluated from the file alone: same numbers as the run's final validation of the same weights
     module = load_estimator(last)
@@ -110,6 +123,28 @@ def test_run_trains_checkpoints_and_evaluates_from_the_file(fixtures, tmp_path, 
     only = evaluate(last, sets=["h36m"], out_json=tmp_path / "h36m.json")
     assert set(only["metrics"]) == {"h36m"}
     assert only["metrics"]["h36m"]["mpjpe_mm"] == pytest.approx(final["h36m"]["mpjpe_mm"], rel=1e-5)
+
+
+def test_paper_config_runs_one_step_on_fixtures(fixtures, tmp_path):
+    """configs/estimator/pose2pose_paper.yaml with its data roots moved to the fixtures, tiny sizes."""
+    from estimators.train import run
+
+    f = fixtures
+    overrides = [
+        f"out_dir={tmp_path / 'paper'}", "body_model.model_type=free", f"body_model.path={FREE}",
+        "trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "num_threads=1",
+        "data.num_batches_per_epoch=1", "data.batch_size=6", "data.num_workers=0", "data.val_batch_size=4",
+        "pose2pose.backbone_depth=18", "pose2pose.input_hw=[64,48]", "grid.enabled=false",
+        f"data.train.h36m.args.root={f['h36m']}", "data.train.h36m.args.subjects=[1]",
+        f"data.train.mpi_inf_3dhp.args.root={f['mpi_inf_3dhp']}", f"data.train.coco.args.root={f['coco']}",
+        f"data.val.3dpw.args.root={f['3dpw']}", f"data.val.mupots.args.root={f['mupots']}",
+    ]
+    result = run(load_config(EstimatorConfig, REPO / "configs/estimator/pose2pose_paper.yaml", overrides))
+    # 3D group (H36M 4 + MPI-INF 6 samples, shared by size) and 2D group (COCO-WholeBody) half and half
+    assert result["mixture"]["ratios"] == pytest.approx({"h36m": 0.2, "mpi_inf_3dhp": 0.3, "coco": 0.5})
+    assert result["data"]["train"]["coco"]["size"] == 3 and result["steps"] == 1
+    assert set(result["final"]) == {"3dpw", "mupots"}
+    assert all(math.isfinite(v) for row in result["final"].values() for v in row.values())
 
 
 def test_crop_camera_is_the_virtual_camera_of_each_estimator():
@@ -145,12 +180,37 @@ def test_shipped_configs_load_and_pass_the_checks():
     assert Path(default.data.train.coco.args.smpl_file).is_absolute()  # ${abspath:...} resolved against the cwd
 
 
-class _Sized:
+class _Sized(torch.utils.data.Dataset):
+    """``n`` items ``(epoch, index)``; ``set_epoch`` like ``PersonCropDataset``."""
+
     def __init__(self, n: int) -> None:
-        self.n = n
+        self.n, self.epoch = n, 0
 
     def __len__(self) -> int:
         return self.n
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.tensor([self.epoch, index])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+def test_train_val_datamodule_orders_val_sets_and_sets_the_epoch():
+    from types import SimpleNamespace
+
+    from annot.data.datamodule import MixedTrainValDataModule
+
+    train = {"a": _Sized(6), "b": _Sized(4)}
+    dm = MixedTrainValDataModule(train, {"a": 0.5, "b": 0.5}, 4, 2, val_datasets={"z": _Sized(5), "y": _Sized(3)},
+                                 val_batch_size=2)
+    loaders = dm.val_dataloader()
+    assert [len(dl.dataset) for dl in loaders] == [5, 3] and [len(dl) for dl in loaders] == [3, 2]
+    assert torch.equal(next(iter(loaders[0]))[:, 1], torch.tensor([0, 1]))  # unshuffled
+    dm.trainer = SimpleNamespace(current_epoch=3, global_rank=0, world_size=1)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.shape == (4, 2) and bool((batch[:, 0] == 3).all())  # fresh augmentation draws per epoch
 
 
 def test_group_ratios_share_by_size_and_epoch_length_is_multiple_datasets():
@@ -179,7 +239,8 @@ def test_group_ratios_share_by_size_and_epoch_length_is_multiple_datasets():
 
 def test_check_config_names_the_bad_key():
     base = load_config(EstimatorConfig, REPO / "configs/estimator/pose2pose.yaml")
-    bad_monitor = merge_config(None, REPO / "configs/estimator/pose2pose.yaml", ["checkpoint.monitor=val/3dpwx/pa_mpjpe_mm"])
+    bad_monitor = merge_config(None, REPO / "configs/estimator/pose2pose.yaml",
+                               ["checkpoint.monitor=val/3dpwx/pa_mpjpe_mm"])
     with pytest.raises(ConfigError, match="checkpoint.monitor"):
         check_config(bad_monitor)
     with pytest.raises(ConfigError, match="optim.lr_dec_epochs"):
@@ -192,3 +253,31 @@ def test_check_config_names_the_bad_key():
     with pytest.raises(ConfigError, match="trainer.max_epoch"):
         load_config(EstimatorConfig, None, ["trainer.max_epoch=3"])
     check_config(base)
+
+
+def test_prediction_grid_failure_is_logged_not_raised(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from pytorch_lightning.trainer.states import TrainerFn
+    from torch.utils.data import DataLoader
+
+    from annot.callbacks import PredictionGridCallback
+
+    class Broken(torch.nn.Module):  # no crop_camera / body_model: rendering must fail softly
+        val_set_names = ("a",)
+        device = torch.device("cpu")
+
+        def forward(self, img):
+            return {"vertices_cam_m": torch.zeros(img.shape[0], 4, 3)}
+
+    loader = DataLoader([{"img": torch.zeros(3, 8, 8), "sample_id": "s0"}], batch_size=1)
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, state=SimpleNamespace(fn=TrainerFn.FITTING),
+                              current_epoch=0, val_dataloaders=[loader], loggers=[], global_step=1)
+    grid = PredictionGridCallback(tmp_path / "grids", num_images=1)
+    with caplog.at_level("WARNING", logger="annot.callbacks"):
+        grid.on_validation_epoch_end(trainer, Broken())
+    assert "prediction grid of epoch 0 skipped" in caplog.text and "AttributeError" in caplog.text
+    assert not (tmp_path / "grids").exists() and grid.written == []
+    trainer.sanity_checking = True  # sanity checks never render
+    grid.on_validation_epoch_end(trainer, Broken())
+    assert caplog.text.count("skipped") == 1

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python tools/annotate.py --config configs/annotate/body_free.yaml [--trainer configs/trainer/gpu.yaml] [key=value ...]
+    python tools/annotate.py --config configs/annotate/body_free.yaml [--trainer configs/trainer/gpu.yaml] \
+        [key=value ...]
 
 ``--trainer FILE`` merges a trainer profile (``configs/trainer/{cpu,gpu,ddp4,slurm}.yaml``) under the
 ``trainer`` key, after the config file and before the command-line overrides. Any config field can be
@@ -26,7 +27,8 @@ from annot.pipeline import run_annotate
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/annotate/body_free.yaml", help="YAML config file")
-    parser.add_argument("--trainer", default=None, help="trainer profile merged under `trainer`, e.g. configs/trainer/gpu.yaml")
+    parser.add_argument("--trainer", default=None,
+                        help="trainer profile merged under `trainer`, e.g. configs/trainer/gpu.yaml")
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=50")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not report:  # a non-zero rank under strategy="ddp": rank 0 reports
+        return 0
     counts, err = report["counts"], report["kp2d_err_px"]
     curve = report["kp2d_err_px_during_training"]
     first = curve[0]["train/kp2d_err_img_px"] if curve else float("nan")

@@ -9,7 +9,8 @@ supp. Table A: one L2 weight for the pose regulariser and beta; :func:`point_ove
 Modes::
 
     # the whole grid here, one point after the other, then the table (no server needed)
-    python tools/sweep.py --config configs/sweep/reg_weights.yaml --base configs/annotate/body_free.yaml [--tiny] [key=value ...]
+    python tools/sweep.py --config configs/sweep/reg_weights.yaml --base configs/annotate/body_free.yaml \
+        [--tiny] [key=value ...]
     # through W&B (creates the sweep and starts `wandb agent`; needs WANDB_API_KEY and a reachable server)
     python tools/sweep.py --config configs/sweep/reg_weights.yaml --backend wandb
     # one point, as `wandb agent` runs it (the sweep file's `command`)
@@ -253,7 +254,8 @@ def results_markdown(rows: list[dict], title: str, command: str) -> str:
 
 
 def results_png(rows: list[dict], path: Path) -> None:
-    """Bar chart of the mean 2D error per point, coloured by ``prior.pose_prior`` when it varies."""
+    """Grouped bar chart of the mean 2D error: one group per value of the other parameters (the weight),
+    one bar per ``prior.pose_prior`` value; failed points are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,21 +264,28 @@ def results_png(rows: list[dict], path: Path) -> None:
     done = [r for r in rows if r.get("metrics") and math.isfinite(r["metrics"].get("kp2d_err_px_mean", math.nan))]
     if not done:
         return
-    priors = sorted({str(r["params"].get("prior.pose_prior", "")) for r in done})
-    colours = {p: c for p, c in zip(priors, ("tab:blue", "tab:orange", "tab:green", "tab:red"))}
-    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(done) + 2), 3.8), dpi=100)
-    labels = [",".join(f"{v:g}" if isinstance(v, float) else str(v) for k, v in r["params"].items()
-                       if k != "prior.pose_prior") or r["point"] for r in done]
-    for i, row in enumerate(done):
-        prior = str(row["params"].get("prior.pose_prior", ""))
-        ax.bar(i, row["metrics"]["kp2d_err_px_mean"], color=colours[prior],
-               label=prior if prior and prior not in [str(d["params"].get("prior.pose_prior")) for d in done[:i]] else None)
-    ax.set_xticks(range(len(done)), labels, rotation=45, ha="right")
+
+    def label(row: dict) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for k, v in row["params"].items()
+                        if k != "prior.pose_prior") or "-"
+
+    groups = list(dict.fromkeys(label(r) for r in done))
+    priors = list(dict.fromkeys(str(r["params"].get("prior.pose_prior", "")) for r in done))
+    width = 0.8 / len(priors)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(groups) + 2.5), 3.8), dpi=100)
+    for j, prior in enumerate(priors):
+        xs, ys = [], []
+        for row in done:
+            if str(row["params"].get("prior.pose_prior", "")) == prior:
+                xs.append(groups.index(label(row)) + (j - (len(priors) - 1) / 2) * width)
+                ys.append(row["metrics"]["kp2d_err_px_mean"])
+        ax.bar(xs, ys, width=width, label=prior or None)
+    ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("mean 2D error (px)")
-    ax.set_xlabel("reg. weight" if "reg_weight" in done[0]["params"] else "point")
-    ax.set_title("Annotator f: 2D error of the pseudo-GTs per sweep point")
-    if len(priors) > 1 or priors[0]:
-        ax.legend(title="pose prior")
+    ax.set_xlabel("reg_weight" if "reg_weight" in done[0]["params"] else "point")
+    ax.set_title("Pseudo-GT 2D error per sweep point")
+    if any(priors):
+        ax.legend(title="pose prior", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,9 +56,6 @@ class MixedDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers per rank.
         seed: sampler seed (draws depend on ``(seed, epoch, rank)``).
         predict_datasets: ``{name: Dataset}`` for ``trainer.predict`` (each sample once, in order).
-        val_datasets: ``{name: Dataset}`` for validation; :meth:`val_dataloader` returns one loader per
-            set in this order (the estimators' ``val_set_names``), each sample once, unshuffled.
-        val_batch_size: samples per validation batch (default: the per-rank training batch).
 
     Augmentation draws of :class:`annot.data.person.PersonCropDataset` depend on the dataset's epoch:
     :meth:`train_dataloader` sets it to the trainer's current epoch, so build the Trainer with
@@ -68,8 +65,7 @@ class MixedDataModule(pl.LightningDataModule):
 
     def __init__(self, train_datasets: Mapping[str, Dataset], ratios: Mapping[str, float], global_batch_size: int,
                  num_batches_per_epoch: int, num_workers: int = 0, seed: int = 0,
-                 predict_datasets: Mapping[str, Dataset] | None = None,
-                 val_datasets: Mapping[str, Dataset] | None = None, val_batch_size: int | None = None) -> None:
+                 predict_datasets: Mapping[str, Dataset] | None = None) -> None:
         super().__init__()
         self.train_datasets = dict(train_datasets)
         self.ratios = dict(ratios)
@@ -78,8 +74,6 @@ class MixedDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.seed = int(seed)
         self.predict_datasets = dict(predict_datasets or {})
-        self.val_datasets = dict(val_datasets or {})
-        self.val_batch_size = None if val_batch_size is None else int(val_batch_size)
         self.batch_size_per_rank = self.global_batch_size
         self.sampler: MixedBatchSampler | None = None
 
@@ -103,15 +97,37 @@ class MixedDataModule(pl.LightningDataModule):
         return DataLoader(self._concat, batch_sampler=self.sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def val_dataloader(self) -> list[DataLoader]:
-        """One unshuffled loader per validation set, in ``val_datasets`` order (empty list without any)."""
-        batch_size = self.val_batch_size or self.batch_size_per_rank
-        return [DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers)
-                for ds in self.val_datasets.values()]
-
     def predict_dataloader(self) -> list[DataLoader]:
         return [DataLoader(ds, batch_size=self.batch_size_per_rank, shuffle=False, num_workers=self.num_workers)
                 for ds in self.predict_datasets.values()]
 
 
-__all__ = ["MixedDataModule", "build_datasets", "split_global_batch", "build_mixed_dataset"]
+class MixedTrainValDataModule(MixedDataModule):
+    """:class:`MixedDataModule` plus named evaluation sets (the estimators' validation).
+
+    A separate class because Lightning warns about a ``val_dataloader`` without a ``validation_step``
+    (the annotator has none).
+
+    Args:
+        val_datasets: ``{name: Dataset}``; :meth:`val_dataloader` returns one unshuffled loader per set
+            in this order (the estimators' ``val_set_names``), each sample once (every rank sees whole
+            sets: validate on one device for exact numbers).
+        val_batch_size: samples per validation batch (default: the per-rank training batch).
+        *args, **kwargs: those of :class:`MixedDataModule`.
+    """
+
+    def __init__(self, *args: Any, val_datasets: Mapping[str, Dataset], val_batch_size: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.val_datasets = dict(val_datasets)
+        self.val_batch_size = None if val_batch_size is None else int(val_batch_size)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """One unshuffled loader per validation set, in ``val_datasets`` order."""
+        batch_size = self.val_batch_size or self.batch_size_per_rank
+        return [DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers)
+                for ds in self.val_datasets.values()]
+
+
+__all__ = ["MixedDataModule", "MixedTrainValDataModule", "build_datasets", "split_global_batch",
+           "build_mixed_dataset"]
