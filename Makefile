@@ -10,11 +10,15 @@ ARGS ?=
 TRAINER ?=
 SWEEP ?= --tiny
 BENCH_ARGS ?=
+EST ?= pose2pose
+CKPT ?=
+# CONFIG defaults to the annotation config; for the estimator targets only an explicit CONFIG=... counts
+EST_CONFIG = $(if $(filter command line,$(origin CONFIG)),$(CONFIG),configs/estimator/$(EST).yaml)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior sweep bench test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -37,6 +41,13 @@ osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missin
 
 annotate-body: setup ## Algorithm 1 on the embedded default -> pseudo-GTs (CONFIG=..., TRAINER=configs/trainer/gpu.yaml, ARGS="key=value ...")
 	$(PY) tools/annotate.py --config $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(ARGS)
+
+train-estimator: setup fixtures ## train an estimator g (EST=pose2pose|hmr, or CONFIG=configs/estimator/pose2pose_paper.yaml; ARGS="key=value ...")
+	$(PY) tools/train_estimator.py --config $(EST_CONFIG) $(ARGS)
+
+eval-estimator: setup ## evaluate a checkpoint from the file alone (CKPT=path; ARGS="key=value ...")
+	@test -n "$(CKPT)" || { echo "usage: make eval-estimator CKPT=outputs/train-estimator/pose2pose/checkpoints/last.ckpt [ARGS=...]"; exit 2; }
+	$(PY) tools/evaluate.py $(CKPT) $(ARGS)
 
 sweep: setup ## Three Recipes supp. Table A grid -> outputs/sweep/results.md (default 2x2 --tiny; SWEEP= for all 12 points; W&B agent with WANDB_API_KEY)
 	$(PY) tools/sweep.py --config configs/sweep/reg_weights.yaml --base $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(SWEEP) $(ARGS)

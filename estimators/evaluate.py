@@ -112,12 +112,16 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
 
     Raises:
         FileNotFoundError: checkpoint, config, dataset or body-model file missing.
-        ConfigError: bad override / file key; a name in ``sets`` that is not in ``data.val``.
+        ConfigError: bad override / file key; a name in ``sets`` that is not in ``data.val``; no stored
+            config and no ``config_path``.
         ValueError: unreadable checkpoint or an empty evaluation set.
     """
     start = time.perf_counter()
     path = Path(path)
     name, stored = read_checkpoint_config(path)
+    if stored is None and config_path is None:
+        raise ConfigError(f"{path} stores no run config (not written by tools/train_estimator.py): pass --config "
+                          "with the evaluation sets (data.val) and the estimator settings")
     cfg = merge_config(stored, config_path, overrides, origin=f"{path} (stored config)")
     if cfg.estimator != name:
         raise ConfigError(f"estimator: the checkpoint holds {name!r}, the config says {cfg.estimator!r}")

@@ -226,7 +226,7 @@ def batches_per_epoch(cfg: DictConfig, datasets: Mapping[str, Dataset]) -> int:
 
 def build_datamodule(cfg: DictConfig, train_datasets: Mapping[str, Dataset],
                      val_datasets: Mapping[str, Dataset]) -> MixedTrainValDataModule:
-    """A :class:`MixedTrainValDataModule` over the mixture (global batch, exact ratios) and the evaluation sets.
+    """A :class:`MixedTrainValDataModule`: the mixture (global batch, exact ratios) and the evaluation sets.
 
     Raises:
         ValueError: the global batch does not divide over ``trainer.devices``.
@@ -234,9 +234,9 @@ def build_datamodule(cfg: DictConfig, train_datasets: Mapping[str, Dataset],
     global_batch = global_batch_size(cfg)
     split_global_batch(global_batch, max(1, int(cfg.trainer.devices)))  # fail before any training
     return MixedTrainValDataModule(train_datasets, mixture_ratios(cfg, train_datasets), global_batch,
-                           num_batches_per_epoch=batches_per_epoch(cfg, train_datasets),
-                           num_workers=cfg.data.num_workers, seed=cfg.seed, val_datasets=val_datasets,
-                           val_batch_size=cfg.data.val_batch_size)
+                                   num_batches_per_epoch=batches_per_epoch(cfg, train_datasets),
+                                   num_workers=cfg.data.num_workers, seed=cfg.seed, val_datasets=val_datasets,
+                                   val_batch_size=cfg.data.val_batch_size)
 
 
 # --------------------------------------------------------------------------------------- metrics
@@ -289,7 +289,7 @@ class _EstimatorRecord(pl.Callback):
 def build_trainer(cfg: DictConfig, out: Path, callbacks: list[pl.Callback], steps_per_epoch: int) -> pl.Trainer:
     """Lightning Trainer of a run: CSVLogger in ``<out>/logs``, the given callbacks, the mixed batch
     sampler kept as is (``use_distributed_sampler=False``), loaders rebuilt every epoch (fresh
-    augmentation draws, :class:`MixedDataModule`)."""
+    augmentation draws, :class:`annot.data.datamodule.MixedDataModule`)."""
     t = cfg.trainer
     return pl.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
