@@ -56,7 +56,7 @@ _register_abspath()
 #: Names accepted by ``estimator`` (the registry lives in :mod:`estimators.train`).
 ESTIMATOR_NAMES: tuple[str, ...] = ("pose2pose", "hmr")
 #: Metric keys every validation set logs (``val/<set>/<key>``); ``mpvpe_mm`` only with GT meshes.
-METRIC_KEYS: tuple[str, ...] = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm")
+METRIC_KEYS: tuple[str, ...] = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pck3d_all_pct", "pck3d_matched_pct")
 
 
 @dataclass

@@ -251,12 +251,14 @@ def collect_val_metrics(callback_metrics: Mapping[str, Any], set_names: tuple[st
 
 
 def format_metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str = "") -> str:
-    """Fixed-width text table: one row per evaluation set, columns MPJPE / PA-MPJPE / MPVPE (mm)."""
-    header = f"{'set':<12s}" + "".join(f"{key:>14s}" for key in METRIC_KEYS)
+    """Fixed-width text table: one row per evaluation set, columns MPJPE / PA-MPJPE / MPVPE (mm) and
+    MuPoTS 3DPCK (%, all / matched)."""
+    widths = {key: max(14, len(key) + 2) for key in METRIC_KEYS}
+    header = f"{'set':<12s}" + "".join(f"{key:>{widths[key]}s}" for key in METRIC_KEYS)
     lines = ([title] if title else []) + [header, "-" * len(header)]
     for name, row in metrics.items():
-        cells = "".join(f"{row[key]:>14.1f}" if key in row and math.isfinite(row[key]) else f"{'-':>14s}"
-                        for key in METRIC_KEYS)
+        cells = "".join(f"{row[key]:>{widths[key]}.1f}" if key in row and math.isfinite(row[key])
+                        else f"{'-':>{widths[key]}s}" for key in METRIC_KEYS)
         lines.append(f"{name:<12s}{cells}")
     return "\n".join(lines)
 
