@@ -17,6 +17,7 @@ of ``export.out_dir``: ``pseudo_gt.json`` (NeuralAnnot layout, :mod:`annot.expor
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -324,7 +325,6 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     common = {"seed": cfg.seed, "body_model": to_container(cfg.body_model)}
-    timings: dict[str, float] = {}
 
     aux_folders: dict[str, Path] = {}
     for name, aux in cfg.auxiliary.items():
@@ -334,8 +334,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
                            "model": to_container(cfg.model), "data": to_container(cfg.data),
                            "loss": to_container(cfg.loss)},
                           {"root": args["root"]} if "root" in args else {})
-        _timed(timings, f"stage_a_{name}", lambda f=folder, n=name, p=prov: run_stage(
-            f"a:{n}", f, p, lambda d: _stage_a(cfg, n, d), log.info))
+        run_stage(f"a:{name}", folder, prov, lambda d, n=name: _stage_a(cfg, n, d), log.info)
         aux_folders[name] = folder
 
     vposer_path = cfg.prior.vposer_path
@@ -343,8 +342,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         folder = out / "prior"
         prov = provenance({**common, "prior": to_container(cfg.prior)},
                           {n: f / "pseudo_gt.npz" for n, f in aux_folders.items()})
-        _timed(timings, "prior", lambda: run_stage("prior", folder, prov,
-                                                   lambda d: _stage_prior(cfg, aux_folders, d), log.info))
+        run_stage("prior", folder, prov, lambda d: _stage_prior(cfg, aux_folders, d), log.info)
         vposer_path = str(folder)
 
     rounds = 2 if cfg.algorithm.second_round else 1
@@ -360,22 +358,20 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         prov_b = provenance({**common, **stage_cfg, "round": rnd},
                             {**inputs, **({"own_pseudo_gt": own_pseudo_gt} if own_pseudo_gt else {}),
                              **{f"aux_{n}": f / "pseudo_gt.npz" for n, f in aux_folders.items()}})
-        _timed(timings, f"stage_b_round{rnd}", lambda: run_stage(
-            f"b:round{rnd}", b_dir, prov_b,
-            lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history), log.info))
+        run_stage(f"b:round{rnd}", b_dir, prov_b,
+                  lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history), log.info)
         prov_c = provenance({**common, "data": stage_cfg["data"], "export": to_container(cfg.export)},
                             {"annotator": b_dir / "annotator.ckpt"})
         result = {}
-        _timed(timings, f"stage_c_round{rnd}", lambda: run_stage(
-            f"c:round{rnd}", c_dir, prov_c, lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")),
-            log.info))
+        run_stage(f"c:round{rnd}", c_dir, prov_c,
+                  lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")), log.info)
         own_pseudo_gt = c_dir / "pseudo_gt.json"
 
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     if rank_zero_only.rank != 0:  # under strategy="ddp" every rank runs this script; rank 0 reports
         return {}
-    return _finalise(cfg, out, c_dir, b_dir, result, timings, time.perf_counter() - t0)
+    return _finalise(cfg, out, c_dir, b_dir, result, time.perf_counter() - t0)
 
 
 def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[str, Any]]) -> list[str]:
@@ -384,24 +380,18 @@ def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[st
     return outputs
 
 
-def _timed(timings: dict[str, float], key: str, fn) -> None:
-    start = time.perf_counter()
-    fn()
-    timings[key] = time.perf_counter() - start
-
-
 def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict[str, Any],
-              timings: dict[str, float], total_s: float) -> dict[str, Any]:
+              total_s: float) -> dict[str, Any]:
     """Copy the last round's outputs to the top folder and write report.json and the curve PNG."""
     import shutil
 
     entries = read_pseudo_gt(c_dir / "pseudo_gt.json")
     write_pseudo_gt(out / "pseudo_gt.json", entries)
-    skipped = __import__("json").loads((c_dir / "skipped.json").read_text())
+    skipped = json.loads((c_dir / "skipped.json").read_text())
     atomic_write_json(out / "skipped.json", skipped)
     if (c_dir / "overlays").is_dir():
         shutil.copytree(c_dir / "overlays", out / "overlays", dirs_exist_ok=True)
-    curve = __import__("json").loads((b_dir / "history.json").read_text())
+    curve = json.loads((b_dir / "history.json").read_text())
     write_curve_png(out / "kp2d_error_curve.png", curve)
     errors = {aid: e.quality.get("kp2d_err_px", float("nan")) for aid, e in entries.items()}
     finite = [v for v in errors.values() if np.isfinite(v)]
@@ -416,15 +406,24 @@ def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict
                         "units": "original-image pixels, mean over visible keypoints"},
         "kp2d_err_px_during_training": curve,
         "merge": result.get("merge"),
-        "stages": {p.name: __import__("json").loads((p / "stage.json").read_text())
+        "stages": {p.name: json.loads((p / "stage.json").read_text())
                    for p in sorted(out.iterdir()) if (p / "stage.json").is_file()},
-        "wall_time": {"total_s": total_s, **{f"{k}_s": v for k, v in timings.items()},
-                      "predict_s_per_sample": result.get("predict_s", float("nan")) / max(1, len(entries))},
+        "wall_time": _wall_times(out, total_s, c_dir, len(entries)),
         "config": to_container(cfg),
         "versions": package_versions(),
     }
     atomic_write_json(out / "report.json", report)
     return report
+
+
+def _wall_times(out: Path, total_s: float, c_dir: Path, num: int) -> dict[str, float]:
+    """This invocation's wall time, and every stage's own wall time from its marker (also for stages a
+    resumed run skipped), so the report always says what the annotation cost."""
+    stages = {p.name: json.loads((p / "stage.json").read_text())["wall_time_s"]
+              for p in sorted(out.iterdir()) if (p / "stage.json").is_file()}
+    return {"this_invocation_s": total_s, "stages_total_s": sum(stages.values()),
+            **{f"{name}_s": value for name, value in stages.items()},
+            "predict_s_per_sample": stages.get(c_dir.name, float("nan")) / max(1, num)}
 
 
 def write_curve_png(path: Path, curve: list[dict[str, float]]) -> None:

@@ -144,6 +144,13 @@ def _check_colors(color: Any, num_meshes: int) -> np.ndarray:
     return cols
 
 
+def _check_light(light_intensity: Any) -> float:
+    value = float(light_intensity)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"light_intensity: expected a positive finite number, got {light_intensity!r}")
+    return value
+
+
 def _direction_pose(direction: Sequence[float]) -> np.ndarray:
     """4x4 pose whose -Z axis points along ``direction`` (pyrender lights shine along their -Z)."""
     d = np.asarray(direction, dtype=np.float64)
@@ -203,7 +210,7 @@ class MeshRenderer:
         return renderer
 
     def _scene(self, verts: np.ndarray, faces: np.ndarray, colors: np.ndarray,
-               focal_px: np.ndarray, princpt_px: np.ndarray) -> Any:
+               focal_px: np.ndarray, princpt_px: np.ndarray, light_intensity: float = 1.0) -> Any:
         pyrender = _import_pyrender()
         import trimesh
 
@@ -220,7 +227,7 @@ class MeshRenderer:
         )
         scene.add(camera, pose=CV_TO_GL)
         for direction, intensity in _LIGHT_RIG:
-            light = pyrender.DirectionalLight(color=np.ones(3), intensity=intensity)
+            light = pyrender.DirectionalLight(color=np.ones(3), intensity=intensity * light_intensity)
             scene.add(light, pose=_direction_pose(direction))
         return scene
 
@@ -232,8 +239,14 @@ class MeshRenderer:
         princpt_px: Any,
         image_hw: Sequence[int],
         color: Any = DEFAULT_MESH_COLOR,
+        light_intensity: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Render one mesh (V, 3) or several sharing ``faces`` (N, V, 3); see :func:`render_mesh`."""
+        """Render one mesh (V, 3) or several sharing ``faces`` (N, V, 3); see :func:`render_mesh`.
+
+        ``light_intensity`` (> 0, default 1) scales every directional light of the rig (ambient
+        unchanged), e.g. for random lighting in synthetic data; ValueError when not a positive finite number.
+        """
+        light_scale = _check_light(light_intensity)
         verts = _check_vertices(vertices_cam_m)
         faces_arr = _check_faces(faces, verts.shape[1])
         focal = _check_pair(focal_px, "focal_px", positive=True)
@@ -241,7 +254,7 @@ class MeshRenderer:
         height, width = _check_hw(image_hw)
         colors = _check_colors(color, verts.shape[0])
         offscreen = self._offscreen(height, width)
-        scene = self._scene(verts, faces_arr, colors, focal, princpt)
+        scene = self._scene(verts, faces_arr, colors, focal, princpt, light_scale)
         pyrender = _import_pyrender()
         try:
             rgb, depth = offscreen.render(scene, flags=pyrender.RenderFlags.SKIP_CULL_FACES)
@@ -262,12 +275,15 @@ class MeshRenderer:
         princpt_px: Any,
         alpha: float = 0.8,
         color: Any = DEFAULT_MESH_COLOR,
+        light_intensity: float = 1.0,
     ) -> np.ndarray:
-        """Blend the shaded mesh over ``image_rgb`` where it covers the image; see :func:`overlay_mesh`."""
+        """Blend the shaded mesh over ``image_rgb`` where it covers the image; see :func:`overlay_mesh`
+        (``light_intensity`` as :meth:`render`)."""
         img = _check_image(image_rgb)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
-        rgb, _, mask = self.render(vertices_cam_m, faces, focal_px, princpt_px, img.shape[:2], color)
+        rgb, _, mask = self.render(vertices_cam_m, faces, focal_px, princpt_px, img.shape[:2], color,
+                                   light_intensity)
         out = img.copy()
         blended = alpha * rgb[mask].astype(np.float32) + (1.0 - alpha) * img[mask].astype(np.float32)
         out[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)

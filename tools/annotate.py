@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"2D reprojection error (px): {first:.1f} at step 1 -> {curve[-1]['train/kp2d_err_img_px']:.1f} "
           f"at step {int(curve[-1]['step'])} (train); final pseudo-GTs mean {err['mean']:.1f}")
     print(f"EFT-rejected (max|beta|>5 or normalised 2D loss>0.01): {counts['eft_rejected']}")
-    print(f"wall time {report['wall_time']['total_s']:.0f} s; outputs in {cfg.export.out_dir}/")
+    wall = report["wall_time"]
+    print(f"wall time {wall['this_invocation_s']:.0f} s (all stages, first run: {wall['stages_total_s']:.0f} s); "
+          f"outputs in {cfg.export.out_dir}/")
     return 0
 
 

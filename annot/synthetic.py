@@ -1,0 +1,540 @@
+"""A free synthetic benchmark: free-body-model people rendered over photo crops, in standard layouts.
+
+Every sample is one person (first version: one person per image) posed with the free body model
+(``BodyModel("free")``), seen by a random perspective camera and rendered with
+:class:`annot.render.MeshRenderer` over a random crop of a free photo. Three splits are written, each
+in a layout the ordinary loaders read:
+
+``mocap/``  3DPW layout (``annot.data.pw3d``), ``3DPW_train.json``: GT SMPL visible (MoCap-like).
+``itw/``    COCO layout (``annot.data.coco``): ``annotations/person_keypoints_train2017.json`` and
+            ``annotations/coco_wholebody_train_v1.0.json`` (2D keypoints, box, RLE segmentation only);
+            the 3D GT sits in ``scoring/gt_smpl.json`` (NeuralAnnot layout keyed by annotation id,
+            ``{smpl_param, cam_param}``), which no annotation json references (ITW-like).
+``test/``   3DPW layout, ``3DPW_test.json``: a test split for estimators.
+
+GT is exact: SMPL parameters in the OpenCV camera frame of the image (x right, y down, z forward,
+metres), gender ``"neutral"``, the image camera ``cam_param`` (``fx == fy``). Silhouette masks are
+saved as PNG (``masks/`` for the 3DPW-layout splits, ``scoring/masks/`` for the ITW split).
+
+Sampling (all from ``numpy.random.default_rng([seed, split index, sample index])``, so every sample
+is reproducible on its own and a split can be regenerated in shards):
+
+* body pose: joints 1..21 of a random frame of the MoCap-mode pseudo-GTs of the CMU clips
+  (``make annotate-body`` -> ``pseudo_gt.npz``, key ``pose_rotvec`` (N, 24, 3)); its root
+  orientation is discarded. Without that file (``pose_source="auto"``) random poses are used
+  (:func:`random_body_pose`: N(0, 0.2 rad) per joint, arms lowered and elbows bent by random
+  amounts), which is less realistic; ``pose_source="cmu"`` makes the file mandatory.
+* mirrored with ``mirror_prob`` (``annot.data.augment.flip_smpl_pose``); hands (22, 23) zero.
+* global orientation ``Rz(roll) Rx(elevation) Rx(pi) Ry(yaw)``: upright (SMPL Y-up -> camera y-down,
+  facing the camera at yaw 0), turned by ``yaw`` about the body axis, tilted towards the camera by the
+  camera ``elevation`` (camera above, looking down, for elevation > 0) and rolled in the image plane.
+* betas ~ N(0, ``betas_std``^2): the free model's betas are in units of its realistic adult population's
+  standard deviation (the baked file's provenance), so ``betas_std = 1`` reproduces that population.
+* camera: distance of the pelvis 2-10 m, focal ``focal_range_frac`` x max(H, W) pixels restricted to
+  the values that make the person ``person_height_frac`` of the image height, principal point near
+  the centre, the person placed so that every body joint (SMPL 0..21) lies inside the image.
+* appearance: one random colour per person (skin tone or cloth colour: the renderer takes one colour
+  per mesh), light intensity scale ``light_range``, background = random crop of a photo (random
+  scale, horizontal flip, per-channel gain, Gaussian colour noise) or, with ``photos_dir=None``, a
+  noisy colour gradient.
+
+Follows the idea of rendered pseudo-benchmarks such as AGORA / BEDLAM (parametric bodies over
+backgrounds with exact GT); our own simple recipe, no code from them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from annot.body_models import BodyModel
+from annot.data.augment import flip_smpl_pose
+from annot.data.fixtures.coco import keypoint_triplets, neuralannot_entry
+from annot.data.fixtures.common import joints_in, project
+from annot.data.fixtures.pw3d import _annotation as pw3d_annotation
+from annot.data.person import SmplParams
+from annot.render import MeshRenderer
+
+log = logging.getLogger(__name__)
+
+#: split name -> (layout, 3DPW split name or COCO image folder); the order fixes the split index of the seed.
+SPLITS: dict[str, tuple[str, str]] = {"mocap": ("3dpw", "train"), "itw": ("coco", "train2017"),
+                                      "test": ("3dpw", "test")}
+BODY_JOINTS = 22  # SMPL joints 0..21 (no hands): must all project inside the image
+COCO_PERSON_KEYPOINTS = "annotations/person_keypoints_train2017.json"
+COCO_WHOLEBODY = "annotations/coco_wholebody_train_v1.0.json"
+COCO_IMG_DIR = "images/train2017"
+SCORING_FILE = "scoring/gt_smpl.json"
+MANIFEST = "synthetic_manifest.json"
+_SKIN_TONES = np.array([[0.96, 0.80, 0.69], [0.89, 0.68, 0.55], [0.78, 0.57, 0.44], [0.63, 0.45, 0.33],
+                        [0.45, 0.31, 0.22], [0.30, 0.20, 0.14]])
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Values of the generator (``configs/data/synthetic.yaml``).
+
+    Attributes:
+        seed: master seed; sample ``i`` of split ``s`` uses ``default_rng([seed, index of s, i])``.
+        sizes: images per split ``{"mocap": n, "itw": n, "test": n}`` (one person each).
+        image_hw: (height, width) pixels of every image.
+        focal_range_frac: focal length range as a fraction of ``max(H, W)`` (pixels = frac * max(H, W)).
+        distance_range_m: camera-to-pelvis depth range, metres.
+        elevation_range_deg: camera elevation (positive = above the person, looking down), degrees.
+        yaw_range_deg: rotation of the person about its vertical axis (0 = facing the camera), degrees.
+        roll_range_deg: in-plane rotation, degrees.
+        mirror_prob: probability of mirroring the pose (``flip_smpl_pose``).
+        betas_std: standard deviation of betas (1 = the free model's adult population).
+        person_height_frac: accepted silhouette height as a fraction of the image height.
+        light_range: range of the light intensity scale (``MeshRenderer.render(light_intensity=)``).
+        color_noise_std: std of the Gaussian background noise, 0..255 units.
+        photos_dir: folder of background photos (jpg/png), relative to the working directory or
+            absolute; ``None`` = procedural backgrounds.
+        poses_npz: MoCap-mode pseudo-GTs of the CMU clips (``make annotate-body``).
+        pose_source: ``"auto"`` (``poses_npz`` if it exists, else random poses), ``"cmu"`` (the file
+            is required) or ``"random"``.
+        save_masks: write the silhouette masks as PNG.
+        jpeg_quality: JPEG quality of the images.
+        max_tries: camera draws per sample before giving up (RuntimeError).
+    """
+
+    seed: int = 0
+    sizes: dict[str, int] = field(default_factory=lambda: {"mocap": 24, "itw": 24, "test": 24})
+    image_hw: tuple[int, int] = (480, 640)
+    focal_range_frac: tuple[float, float] = (0.8, 2.5)
+    distance_range_m: tuple[float, float] = (2.0, 10.0)
+    elevation_range_deg: tuple[float, float] = (-10.0, 30.0)
+    yaw_range_deg: tuple[float, float] = (-180.0, 180.0)
+    roll_range_deg: tuple[float, float] = (-15.0, 15.0)
+    mirror_prob: float = 0.5
+    betas_std: float = 1.0
+    person_height_frac: tuple[float, float] = (0.3, 0.9)
+    light_range: tuple[float, float] = (0.6, 1.5)
+    color_noise_std: float = 6.0
+    photos_dir: str | None = "../shared/data/photos"
+    poses_npz: str | None = "outputs/annotate-body/stage_a_cmu/pseudo_gt.npz"
+    pose_source: str = "auto"
+    save_masks: bool = True
+    jpeg_quality: int = 95
+    max_tries: int = 200
+
+    def __post_init__(self) -> None:
+        unknown = set(self.sizes) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"SyntheticConfig.sizes: unknown splits {sorted(unknown)}; known: {list(SPLITS)}")
+        if any(int(n) < 0 for n in self.sizes.values()):
+            raise ValueError(f"SyntheticConfig.sizes: negative size in {self.sizes}")
+        if self.pose_source not in ("auto", "cmu", "random"):
+            raise ValueError(f"SyntheticConfig.pose_source: expected auto|cmu|random, got {self.pose_source!r}")
+        for name in ("focal_range_frac", "distance_range_m", "person_height_frac", "light_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"SyntheticConfig.{name}: expected 0 < low <= high, got {(lo, hi)}")
+        if len(self.image_hw) != 2 or min(self.image_hw) < 16:
+            raise ValueError(f"SyntheticConfig.image_hw: expected (H, W) >= 16 pixels, got {self.image_hw}")
+
+
+@dataclass(frozen=True)
+class SyntheticPerson:
+    """One sampled person and its camera.
+
+    ``smpl``: SMPL parameters in the OpenCV camera frame (metres, gender neutral); ``vertices_cam_m``
+    (V, 3); ``focal_px`` / ``princpt_px`` (2,) pixels; ``color`` (3,) RGB in [0, 1];
+    ``light_intensity`` scale of the light rig; ``mirrored`` whether the pose was flipped.
+    """
+
+    smpl: SmplParams
+    vertices_cam_m: np.ndarray
+    focal_px: np.ndarray
+    princpt_px: np.ndarray
+    color: np.ndarray
+    light_intensity: float
+    mirrored: bool
+
+
+# ----------------------------------------------------------------------------------------------- poses
+def load_pose_bank(config: SyntheticConfig) -> tuple[np.ndarray | None, str]:
+    """Body poses (N, 21, 3) axis-angle radians (SMPL joints 1..21) and a description of their source.
+
+    Returns ``(None, "random ...")`` when random poses are to be used (``pose_source="random"``, or
+    ``"auto"`` with no ``poses_npz`` file: a warning is logged).
+
+    Raises:
+        FileNotFoundError: ``pose_source="cmu"`` and the file is missing (says to run ``make annotate-body``).
+        ValueError: the file lacks ``pose_rotvec`` of shape (N, 24, 3) with finite values (names file, field).
+    """
+    path = Path(config.poses_npz) if config.poses_npz else None
+    if config.pose_source == "random":
+        return None, "random (pose_source=random)"
+    if path is None or not path.is_file():
+        hint = f"{path}: no MoCap-mode pseudo-GT poses; run `make annotate-body` first"
+        if config.pose_source == "cmu":
+            raise FileNotFoundError(f"{hint} (or set pose_source=random / --poses)")
+        log.warning("%s; falling back to random poses (less realistic)", hint)
+        return None, f"random ({path} missing)"
+    with np.load(path) as data:
+        if "pose_rotvec" not in data.files:
+            raise ValueError(f"{path}: field 'pose_rotvec' missing (have {data.files})")
+        poses = np.asarray(data["pose_rotvec"], dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (24, 3) or len(poses) == 0 or not np.all(np.isfinite(poses)):
+        raise ValueError(f"{path}: field 'pose_rotvec' must be finite (N, 24, 3), got {poses.shape}")
+    return poses[:, 1:BODY_JOINTS], f"cmu ({path}, {len(poses)} frames)"
+
+
+def random_body_pose(rng: np.random.Generator) -> np.ndarray:
+    """(21, 3) axis-angle radians for SMPL joints 1..21: N(0, 0.2) per joint, both shoulders lowered
+    by U(0.3, 1.3) rad from the T-pose (rotation about the model's z axis) and elbows bent by
+    U(0, 1.2) rad (about y), so that arms are not always stretched out."""
+    pose = rng.normal(scale=0.2, size=(24, 3))
+    pose[16, 2] -= rng.uniform(0.3, 1.3)  # left arm (+x) down: -angle about +z
+    pose[17, 2] += rng.uniform(0.3, 1.3)  # right arm (-x) down
+    pose[18, 1] -= rng.uniform(0.0, 1.2)  # left elbow bends forward
+    pose[19, 1] += rng.uniform(0.0, 1.2)
+    return pose[1:BODY_JOINTS]
+
+
+def global_orientation(yaw_rad: float, elevation_rad: float, roll_rad: float) -> np.ndarray:
+    """(3,) axis-angle of ``Rz(roll) Rx(elevation) Rx(pi) Ry(yaw)``: an upright SMPL body (Y up) in the
+    OpenCV camera frame (y down), facing the camera at yaw 0, seen from ``elevation`` above (radians)."""
+    rot = (Rotation.from_rotvec([0.0, 0.0, roll_rad]) * Rotation.from_rotvec([elevation_rad, 0.0, 0.0])
+           * Rotation.from_rotvec([np.pi, 0.0, 0.0]) * Rotation.from_rotvec([0.0, yaw_rad, 0.0]))
+    return rot.as_rotvec()
+
+
+def _uniform_deg(rng: np.random.Generator, bounds: Sequence[float]) -> float:
+    return float(np.deg2rad(rng.uniform(*bounds)))
+
+
+def sample_pose(rng: np.random.Generator, pose_bank: np.ndarray | None,
+                config: SyntheticConfig) -> tuple[np.ndarray, bool]:
+    """(24, 3) SMPL pose (axis-angle radians, camera frame global orientation) and whether mirrored."""
+    pose = np.zeros((24, 3))
+    if pose_bank is None:
+        pose[1:BODY_JOINTS] = random_body_pose(rng)
+    else:
+        pose[1:BODY_JOINTS] = pose_bank[rng.integers(len(pose_bank))]
+    mirrored = bool(rng.random() < config.mirror_prob)
+    if mirrored:
+        pose = flip_smpl_pose(pose)
+    pose[0] = global_orientation(_uniform_deg(rng, config.yaw_range_deg),
+                                 _uniform_deg(rng, config.elevation_range_deg),
+                                 _uniform_deg(rng, config.roll_range_deg))
+    pose[22:] = 0.0
+    return pose, mirrored
+
+
+def random_color(rng: np.random.Generator) -> np.ndarray:
+    """(3,) RGB in [0, 1]: half the time a jittered skin tone, else a cloth colour (random hue)."""
+    if rng.random() < 0.5:
+        rgb = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] + rng.normal(scale=0.03, size=3)
+    else:
+        hsv = np.array([[[rng.uniform(0, 180), rng.uniform(40, 220), rng.uniform(70, 230)]]], np.uint8)
+        rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0] / 255.0
+    return np.clip(rgb, 0.02, 0.98)
+
+
+# ---------------------------------------------------------------------------------------------- camera
+def _place(rng: np.random.Generator, verts0: np.ndarray, joints0: np.ndarray, config: SyntheticConfig,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One camera draw: ``(transl offset (3,), focal_px (2,), princpt_px (2,))`` or None when rejected.
+
+    ``verts0`` / ``joints0``: the posed person with its pelvis at the origin (camera axes, metres).
+    """
+    height, width = config.image_hw
+    depth = rng.uniform(*config.distance_range_m)
+    extent_m = np.ptp(verts0[:, 1])
+    lo_h, hi_h = config.person_height_frac
+    lo_f = max(config.focal_range_frac[0] * max(height, width), lo_h * height * depth / extent_m)
+    hi_f = min(config.focal_range_frac[1] * max(height, width), hi_h * height * depth / extent_m)
+    if lo_f > hi_f:
+        return None
+    focal = np.full(2, rng.uniform(lo_f, hi_f))
+    princpt = np.array([width / 2, height / 2]) + rng.uniform(-0.02, 0.02, size=2) * [width, height]
+    rel = joints0[:, :2] / np.maximum(joints0[:, 2:3] + depth, 0.1) * focal  # joints around the pelvis pixel
+    lo_uv, hi_uv = -rel.min(axis=0) + 2.0, np.array([width, height]) - rel.max(axis=0) - 3.0
+    if np.any(lo_uv > hi_uv):
+        return None
+    pelvis_uv = rng.uniform(lo_uv, hi_uv)
+    offset = np.r_[(pelvis_uv - princpt) / focal * depth, depth]
+    joints_px = project(joints0 + offset, focal, princpt)
+    inside = (joints_px >= 0).all(1) & (joints_px[:, 0] <= width - 1) & (joints_px[:, 1] <= height - 1)
+    return (offset, focal, princpt) if inside.all() and np.all(joints0[:, 2] + depth > 0.5) else None
+
+
+def sample_person(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarray | None,
+                  config: SyntheticConfig, sample_id: str = "") -> SyntheticPerson:
+    """Draw pose, shape, camera and appearance of one person (see the module docstring).
+
+    Raises:
+        RuntimeError: no camera draw within ``config.max_tries`` keeps the body joints inside the image
+            at the requested person height (names ``sample_id``; widen the ranges).
+    """
+    pose, mirrored = sample_pose(rng, pose_bank, config)
+    betas = rng.normal(scale=config.betas_std, size=body.num_betas)
+    pose_t = torch.as_tensor(pose.reshape(1, 72), dtype=torch.float32)
+    with torch.no_grad():
+        out = body(pose_t[:, :3], pose_t[:, 3:], torch.as_tensor(betas, dtype=torch.float32)[None])
+    verts = out.vertices_m[0].double().numpy()
+    joints = out.joints_smpl24_m[0, :BODY_JOINTS].double().numpy()
+    pelvis = joints[0].copy()
+    verts0, joints0 = verts - pelvis, joints - pelvis
+    for _ in range(config.max_tries):
+        placed = _place(rng, verts0, joints0, config)
+        if placed is not None:
+            offset, focal, princpt = placed
+            smpl = SmplParams(pose, betas, offset - pelvis, "neutral")
+            return SyntheticPerson(smpl, verts0 + offset, focal, princpt, random_color(rng),
+                                   float(rng.uniform(*config.light_range)), mirrored)
+    raise RuntimeError(f"synthetic sample {sample_id}: no camera within {config.max_tries} draws keeps the "
+                       "body inside the image; widen focal_range_frac / distance_range_m / person_height_frac")
+
+
+# ------------------------------------------------------------------------------------------ background
+class Backgrounds:
+    """Random background images (H, W, 3) uint8 RGB: crops of the photos in ``photos_dir`` or, with
+    ``photos_dir=None``, noisy colour gradients.
+
+    Raises:
+        FileNotFoundError: ``photos_dir`` is given but missing or holds no jpg/png (names the folder and
+            the config key ``photos_dir`` / flag ``--photos``).
+    """
+
+    def __init__(self, photos_dir: str | Path | None, color_noise_std: float = 6.0) -> None:
+        self.color_noise_std = float(color_noise_std)
+        self.photos: list[np.ndarray] = []
+        self.names: list[str] = []
+        if photos_dir is None:
+            return
+        folder = Path(photos_dir)
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) \
+            if folder.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"background photos: no jpg/png in {folder.absolute()} (config key "
+                                    "photos_dir, flag --photos; see ../shared/data/README.md, or pass None)")
+        for path in files:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError(f"background photos: cannot decode {path}")
+            self.photos.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            self.names.append(path.name)
+
+    def sample(self, rng: np.random.Generator, image_hw: tuple[int, int]) -> np.ndarray:
+        """A random background of size ``image_hw`` (see the class docstring)."""
+        height, width = image_hw
+        if self.photos:
+            photo = self.photos[rng.integers(len(self.photos))]
+            ph, pw = photo.shape[:2]
+            full = min(pw / width, ph / height)  # largest crop of the image's aspect ratio
+            scale = full * rng.uniform(0.3, 1.0)
+            cw, ch = max(int(width * scale), 1), max(int(height * scale), 1)
+            x0, y0 = rng.integers(0, pw - cw + 1), rng.integers(0, ph - ch + 1)
+            img = cv2.resize(photo[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+            if rng.random() < 0.5:
+                img = img[:, ::-1]
+        else:
+            ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+            top, bottom = rng.uniform(30, 220, size=3), rng.uniform(30, 220, size=3)
+            img = np.broadcast_to(top * (1 - ramp) + bottom * ramp, (height, width, 3))
+        gain = rng.normal(1.0, 0.1, size=3)
+        noise = rng.normal(scale=self.color_noise_std, size=(height, width, 3))
+        return np.clip(np.asarray(img, np.float64) * gain + noise, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------- writing
+def _floats(values: Any) -> list:
+    return np.asarray(values, dtype=np.float64).round(10).tolist()
+
+
+def _write_rgb(path: Path, rgb: np.ndarray, quality: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise OSError(f"could not write synthetic image {path}")
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), mask.astype(np.uint8) * 255):
+        raise OSError(f"could not write synthetic mask {path}")
+
+
+def render_sample(person: SyntheticPerson, faces: np.ndarray, background: np.ndarray,
+                  renderer: MeshRenderer) -> tuple[np.ndarray, np.ndarray]:
+    """Composite the shaded person over ``background`` (H, W, 3) uint8; returns (rgb, mask (H, W) bool)."""
+    rgb, _, mask = renderer.render(person.vertices_cam_m, faces, person.focal_px, person.princpt_px,
+                                   background.shape[:2], person.color, person.light_intensity)
+    out = background.copy()
+    out[mask] = rgb[mask]
+    return out, mask
+
+
+def _mask_box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+
+
+def _rle(mask: np.ndarray) -> dict:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def _coco_entries(body: BodyModel, aid: int, image_id: int, person: SyntheticPerson, mask: np.ndarray,
+                  image_hw: tuple[int, int]) -> tuple[dict, dict]:
+    """(person_keypoints annotation, wholebody annotation) of one rendered person: keypoints ``v = 2``
+    inside the image (no occlusion flags), box and area of the silhouette, RLE segmentation."""
+    joints, joint_mask = joints_in(body, person.smpl, "coco17_feet")
+    trip = keypoint_triplets(project(joints, person.focal_px, person.princpt_px), joint_mask, image_hw)
+    ann = {"id": aid, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+           "num_keypoints": int((trip[:17, 2] > 0).sum()), "bbox": _mask_box(mask),
+           "area": float(mask.sum()), "segmentation": _rle(mask), "keypoints": _floats(trip[:17].reshape(-1))}
+    whole = dict(ann, foot_kpts=_floats(trip[17:].reshape(-1)), foot_valid=True,
+                 face_kpts=[0.0] * 204, lefthand_kpts=[0.0] * 63, righthand_kpts=[0.0] * 63,
+                 face_box=[0.0] * 4, lefthand_box=[0.0] * 4, righthand_box=[0.0] * 4,
+                 face_valid=False, lefthand_valid=False, righthand_valid=False)
+    return ann, whole
+
+
+def _sample_rng(config: SyntheticConfig, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, list(SPLITS).index(split), index])
+
+
+def make_split(split: str, out_dir: str | Path, config: SyntheticConfig, body: BodyModel,
+               renderer: MeshRenderer, pose_bank: np.ndarray | None, backgrounds: Backgrounds,
+               progress: Callable[[int], None] | None = None) -> Path:
+    """Render ``config.sizes[split]`` images of ``split`` under ``out_dir/<split>`` and write its layout.
+
+    Args:
+        split: ``"mocap"``, ``"itw"`` or ``"test"`` (:data:`SPLITS`).
+        out_dir: output root; the split's loader root is ``out_dir/<split>``.
+        config: generator values; body: the free :class:`BodyModel`; renderer: a :class:`MeshRenderer`;
+        pose_bank: (N, 21, 3) from :func:`load_pose_bank` or None (random poses);
+        backgrounds: a :class:`Backgrounds`; progress: called with 1 after every sample (e.g. tqdm.update).
+
+    Returns:
+        the split root. For ``mocap`` / ``test``: ``build_dataset("3dpw", root=<it>, split="train" /
+        "test")``; for ``itw``: ``build_dataset("coco", root=<it>, ann_file=COCO_PERSON_KEYPOINTS,
+        img_dir=COCO_IMG_DIR)`` (scoring: ``smpl_file=SCORING_FILE``).
+
+    Raises:
+        ValueError: unknown split. RuntimeError: from :func:`sample_person` or the renderer.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"make_split: unknown split {split!r}; known: {list(SPLITS)}")
+    layout, name = SPLITS[split]
+    root = Path(out_dir) / split
+    root.mkdir(parents=True, exist_ok=True)
+    height, width = config.image_hw
+    images, anns, wholes, scoring = [], [], [], {}
+    for index in range(int(config.sizes.get(split, 0))):
+        rng = _sample_rng(config, split, index)
+        image_id, aid = index + 1, 100 * (index + 1)
+        person = sample_person(rng, body, pose_bank, config, f"{split}/{index}")
+        rgb, mask = render_sample(person, body.faces, backgrounds.sample(rng, config.image_hw), renderer)
+        cam = {"focal": _floats(person.focal_px), "princpt": _floats(person.princpt_px)}
+        if layout == "3dpw":
+            sequence, file_name = f"synthetic_{split}", f"image_{index:05d}.jpg"
+            images.append({"id": image_id, "file_name": file_name, "sequence": sequence, "frame_idx": index,
+                           "width": width, "height": height, "cam_param": cam})
+            ann, _ = pw3d_annotation(body, aid, image_id, person.smpl, cam)
+            anns.append(dict(ann, person_id=0))
+            _write_rgb(root / "imageFiles" / sequence / file_name, rgb, config.jpeg_quality)
+            mask_path = root / "masks" / sequence / file_name.replace(".jpg", ".png")
+        else:
+            file_name = f"{image_id:012d}.jpg"
+            images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+            ann, whole = _coco_entries(body, aid, image_id, person, mask, config.image_hw)
+            anns.append(ann)
+            wholes.append(whole)
+            scoring[str(aid)] = neuralannot_entry(person.smpl, person.focal_px, person.princpt_px)
+            _write_rgb(root / COCO_IMG_DIR / file_name, rgb, config.jpeg_quality)
+            mask_path = root / "scoring" / "masks" / file_name.replace(".jpg", ".png")
+        if config.save_masks:
+            _write_mask(mask_path, mask)
+        if progress is not None:
+            progress(1)
+    if layout == "3dpw":
+        (root / f"3DPW_{name}.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    else:
+        categories = [{"id": 1, "name": "person", "supercategory": "person"}]
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        for rel, entries in ((COCO_PERSON_KEYPOINTS, anns), (COCO_WHOLEBODY, wholes)):
+            (root / rel).write_text(json.dumps({"images": images, "annotations": entries,
+                                                "categories": categories}))
+        (root / SCORING_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (root / SCORING_FILE).write_text(json.dumps(scoring))
+    return root
+
+
+def make_synthetic(config: SyntheticConfig, out_dir: str | Path, body: BodyModel | None = None,
+                   renderer: MeshRenderer | None = None,
+                   progress: Callable[[str, int], Callable[[int], None] | None] | None = None) -> dict[str, Path]:
+    """Generate every split with a non-zero size and ``out_dir/synthetic_manifest.json`` (config, pose
+    source, background photos, split roots and loader arguments).
+
+    Args:
+        config: generator values; out_dir: output root (created).
+        body: the free body model (default ``BodyModel("free")``); renderer: default a new MeshRenderer.
+        progress: ``progress(split, total)`` returning a per-sample callback (e.g. a tqdm's ``update``).
+
+    Returns:
+        ``{split: split root}``.
+
+    Raises:
+        FileNotFoundError / ValueError: from :func:`load_pose_bank`, :class:`Backgrounds`, the body model.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    body = body if body is not None else BodyModel.from_config("free")
+    pose_bank, pose_source = load_pose_bank(config)
+    backgrounds = Backgrounds(config.photos_dir, config.color_noise_std)
+    own_renderer = renderer is None
+    renderer = renderer or MeshRenderer()
+    roots: dict[str, Path] = {}
+    try:
+        for split in SPLITS:
+            total = int(config.sizes.get(split, 0))
+            if total:
+                callback = progress(split, total) if progress is not None else None
+                roots[split] = make_split(split, out, config, body, renderer, pose_bank, backgrounds, callback)
+    finally:
+        if own_renderer:
+            renderer.close()
+    manifest = {"config": asdict(config), "pose_source": pose_source, "background_photos": backgrounds.names,
+                "people_per_image": 1, "splits": {s: str(p) for s, p in roots.items()},
+                "loaders": {"mocap": {"dataset": "3dpw", "split": "train"},
+                            "test": {"dataset": "3dpw", "split": "test"},
+                            "itw": {"dataset": "coco", "ann_file": COCO_PERSON_KEYPOINTS, "img_dir": COCO_IMG_DIR,
+                                    "scoring_smpl_file": SCORING_FILE}}}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, default=list))
+    return roots
+
+
+def config_from_dict(values: dict[str, Any]) -> SyntheticConfig:
+    """A :class:`SyntheticConfig` from plain values (yaml): lists become tuples.
+
+    Raises:
+        ValueError: unknown keys (names them) or invalid values.
+    """
+    known = set(SyntheticConfig.__dataclass_fields__)
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"synthetic config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    cleaned = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    if "sizes" in cleaned:
+        cleaned["sizes"] = {str(k): int(n) for k, n in dict(cleaned["sizes"]).items()}
+    return replace(SyntheticConfig(), **cleaned)
+
+
+__all__ = ["Backgrounds", "COCO_IMG_DIR", "COCO_PERSON_KEYPOINTS", "COCO_WHOLEBODY", "MANIFEST", "SCORING_FILE",
+           "SPLITS", "SyntheticConfig", "SyntheticPerson", "config_from_dict", "global_orientation",
+           "load_pose_bank", "make_split", "make_synthetic", "random_body_pose", "random_color", "render_sample",
+           "sample_person", "sample_pose"]

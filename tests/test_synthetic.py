@@ -1,0 +1,209 @@
+"""Tests for annot.synthetic: the splits load through the ordinary loaders and their GT reprojects onto
+the rendered silhouettes (re-rendered here from the loaded GT, a second path from json to pixels)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import annot.data  # noqa: F401  (registers the loaders)
+from annot.body_models import BodyModel
+from annot.data.registry import build_dataset
+from annot.render import MeshRenderer
+from annot.synthetic import (
+    COCO_IMG_DIR,
+    COCO_PERSON_KEYPOINTS,
+    COCO_WHOLEBODY,
+    SCORING_FILE,
+    Backgrounds,
+    SyntheticConfig,
+    global_orientation,
+    load_pose_bank,
+    make_synthetic,
+    sample_pose,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
+PHOTOS = REPO.parent / "shared" / "data" / "photos"
+pytestmark = pytest.mark.skipif(not FREE.is_file(), reason=f"free body model missing: {FREE} (make setup)")
+HW = (192, 256)
+SIZES = {"mocap": 3, "itw": 3, "test": 3}
+TORSO_LIMBS = list(range(22))  # SMPL joints 0..21 (no hand joints)
+
+
+def _config(seed: int = 0, sizes: dict | None = None) -> SyntheticConfig:
+    return SyntheticConfig(seed=seed, sizes=sizes or SIZES, image_hw=HW, pose_source="random",
+                           photos_dir=str(PHOTOS) if PHOTOS.is_dir() else None)
+
+
+@pytest.fixture(scope="module")
+def body() -> BodyModel:
+    return BodyModel.from_config("free", path=FREE)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    with MeshRenderer() as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory, body, renderer) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    make_synthetic(_config(), root, body=body, renderer=renderer)
+    return root
+
+
+def _pw3d(out: Path, split: str):
+    return build_dataset("3dpw", root=out / split, split={"mocap": "train", "test": "test"}[split])
+
+
+def _itw(out: Path, ann_file: str = COCO_PERSON_KEYPOINTS, **kwargs):
+    return build_dataset("coco", root=out / "itw", ann_file=ann_file, img_dir=COCO_IMG_DIR, **kwargs)
+
+
+def _pose(body: BodyModel, smpl) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) vertices and (24, 3) smpl24 joints (camera frame, metres) of the loaded GT SMPL."""
+    pose = torch.as_tensor(smpl.pose_rotvec, dtype=torch.float32).reshape(1, 72)
+    with torch.no_grad():
+        res = body(pose[:, :3], pose[:, 3:], torch.as_tensor(smpl.betas, dtype=torch.float32)[None],
+                   torch.as_tensor(smpl.transl_m, dtype=torch.float32)[None])
+        joints, _ = body.regress(res.vertices_m, "smpl24")
+    return res.vertices_m[0].double().numpy(), joints[0].double().numpy()
+
+
+def _on_mask(kp_px: np.ndarray, mask: np.ndarray) -> float:
+    px = np.rint(kp_px).astype(int)
+    inside = (px[:, 0] >= 0) & (px[:, 0] < mask.shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < mask.shape[0])
+    hits = np.zeros(len(px), bool)
+    hits[inside] = mask[px[inside, 1], px[inside, 0]]
+    return float(hits.mean())
+
+
+def _saved_mask(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert img is not None, path
+    return img > 127
+
+
+def test_3dpw_layout_splits_load_with_exact_gt(out, body):
+    for split in ("mocap", "test"):
+        ds = _pw3d(out, split)
+        assert len(ds) == 3 and ds.skipped == {}
+        for rec in ds.records:
+            assert rec.smpl.gender == "neutral" and rec.img_hw == HW
+            assert rec.cam_focal_px[0] == rec.cam_focal_px[1] > 0
+            _, joints = _pose(body, rec.smpl)  # the json's joint_cam is the GT SMPL's joints
+            np.testing.assert_allclose(rec.joints_cam_m, joints, atol=1e-4)
+            assert 2.0 - 1.0 < rec.joints_cam_m[0, 2] < 10.0 + 1.0  # pelvis depth in the 2-10 m range
+        sample = ds[0]
+        assert sample["img"].shape[-2:] == (256, 192)
+
+
+def test_itw_split_loads_without_3d_and_scoring_is_separate(out):
+    ds = _itw(out)
+    assert len(ds) == 3 and ds.skipped == {}
+    assert all(r.smpl is None and r.joints_cam_m is None for r in ds.records)
+    assert len(_itw(out, ann_file=COCO_WHOLEBODY, variant="wholebody")) == 3
+    scoring = json.loads((out / "itw" / SCORING_FILE).read_text())
+    assert set(scoring) == {r.sample_id for r in ds.records}
+    assert not (out / "itw" / SCORING_FILE).is_relative_to(out / "itw" / "annotations")
+    for rel in (COCO_PERSON_KEYPOINTS, COCO_WHOLEBODY):
+        text = (out / "itw" / rel).read_text()
+        assert "scoring" not in text and "gt_smpl" not in text and "smpl_param" not in text
+    # the scorer reads the GT through the same loader, via smpl_file
+    scored = _itw(out, smpl_file=SCORING_FILE)
+    assert all(r.smpl is not None and r.cam_focal_px is not None for r in scored.records)
+
+
+def _check_reprojection(body, renderer, smpl, focal, princpt, kp2d_px, mask_path) -> None:
+    verts, joints = _pose(body, smpl)
+    _, _, mask = renderer.render(verts, body.faces, focal, princpt, HW)
+    saved = _saved_mask(mask_path)
+    iou = (mask & saved).sum() / (mask | saved).sum()
+    assert iou > 0.98, (mask_path, iou)
+    assert _on_mask(kp2d_px, mask) >= 0.9, mask_path
+    proj = joints[TORSO_LIMBS, :2] / joints[TORSO_LIMBS, 2:] * focal + princpt
+    assert _on_mask(proj, saved) >= 0.9, mask_path
+
+
+def test_gt_reprojects_onto_rendered_silhouette(out, body, renderer):
+    for split in ("mocap", "test"):
+        for rec in _pw3d(out, split).records:
+            seq_file = Path(rec.image_path.parent.name) / rec.image_path.with_suffix(".png").name
+            _check_reprojection(body, renderer, rec.smpl, rec.cam_focal_px, rec.cam_princpt_px,
+                                rec.kp2d_img_px[TORSO_LIMBS], out / split / "masks" / seq_file)
+    for rec in _itw(out, smpl_file=SCORING_FILE).records:
+        mask_path = out / "itw" / "scoring" / "masks" / rec.image_path.with_suffix(".png").name
+        body_kp = rec.kp2d_img_px[5:][rec.kp2d_valid[5:]]  # COCO shoulders .. ankles (surface-free joints)
+        _check_reprojection(body, renderer, rec.smpl, rec.cam_focal_px, rec.cam_princpt_px, body_kp, mask_path)
+        assert _saved_mask(mask_path).mean() > 0.01  # a person is visible, not just background
+
+
+def _json_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.json"))
+            if p.name != "synthetic_manifest.json"}
+
+
+def test_same_seed_same_files_other_seed_differs(out, tmp_path, body, renderer):
+    make_synthetic(_config(), tmp_path / "again", body=body, renderer=renderer)
+    first, again = _json_bytes(out), _json_bytes(tmp_path / "again")
+    assert len(first) == 5 and first == again
+    make_synthetic(_config(seed=1, sizes={"test": 1}), tmp_path / "other", body=body, renderer=renderer)
+    other = json.loads((tmp_path / "other" / "test" / "3DPW_test.json").read_text())
+    mine = json.loads((out / "test" / "3DPW_test.json").read_text())
+    assert other["annotations"][0]["smpl_param"] != mine["annotations"][0]["smpl_param"]
+
+
+def test_global_orientation_hand_computed():
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_rotvec(global_orientation(0.0, 0.0, 0.0)).as_matrix()
+    np.testing.assert_allclose(rot @ [0, 1, 0], [0, -1, 0], atol=1e-12)  # SMPL up -> image up (-y)
+    np.testing.assert_allclose(rot @ [0, 0, 1], [0, 0, -1], atol=1e-12)  # faces the camera
+    elev = np.deg2rad(30.0)  # camera above looking down: the head leans towards the camera
+    rot = Rotation.from_rotvec(global_orientation(0.0, elev, 0.0)).as_matrix()
+    np.testing.assert_allclose(rot @ [0, 1, 0], [0, -np.cos(elev), -np.sin(elev)], atol=1e-12)
+    rot = Rotation.from_rotvec(global_orientation(np.pi / 2, 0.0, 0.0)).as_matrix()
+    np.testing.assert_allclose(rot @ [0, 0, 1], [1, 0, 0], atol=1e-12)  # yaw 90: facing image right
+
+
+def test_pose_bank_used_and_missing_file_reported(tmp_path):
+    bank = np.zeros((2, 24, 3))
+    bank[:, 18] = [0.0, -1.0, 0.0]  # left elbow bent; everything else zero
+    path = tmp_path / "pseudo_gt.npz"
+    np.savez(path, pose_rotvec=bank, betas=np.zeros((2, 10)), sample_id=np.array(["a", "b"]))
+    cfg = SyntheticConfig(poses_npz=str(path), pose_source="cmu", mirror_prob=0.0)
+    poses, source = load_pose_bank(cfg)
+    assert poses.shape == (2, 21, 3) and source.startswith("cmu")
+    pose, mirrored = sample_pose(np.random.default_rng(0), poses, cfg)
+    assert not mirrored and np.allclose(pose[1:22], bank[0, 1:22])
+    pose, mirrored = sample_pose(np.random.default_rng(0), poses, SyntheticConfig(mirror_prob=1.0))
+    assert mirrored and np.allclose(pose[19], [0.0, 1.0, 0.0]) and np.allclose(pose[18], 0.0)  # L <-> R, y negated
+    missing = SyntheticConfig(poses_npz=str(tmp_path / "nope.npz"), pose_source="cmu")
+    with pytest.raises(FileNotFoundError, match="make annotate-body"):
+        load_pose_bank(missing)
+    assert load_pose_bank(SyntheticConfig(poses_npz=str(tmp_path / "nope.npz")))[0] is None  # auto: fallback
+    np.savez(path, betas=np.zeros((2, 10)))
+    with pytest.raises(ValueError, match="pose_rotvec"):
+        load_pose_bank(cfg)
+    with pytest.raises(FileNotFoundError, match="photos_dir"):
+        Backgrounds(tmp_path / "no_photos")
+
+
+def test_light_intensity_scales_shading_not_geometry(renderer):
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
+    args = (sphere.vertices + [0.0, 0.0, 3.0], sphere.faces, (400.0, 400.0), (128.0, 96.0), HW)
+    rgb1, depth1, mask1 = renderer.render(*args)
+    rgb_dim, depth_dim, mask_dim = renderer.render(*args, light_intensity=0.4)
+    assert np.array_equal(mask1, mask_dim) and np.array_equal(depth1, depth_dim)
+    assert rgb_dim[mask1].astype(float).mean() < 0.8 * rgb1[mask1].astype(float).mean()
+    with pytest.raises(ValueError, match="light_intensity"):
+        renderer.render(*args, light_intensity=0.0)
