@@ -42,7 +42,7 @@ def test_gmof_hand_computed():
     # x^2 s^2 / (x^2 + s^2) with s = 2: 0, 4/5, 16/8 = 2, 40000/10004
     expected = torch.tensor([0.0, 0.8, 2.0, 40000.0 / 10004.0])
     torch.testing.assert_close(gmof(x, 2.0), expected)
-    assert gmof(torch.tensor([1e6]), 3.0).item() < 9.0  # saturates at sigma^2
+    assert 8.99 < gmof(torch.tensor([1e3]), 3.0).item() < 9.0  # saturates at sigma^2
     with pytest.raises(ValueError, match="sigma"):
         gmof(x, 0.0)
 
@@ -146,7 +146,7 @@ def test_eft_lowers_the_error_and_restores_the_weights():
     bn = next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
     hook = bn.register_forward_hook(lambda m, i, o: bn_modes.append(m.training))
     # lr 1e-3 (not EFT's 5e-6) so a randomly initialised tiny net moves within a few steps
-    result = eft_fit(module, batch, lr=1e-3, max_iters=15, stop_px=0.5)
+    result = eft_fit(module, batch, lr=1e-3, max_iters=30, stop_px=0.5, ignore_hips=False)
     hook.remove()
     print(f"EFT: 2D error {result.initial_err_px:.2f} -> {result.kp2d_err_px:.2f} px (original pixels) in "
           f"{result.iterations} steps, {result.seconds:.2f} s")
