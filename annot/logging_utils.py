@@ -145,7 +145,8 @@ def report_metrics(report: dict[str, Any], pseudo_gt_json: str | Path | None = N
     """Flat scalars of a ``report.json`` (and of its ``pseudo_gt.json`` per-sample quality).
 
     Returns ``kp2d_err_px_mean`` (original-image pixels, mean over annotated people), ``annotated``,
-    ``skipped``, ``eft_rejected`` (count), ``total_s`` and, from the pseudo-GT file when given:
+    ``skipped``, ``eft_rejected`` (count), ``total_s`` (all stages, from their markers) and, from the
+    pseudo-GT file when given:
     ``z_norm_mean`` (|z| of the VPoser code; ``nan`` without VPoser), ``max_abs_beta_mean`` and
     ``body_pose_angle_deg_mean`` (mean over people and the 21 body joints of the rotation angle |rotvec|,
     degrees: how far the pseudo-GT poses are from the rest pose).
@@ -157,7 +158,7 @@ def report_metrics(report: dict[str, Any], pseudo_gt_json: str | Path | None = N
     metrics = {"kp2d_err_px_mean": float(mean) if mean is not None else float("nan"),
                "annotated": float(counts.get("annotated", 0)), "skipped": float(counts.get("skipped", 0)),
                "eft_rejected": float(counts.get("eft_rejected", 0)),
-               "total_s": float(report.get("wall_time", {}).get("total_s", float("nan")))}
+               "total_s": float(report.get("wall_time", {}).get("stages_total_s", float("nan")))}
     if pseudo_gt_json is not None and Path(pseudo_gt_json).is_file():
         entries = json.loads(Path(pseudo_gt_json).read_text()).values()
         quality = [e.get("quality", {}) for e in entries]

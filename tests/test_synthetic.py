@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import annot.data  # noqa: F401  (registers the loaders)
+import annot.data  # noqa: F401 -- importing the package registers the loaders
 from annot.body_models import BodyModel
 from annot.data.registry import build_dataset
 from annot.render import MeshRenderer
