@@ -10,6 +10,7 @@ ARGS ?=
 TRAINER ?=
 SWEEP ?= --tiny
 BENCH_ARGS ?=
+BENCH_ANNOT_ARGS ?=
 EST ?= pose2pose
 CKPT ?=
 # CONFIG defaults to the annotation config; for the estimator targets only an explicit CONFIG=... counts
@@ -18,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench bench-annot test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -48,6 +49,9 @@ train-estimator: setup fixtures ## train an estimator g (EST=pose2pose|hmr, or C
 eval-estimator: setup ## evaluate a checkpoint from the file alone (CKPT=path; ARGS="key=value ...")
 	@test -n "$(CKPT)" || { echo "usage: make eval-estimator CKPT=outputs/train-estimator/pose2pose/checkpoints/last.ckpt [ARGS=...]"; exit 2; }
 	$(PY) tools/evaluate.py $(CKPT) $(ARGS)
+
+bench-annot: setup ## NeuralAnnot (recipes on/off), SMPLify, EFT vs the hidden GT of the synthetic ITW split -> outputs/bench-annot/results.{md,png}
+	$(PY) tools/bench_annot.py $(BENCH_ANNOT_ARGS)
 
 sweep: setup ## Three Recipes supp. Table A grid -> outputs/sweep/results.md (default 2x2 --tiny; SWEEP= for all 12 points; W&B agent with WANDB_API_KEY)
 	$(PY) tools/sweep.py --config configs/sweep/reg_weights.yaml --base $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(SWEEP) $(ARGS)

@@ -48,6 +48,21 @@ KP2D_UNIT_PX = 32.0
 POSE_PRIORS = ("none", "vposer")
 
 
+def _root_index(convention: str) -> int:
+    """Index of the root joint of ``convention`` (its declared root, else ``Pelvis``).
+
+    Raises:
+        ValueError: the convention has neither, so 3D joints cannot be made root-relative.
+    """
+    conv = get_convention(convention)
+    name = conv.root or "Pelvis"
+    if name not in conv.joint_names:
+        raise ValueError(f"keypoint convention {convention!r} has no root joint for root-relative 3D joints; "
+                         f"use one with a Pelvis (e.g. pose2pose33 or pose2pose25 for data.convention, "
+                         f"smpl24 / h36m17 for aux_stage.joints3d_convention)")
+    return conv.index(name)
+
+
 class AnnotatorModule(pl.LightningModule):
     """Annotator f as a Lightning system (NeuralAnnot, Three Recipes).
 
@@ -126,8 +141,7 @@ class AnnotatorModule(pl.LightningModule):
         self.save_hyperparameters()
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.uses_image = mode != "mocap_joints_only"
-        self.joints3d_root = get_convention(joints3d_convention).index(get_convention(joints3d_convention).root
-                                                                          or "Pelvis")
+        self.joints3d_root = _root_index(joints3d_convention)
         self.architecture = architecture if self.uses_image else "regressor"
         self.vposer = None
         if pose_prior == "vposer":

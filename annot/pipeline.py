@@ -224,13 +224,16 @@ def _stage_prior(cfg: DictConfig, aux_folders: dict[str, Path], folder: Path) ->
 
 # --------------------------------------------------------------------------- stages (b) + (c)
 def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
+    """The in-the-wild annotator of stage (b). With auxiliary image sets the batches' 3D joints come in
+    ``data.convention``, which then needs a root joint (ValueError otherwise, naming the key)."""
     return AnnotatorModule(
         mode="itw", backbone_depth=cfg.model.backbone_depth, backbone_weights=cfg.model.backbone_weights,
         hidden_dim=cfg.model.hidden_dim, input_hw=tuple(cfg.data.input_hw), kp2d_convention=cfg.data.convention,
         joints3d_convention=cfg.data.convention if cfg.auxiliary and any(
             _has_images(a.dataset) for a in cfg.auxiliary.values()) else "smpl24",
         pose_prior=cfg.prior.pose_prior, vposer_path=vposer_path, camera_model=cfg.model.camera_model,
-        architecture=cfg.model.architecture, w_joint_img=cfg.loss.joint_img, w_kp2d=cfg.loss.kp2d, w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param,
+        architecture=cfg.model.architecture, w_joint_img=cfg.loss.joint_img, w_kp2d=cfg.loss.kp2d,
+        w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param,
         w_pose_l2=cfg.loss.pose_l2, w_z_l2=cfg.loss.z_l2, w_betas_l2=cfg.loss.betas_l2, lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
         lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg), **_body_args(cfg))
