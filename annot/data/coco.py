@@ -57,6 +57,8 @@ NUM_COCO_JOINTS = 17
 NUM_FOOT_JOINTS = 6
 VARIANTS = ("person_keypoints", "wholebody")
 
+SKIP_INVALID_BBOX = "invalid bbox"
+SKIP_INVALID_KEYPOINTS = "invalid keypoints"
 SKIP_NOT_PERSON = "not person"
 
 
@@ -112,7 +114,8 @@ class COCOKeypoints(PersonCropDataset):
             and ``record.cam_focal_px`` / ``cam_princpt_px`` its camera, or all three ``None`` when the
             file has no entry for the annotation.
         skipped: ``{sample_id: reason}`` for every annotation not kept; reasons are
-            "not person", "iscrowd", "no keypoints", "box outside image", "degenerate box",
+            "not person", "invalid bbox", "invalid keypoints", "iscrowd", "no keypoints",
+            "box outside image", "degenerate box",
             "missing image file", "unreadable image", and with ``smpl_file``
             "invalid smpl_param.<field>" / "invalid cam_param.<field>" (a malformed fit).
         without_smpl: sample ids kept without an SMPL fit (counted in :meth:`summary`).
@@ -120,10 +123,11 @@ class COCOKeypoints(PersonCropDataset):
     Raises:
         FileNotFoundError: missing root, annotation file, image folder or SMPL file (message names
             the path looked at and the config key to set).
-        ValueError: unknown ``variant``; malformed json (not JSON, no 'images'/'annotations' list, a
-            repeated annotation id, an annotation with a missing image, a 'bbox' that is not 4 finite
-            numbers, 'keypoints' not 51 finite numbers, wholebody 'foot_kpts' not 18 finite numbers);
-            the message names the file, the annotation (or image) id and the field.
+        ValueError: unknown ``variant``; a malformed json as a whole (not JSON, no 'images'/'annotations'
+            list, a repeated annotation id, an annotation with a missing image); the message names the
+            file, the annotation (or image) id and the field. A single annotation whose 'bbox' is not 4
+            finite numbers or whose 'keypoints' (wholebody: also 'foot_kpts') are not 3 x J finite
+            numbers is skipped with the reason "invalid bbox" / "invalid keypoints".
     """
 
     name = "coco"
@@ -189,8 +193,14 @@ class COCOKeypoints(PersonCropDataset):
             return SKIP_NOT_PERSON
         img = image_of(self.ann_path, coco, ann)
         img_hw = image_size(self.ann_path, img)
-        bbox = _finite_floats(self.ann_path, ann, "bbox", 4)
-        kps = self._keypoints(ann)
+        try:
+            bbox = _finite_floats(self.ann_path, ann, "bbox", 4)
+        except ValueError:
+            return SKIP_INVALID_BBOX
+        try:
+            kps = self._keypoints(ann)
+        except ValueError:
+            return SKIP_INVALID_KEYPOINTS
         if ann.get("iscrowd", 0):
             return SKIP_ISCROWD
         visible = kps[:, 2] > 0
