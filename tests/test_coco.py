@@ -24,6 +24,7 @@ from annot.data.fixtures import coco as fx
 from annot.data.crop import apply_affine
 from annot.data.sample import SAMPLE_KEYS
 from annot.keypoints import get_convention
+from tests.helpers import expected_box
 
 DEFAULT_COCO_DIR = Path(__file__).resolve().parents[2] / "shared/data/coco_samples"
 COCO_DIR = Path(os.environ.get("ANNOT_COCO_SAMPLES", DEFAULT_COCO_DIR))
@@ -50,16 +51,6 @@ def _index_of(ds: COCOKeypoints, sample_id: str) -> int:
     return [r.sample_id for r in ds.records].index(sample_id)
 
 
-def _expected_box(bbox, img_w, img_h):
-    """Independent re-derivation of the mks0601 box for 256x192 (clip, aspect 0.75, x1.25)."""
-    x, y, w, h = bbox
-    x1, y1 = max(0, x), max(0, y)
-    x2, y2 = min(img_w - 1, x1 + max(0, w - 1)), min(img_h - 1, y1 + max(0, h - 1))
-    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    w, h = max(w, 0.75 * h), max(h, w / 0.75)
-    return np.array([cx - 0.625 * w, cy - 0.625 * h, 1.25 * w, 1.25 * h])
-
-
 @needs_coco
 def test_real_samples_loaded_and_skipped(coco_ds):
     assert len(coco_ds) == 12
@@ -80,7 +71,7 @@ def test_known_keypoint_through_the_crop_and_back(coco_ds, coco_json):
     ann = next(a for a in coco_json["annotations"] if a["id"] == 442619)
     img = next(i for i in coco_json["images"] if i["id"] == ann["image_id"])
     nose_img = np.array(ann["keypoints"][:2], dtype=np.float64)
-    box = _expected_box(ann["bbox"], img["width"], img["height"])
+    box = expected_box(ann["bbox"], img["width"], img["height"])
     # no rotation: crop = (p - box origin) * (192 / box w, 256 / box h)
     nose_crop = (nose_img - box[:2]) * np.array([192 / box[2], 256 / box[3]])
 

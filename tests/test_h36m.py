@@ -23,6 +23,7 @@ from annot.data.fixtures.h36m import H36M_CAMERAS, h36m_fixture_people, write_h3
 from annot.data.h36m import Human36M
 from annot.data.registry import DATASETS, build_dataset
 from annot.data.sample import SAMPLE_KEYS
+from tests.helpers import expected_box
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
@@ -56,16 +57,6 @@ def _frame_cam(root: Path, subject: int) -> dict[str, tuple[int, int]]:
     images = {img["id"]: img for img in data["images"]}
     return {str(a["id"]): (images[a["image_id"]]["frame_idx"], images[a["image_id"]]["cam_idx"])
             for a in data["annotations"]}
-
-
-def _expected_box(bbox, img_w, img_h):
-    """mks0601 box for a 256x192 input re-derived by hand: clip, aspect 0.75 about the centre, x1.25."""
-    x, y, w, h = bbox
-    x1, y1 = max(0, x), max(0, y)
-    x2, y2 = min(img_w - 1, x1 + max(0, w - 1)), min(img_h - 1, y1 + max(0, h - 1))
-    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    w, h = max(w, 0.75 * h), max(h, w / 0.75)
-    return np.array([cx - 0.625 * w, cy - 0.625 * h, 1.25 * w, 1.25 * h])
 
 
 def _mutable_copy(root: Path, dst: Path) -> Path:
@@ -125,7 +116,7 @@ def test_world_to_camera_follows_the_spec_formulas(root, train):
         pix = cam_mm[:, :2] / cam_mm[:, 2:] * np.array(cam["f"]) + np.array(cam["c"])
         np.testing.assert_allclose(record.joints_cam_m, cam_mm / 1000.0, atol=1e-9)
         np.testing.assert_allclose(record.kp2d_img_px, pix, atol=1e-6)
-        box = _expected_box(anns[record.sample_id]["bbox"], 1000, 1002)
+        box = expected_box(anns[record.sample_id]["bbox"], 1000, 1002)
         np.testing.assert_allclose(record.bbox_xywh_px, box, atol=1e-6)
         sample = train[index]
         np.testing.assert_allclose(sample["root_cam_m"].numpy(), cam_mm[0] / 1000.0, atol=1e-5)

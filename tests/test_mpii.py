@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from annot.body_models import BodyModel
 from annot.data.augment import AugmentConfig
@@ -22,6 +21,7 @@ from annot.data.fixtures.mpii import (
 from annot.data.mpii import MPII
 from annot.data.registry import DATASETS
 from annot.keypoints import get_convention
+from tests.helpers import expected_box, posed_joints
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
@@ -52,26 +52,7 @@ def _ds(root, **kw) -> MPII:
 @pytest.fixture(scope="module")
 def truth_joints(truth, body):
     """{annotation id: (17, 3) H36M joints (metres, camera) of the person the fixture posed}."""
-    return {aid: _h36m(body, t["pose"], t["shape"], t["trans"]) for aid, t in truth.items()}
-
-
-def _h36m(body, pose, betas, transl) -> np.ndarray:
-    pose = torch.as_tensor(np.asarray(pose), dtype=torch.float32).reshape(1, 72)
-    with torch.no_grad():
-        out = body(pose[:, :3], pose[:, 3:], torch.as_tensor(np.asarray(betas), dtype=torch.float32)[None],
-                   torch.as_tensor(np.asarray(transl), dtype=torch.float32)[None])
-        joints, _ = body.regress(out.vertices_m, "h36m17")
-    return joints[0].double().numpy()
-
-
-def _expected_box(bbox, img_w, img_h):
-    """Independent mks0601 box for 256x192 (clip, aspect 0.75, x1.25)."""
-    x, y, w, h = bbox
-    x1, y1 = max(0, x), max(0, y)
-    x2, y2 = min(img_w - 1, x1 + max(0, w - 1)), min(img_h - 1, y1 + max(0, h - 1))
-    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    w, h = max(w, 0.75 * h), max(h, w / 0.75)
-    return np.array([cx - 0.625 * w, cy - 0.625 * h, 1.25 * w, 1.25 * h])
+    return {aid: posed_joints(body, t["pose"], t["shape"], t["trans"], "h36m17") for aid, t in truth.items()}
 
 
 def test_counts_with_and_without_smpl(root):
@@ -97,7 +78,7 @@ def test_named_joint_lands_where_the_model_put_it(root, truth, truth_joints, joi
         expect_img = point[:2] / point[2] * np.array(t["focal"]) + np.array(t["princpt"])
         sample = ds[i]
         assert sample["kp2d_px"].shape == (16, 2)
-        box = _expected_box(anns[record.sample_id]["bbox"], IMG_HW[1], IMG_HW[0])
+        box = expected_box(anns[record.sample_id]["bbox"], IMG_HW[1], IMG_HW[0])
         np.testing.assert_allclose(sample["bbox_xywh_px"].numpy(), box, atol=1e-3)
         expect_crop = (expect_img - box[:2]) * np.array([192 / box[2], 256 / box[3]])
         np.testing.assert_allclose(sample["kp2d_px"][MPII16.index(joint)].numpy(), expect_crop, atol=2e-3)
@@ -117,7 +98,8 @@ def test_neuralannot_smpl_reprojects_onto_keypoints(root, body, aug):
         if s["sample_id"] in NO_FIT_AIDS:
             assert s["smpl_valid"] == 0 and s["real_cam_valid"] == 0
             continue
-        joints = _h36m(body, s["smpl_pose_rotvec"].double().numpy(), s["smpl_betas"], s["smpl_transl_m"])
+        joints = posed_joints(body, s["smpl_pose_rotvec"].double().numpy(), s["smpl_betas"], s["smpl_transl_m"],
+                              "h36m17")
         joints = joints[[H36M.index(n) for n in SHARED]]
         kp = joints[:, :2] / joints[:, 2:] * s["real_focal_crop_px"].double().numpy() \
             + s["real_princpt_crop_px"].double().numpy()

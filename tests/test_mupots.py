@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from annot.body_models import BodyModel
 from annot.data.augment import AugmentConfig
@@ -19,6 +18,7 @@ from annot.data.fixtures.mupots import BAD_AIDS, FRAMES, OCCLUDED, TRUTH_FILE, w
 from annot.data.mupots import MuPoTS
 from annot.data.registry import DATASETS
 from annot.keypoints import get_convention
+from tests.helpers import expected_box, posed_joints
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
@@ -49,22 +49,7 @@ def ds(root):
 
 def _h36m(body, t) -> np.ndarray:
     """(17, 3) H36M joints (metres, camera frame) of the fixture person ``t``, regressed by the model."""
-    pose = torch.tensor(t["pose"], dtype=torch.float32).reshape(1, 72)
-    with torch.no_grad():
-        betas, transl = torch.tensor(t["shape"])[None].float(), torch.tensor(t["trans"])[None].float()
-        out = body(pose[:, :3], pose[:, 3:], betas, transl)
-        joints, _ = body.regress(out.vertices_m, "h36m17")
-    return joints[0].double().numpy()
-
-
-def _expected_box(bbox, img_w, img_h):
-    """Independent mks0601 box for 256x192 (clip, aspect 0.75, x1.25)."""
-    x, y, w, h = bbox
-    x1, y1 = max(0, x), max(0, y)
-    x2, y2 = min(img_w - 1, x1 + max(0, w - 1)), min(img_h - 1, y1 + max(0, h - 1))
-    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    w, h = max(w, 0.75 * h), max(h, w / 0.75)
-    return np.array([cx - 0.625 * w, cy - 0.625 * h, 1.25 * w, 1.25 * h])
+    return posed_joints(body, t["pose"], t["shape"], t["trans"], "h36m17")
 
 
 def test_counts_skips_and_defaults(ds):
@@ -89,7 +74,7 @@ def test_named_joint_lands_where_the_model_put_it(root, ds, truth_joints, joint,
         np.testing.assert_allclose(got_m, expect_m, atol=1e-5)
         _, _, (h, w), intrinsic, _ = FRAMES[anns[record.sample_id]["image_id"]]
         expect_img = expect_m[:2] / expect_m[2] * np.array(intrinsic[:2]) + np.array(intrinsic[2:])
-        box = _expected_box(anns[record.sample_id]["bbox"], w, h)
+        box = expected_box(anns[record.sample_id]["bbox"], w, h)
         np.testing.assert_allclose(sample["bbox_xywh_px"].numpy(), box, atol=1e-3)
         expect_crop = (expect_img - box[:2]) * np.array([192 / box[2], 256 / box[3]])
         np.testing.assert_allclose(sample["kp2d_px"][j].numpy(), expect_crop, atol=2e-3)

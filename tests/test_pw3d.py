@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from annot.body_models import BodyModel
 from annot.data.augment import AugmentConfig
@@ -20,6 +19,7 @@ from annot.data.fixtures.pw3d import BAD_AIDS, TRUTH_FILE, write_3dpw_fixture
 from annot.data.pw3d import PW3D
 from annot.data.registry import DATASETS
 from annot.keypoints import get_convention
+from tests.helpers import expected_box, posed_joints
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
@@ -45,31 +45,11 @@ def truth(root):
 @pytest.fixture(scope="module")
 def truth_joints(truth, body):
     """{annotation id: (24, 3) smpl24 joints (metres, camera) of the person the fixture posed}."""
-    return {aid: _smpl24(body, t["pose"], t["shape"], t["trans"]) for aid, t in truth.items()}
+    return {aid: posed_joints(body, t["pose"], t["shape"], t["trans"], "smpl24") for aid, t in truth.items()}
 
 
 def _ds(root, **kw) -> PW3D:
     return PW3D(root, body_model_path=str(FREE), **kw)
-
-
-def _smpl24(body, pose, betas, transl) -> np.ndarray:
-    """(24, 3) smpl24 joints regressed from the posed free-model mesh (as the fixture does)."""
-    pose = torch.as_tensor(np.asarray(pose), dtype=torch.float32).reshape(1, 72)
-    with torch.no_grad():
-        out = body(pose[:, :3], pose[:, 3:], torch.as_tensor(np.asarray(betas), dtype=torch.float32)[None],
-                   torch.as_tensor(np.asarray(transl), dtype=torch.float32)[None])
-        joints, _ = body.regress(out.vertices_m, "smpl24")
-    return joints[0].double().numpy()
-
-
-def _expected_box(bbox, img_w, img_h):
-    """Independent mks0601 box for 256x192 (clip, aspect 0.75, x1.25)."""
-    x, y, w, h = bbox
-    x1, y1 = max(0, x), max(0, y)
-    x2, y2 = min(img_w - 1, x1 + max(0, w - 1)), min(img_h - 1, y1 + max(0, h - 1))
-    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    w, h = max(w, 0.75 * h), max(h, w / 0.75)
-    return np.array([cx - 0.625 * w, cy - 0.625 * h, 1.25 * w, 1.25 * h])
 
 
 def test_counts_and_skip_reasons(root):
@@ -98,7 +78,7 @@ def test_named_joint_lands_where_the_model_put_it(root, truth, truth_joints, joi
         img = images[anns[record.sample_id]["image_id"]]
         f, c = np.array(img["cam_param"]["focal"]), np.array(img["cam_param"]["princpt"])
         expect_img = expect_m[:2] / expect_m[2] * f + c
-        box = _expected_box(anns[record.sample_id]["bbox"], img["width"], img["height"])
+        box = expected_box(anns[record.sample_id]["bbox"], img["width"], img["height"])
         np.testing.assert_allclose(sample["bbox_xywh_px"].numpy(), box, atol=1e-3)
         expect_crop = (expect_img - box[:2]) * np.array([192 / box[2], 256 / box[3]])
         np.testing.assert_allclose(sample["kp2d_px"][j].numpy(), expect_crop, atol=2e-3)
@@ -115,7 +95,8 @@ def test_gt_smpl_reprojects_onto_keypoints(root, body, aug):
     for i in range(len(ds)):
         s = ds[i]
         assert bool(s["flipped"]) == (aug.flip_prob == 1.0)
-        joints = _smpl24(body, s["smpl_pose_rotvec"].double().numpy(), s["smpl_betas"], s["smpl_transl_m"])
+        joints = posed_joints(body, s["smpl_pose_rotvec"].double().numpy(), s["smpl_betas"], s["smpl_transl_m"],
+                              "smpl24")
         kp = joints[:, :2] / joints[:, 2:] * s["real_focal_crop_px"].double().numpy() \
             + s["real_princpt_crop_px"].double().numpy()
         mask = s["kp2d_mask"].numpy() > 0

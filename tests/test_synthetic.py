@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import annot.data  # noqa: F401 -- importing the package registers the loaders
+from annot.data import DATASETS
 from annot.body_models import BodyModel
 from annot.data.registry import build_dataset
 from annot.render import MeshRenderer
@@ -207,3 +207,7 @@ def test_light_intensity_scales_shading_not_geometry(renderer):
     assert rgb_dim[mask1].astype(float).mean() < 0.8 * rgb1[mask1].astype(float).mean()
     with pytest.raises(ValueError, match="light_intensity"):
         renderer.render(*args, light_intensity=0.0)
+
+
+def test_the_loaders_used_by_the_splits_are_registered():
+    assert {"3dpw", "coco"} <= set(DATASETS)
