@@ -198,6 +198,7 @@ class _StepClock(pl.Callback):
         self._tick(pl_module, batch_idx)
 
     def elapsed_s(self) -> float:
+        """Seconds between the first timed step and the last (RuntimeError if the run stopped early)."""
         if self.start is None or self.end is None:
             raise RuntimeError("the benchmark did not run the expected number of steps")
         return self.end - self.start

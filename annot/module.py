@@ -160,6 +160,7 @@ class AnnotatorModule(pl.LightningModule):
             model_type=body_model_type, gender=body_model_gender, path=body_model_path, num_betas=num_betas)
 
     def train(self, mode: bool = True) -> "AnnotatorModule":
+        """Lightning's train/eval switch, keeping the frozen VPoser in eval mode (no dropout) always."""
         super().train(mode)
         if self.vposer is not None:
             self.vposer.eval()  # the prior stays frozen (dropout off) while f trains
