@@ -34,7 +34,7 @@ import torch
 
 from annot.body_models import BodyModel
 from annot.geometry.cameras import project_camera_model
-from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec
+from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
 from annot.keypoints import get_convention
 from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.nets.annotator import ARCHITECTURES, build_annotator_net
@@ -85,7 +85,9 @@ class AnnotatorModule(pl.LightningModule):
         architecture: ``"regressor"`` or ``"pose2pose"`` (module docstring; ``hidden_dim`` is the
             regressor's only). Ignored (regressor) in ``"mocap_joints_only"`` mode.
         w_joint_img: weight of the PositionNet L1 (``pose2pose`` only; Pose2Pose uses 1).
-        w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms.
+        w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms (theta* as
+            the rotation matrices of joints 0..21 plus betas; NeuralAnnot writes an L1 on the parameters,
+            SPIN compares rotation matrices, which stays continuous where axis-angle wraps at pi).
         w_pose_l2, w_z_l2, w_betas_l2: regulariser weights (per-sample squared norms; Three Recipes
             uses 1e-2 on ``|z|^2`` and ``|beta|^2``, supplementary Table A).
         lr, weight_decay, lr_decay_steps, lr_decay_factor: Adam with a step decay (optimiser steps).
@@ -240,8 +242,10 @@ class AnnotatorModule(pl.LightningModule):
             terms["joints3d"] = hp.w_joints3d * masked_l1(pred["joints3d_rel_m"], gt_joints, joints_mask)
         if "smpl_valid" in batch and bool(batch["smpl_valid"].any()):
             valid = batch["smpl_valid"].float()
-            target = torch.cat([batch["smpl_pose_rotvec"][:, :22].flatten(1), batch["smpl_betas"]], dim=1)
-            pred_theta = torch.cat([pred["pose_rotvec"][:, :22].flatten(1), pred["betas"]], dim=1)
+            # rotation matrices, not axis-angle (SPIN's pose term): axis-angle L1 is discontinuous at pi, where
+            # the camera-frame global orientation of an upright person sits (about Rx(pi))
+            target = torch.cat([rotvec_to_rotmat(batch["smpl_pose_rotvec"][:, :22]).flatten(1), batch["smpl_betas"]], 1)
+            pred_theta = torch.cat([rotvec_to_rotmat(pred["pose_rotvec"][:, :22]).flatten(1), pred["betas"]], dim=1)
             terms["smpl_param"] = hp.w_smpl_param * masked_l1(pred_theta, target, valid[:, None].expand_as(target))
         if "z" in pred:
             terms["z_l2"] = hp.w_z_l2 * l2_regulariser(pred["z"])
@@ -297,7 +301,8 @@ class AnnotatorModule(pl.LightningModule):
         """Pseudo-GT for every sample of the batch, in the prediction frame (module docstring).
 
         Returns a dict of CPU tensors / lists: ``sample_id``, ``pose_rotvec`` (B,24,3), ``betas``,
-        ``z`` (VPoser), per-sample quality (``joints3d_err_mm`` for MoCap batches); image modes add
+        ``z`` (VPoser), per-sample quality (``joints3d_err_mm`` for MoCap batches, with the GT they were
+        measured against: ``joints3d_gt_rel_m`` (B, J, 3) root-relative metres, ``joints3d_mask`` (B, J)); image modes add
         ``image_path``, ``transl_m`` (B,3), ``focal_crop_px`` / ``princpt_crop_px`` (B,2),
         ``crop_to_img`` (B,2,3), ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,J,2) original-image pixels,
         ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D
@@ -313,6 +318,7 @@ class AnnotatorModule(pl.LightningModule):
             gt, mask = self._gt_joints(batch)
             err = ((pred["joints3d_rel_m"] - gt).norm(dim=-1) * mask).sum(1) / mask.sum(1).clamp(min=1)
             out["joints3d_err_mm"] = (1000.0 * err).detach().cpu()
+            out["joints3d_gt_rel_m"], out["joints3d_mask"] = gt.detach().cpu(), mask.detach().cpu()
         if self.uses_image:
             height, width = self.input_hw
             kp_img = self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"])

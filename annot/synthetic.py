@@ -19,11 +19,16 @@ saved as PNG (``masks/`` for the 3DPW-layout splits, ``scoring/masks/`` for the 
 Sampling (all from ``numpy.random.default_rng([seed, split index, sample index])``, so every sample
 is reproducible on its own and a split can be regenerated in shards):
 
-* body pose: joints 1..21 of a random frame of the MoCap-mode pseudo-GTs of the CMU clips
-  (``make annotate-body`` -> ``pseudo_gt.npz``, key ``pose_rotvec`` (N, 24, 3)); its root
-  orientation is discarded. Without that file (``pose_source="auto"``) random poses are used
-  (:func:`random_body_pose`: N(0, 0.2 rad) per joint, arms lowered and elbows bent by random
-  amounts), which is less realistic; ``pose_source="cmu"`` makes the file mandatory.
+* body pose: joints 1..21 of a frame of the pose bank (:class:`PoseBank`); its root orientation is
+  discarded. ``pose_source="cmu_fit"`` (default) retargets ``cmu_frames`` evenly spaced frames of the CMU
+  clips (``cmu_root``) to the free body model with the 3D fitting baseline
+  (:class:`annot.fitting.smplify.SMPLify3D`, NeuralAnnot supp. B) and keeps the fits below
+  ``cmu_max_err_m`` (rejected frames are counted with their error in the manifest); the bank is cached
+  in ``<out>/pose_bank.npz``. ``"npz"`` reads MoCap-mode pseudo-GTs (``pseudo_gt.npz`` of stage (a),
+  key ``pose_rotvec`` (N, 24, 3)). ``"random"`` draws :func:`random_body_pose` (N(0, 0.2 rad) per joint,
+  arms lowered, elbows bent: implausible, for tests only). Splits draw from disjoint clips: every third
+  clip (sorted by name) is held out for ``itw`` / ``test``, the others feed ``mocap``, so the MoCap-like
+  split never shows an ITW pose.
 * mirrored with ``mirror_prob`` (``annot.data.augment.flip_smpl_pose``); hands (22, 23) zero.
 * global orientation ``Rz(roll) Rx(elevation) Rx(pi) Ry(yaw)``: upright (SMPL Y-up -> camera y-down,
   facing the camera at yaw 0), turned by ``yaw`` about the body axis, tilted towards the camera by the
@@ -74,6 +79,10 @@ COCO_WHOLEBODY = "annotations/coco_wholebody_train_v1.0.json"
 COCO_IMG_DIR = "images/train2017"
 SCORING_FILE = "scoring/gt_smpl.json"
 MANIFEST = "synthetic_manifest.json"
+POSE_BANK = "pose_bank.npz"
+POSE_SOURCES = ("cmu_fit", "npz", "random")
+#: splits whose poses come from the held-out clips (every third clip); the others use the remaining clips.
+HELD_OUT_SPLITS = ("itw", "test")
 _SKIN_TONES = np.array([[0.96, 0.80, 0.69], [0.89, 0.68, 0.55], [0.78, 0.57, 0.44], [0.63, 0.45, 0.33],
                         [0.45, 0.31, 0.22], [0.30, 0.20, 0.14]])
 
@@ -98,9 +107,13 @@ class SyntheticConfig:
         color_noise_std: std of the Gaussian background noise, 0..255 units.
         photos_dir: folder of background photos (jpg/png), relative to the working directory or
             absolute; ``None`` = procedural backgrounds.
-        poses_npz: MoCap-mode pseudo-GTs of the CMU clips (``make annotate-body``).
-        pose_source: ``"auto"`` (``poses_npz`` if it exists, else random poses), ``"cmu"`` (the file
-            is required) or ``"random"``.
+        pose_source: ``"cmu_fit"`` (retarget the CMU clips with SMPLify3D), ``"npz"`` (``poses_npz``)
+            or ``"random"`` (implausible random poses, tests only); see the module docstring.
+        cmu_root: folder of the CMU BVH clips (``pose_source="cmu_fit"``).
+        cmu_frames: frames retargeted, evenly spaced over all clips at 30 fps.
+        cmu_fit_iters: SMPLify3D Adam steps per stage.
+        cmu_max_err_m: retargeted frames with a larger mean 3D joint error are rejected, metres.
+        poses_npz: MoCap-mode pseudo-GTs (``pose_source="npz"``), e.g. stage (a) of ``make annotate-body``.
         save_masks: write the silhouette masks as PNG.
         jpeg_quality: JPEG quality of the images.
         max_tries: camera draws per sample before giving up (RuntimeError).
@@ -120,8 +133,12 @@ class SyntheticConfig:
     light_range: tuple[float, float] = (0.6, 1.5)
     color_noise_std: float = 6.0
     photos_dir: str | None = "../shared/data/photos"
+    pose_source: str = "cmu_fit"
+    cmu_root: str = "../shared/data/mocap_cmu"
+    cmu_frames: int = 512
+    cmu_fit_iters: int = 200
+    cmu_max_err_m: float = 0.04
     poses_npz: str | None = "outputs/annotate-body/stage_a_cmu/pseudo_gt.npz"
-    pose_source: str = "auto"
     save_masks: bool = True
     jpeg_quality: int = 95
     max_tries: int = 200
@@ -132,8 +149,11 @@ class SyntheticConfig:
             raise ValueError(f"SyntheticConfig.sizes: unknown splits {sorted(unknown)}; known: {list(SPLITS)}")
         if any(int(n) < 0 for n in self.sizes.values()):
             raise ValueError(f"SyntheticConfig.sizes: negative size in {self.sizes}")
-        if self.pose_source not in ("auto", "cmu", "random"):
-            raise ValueError(f"SyntheticConfig.pose_source: expected auto|cmu|random, got {self.pose_source!r}")
+        if self.pose_source not in POSE_SOURCES:
+            raise ValueError(f"SyntheticConfig.pose_source: expected one of {POSE_SOURCES}, got {self.pose_source!r}")
+        if self.cmu_frames < 1 or self.cmu_fit_iters < 1 or self.cmu_max_err_m <= 0:
+            raise ValueError("SyntheticConfig: cmu_frames and cmu_fit_iters must be >= 1 and cmu_max_err_m > 0, "
+                             f"got {self.cmu_frames}, {self.cmu_fit_iters}, {self.cmu_max_err_m}")
         for name in ("focal_range_frac", "distance_range_m", "person_height_frac", "light_range"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
@@ -161,32 +181,138 @@ class SyntheticPerson:
 
 
 # ----------------------------------------------------------------------------------------------- poses
-def load_pose_bank(config: SyntheticConfig) -> tuple[np.ndarray | None, str]:
-    """Body poses (N, 21, 3) axis-angle radians (SMPL joints 1..21) and a description of their source.
+@dataclass(frozen=True)
+class PoseBank:
+    """Body poses to draw from, grouped by clip.
 
-    Returns ``(None, "random ...")`` when random poses are to be used (``pose_source="random"``, or
-    ``"auto"`` with no ``poses_npz`` file: a warning is logged).
+    Attributes:
+        poses: (N, 21, 3) axis-angle radians of SMPL joints 1..21 (no root orientation, no hands).
+        clips: (N,) clip name of every pose (``""`` when unknown: then every split draws from all).
+        source: a description for the manifest.
+        rejected: ``{sample id: reason}`` of frames left out (retargeting error above the threshold).
+    """
+
+    poses: np.ndarray
+    clips: np.ndarray
+    source: str
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    def for_split(self, split: str) -> np.ndarray:
+        """(M, 21, 3) poses of ``split``: clips sorted by name, every third held out for :data:`HELD_OUT_SPLITS`,
+        the rest for the others; all poses when there are fewer than three clips.
+
+        Raises:
+            ValueError: the selection is empty (names the split).
+        """
+        names = sorted(set(self.clips.tolist()))
+        if len(names) < 3:
+            return self.poses
+        held = set(names[::3])
+        keep = np.array([(c in held) == (split in HELD_OUT_SPLITS) for c in self.clips])
+        if not keep.any():
+            raise ValueError(f"pose bank ({self.source}): no pose left for split {split!r}")
+        return self.poses[keep]
+
+
+def retarget_cmu(config: SyntheticConfig, body: BodyModel) -> dict[str, np.ndarray]:
+    """Fit the free body model to ``config.cmu_frames`` evenly spaced CMU frames (SMPL-24 joints, 30 fps).
+
+    Returns:
+        ``pose_rotvec`` (N, 24, 3) radians and ``transl_m`` (N, 3) in the clips' Y-up world frame, ``betas``
+        (N, B), ``sample_id`` (N,) ``"<clip>:<frame>"``, ``joints_err_m`` (N,) mean 3D joint error of the
+        fit, metres. Batched :class:`annot.fitting.smplify.SMPLify3D` (prior ``none``: L2 + bending),
+        about 20 s for 512 frames on 2 CPU cores.
 
     Raises:
-        FileNotFoundError: ``pose_source="cmu"`` and the file is missing (says to run ``make annotate-body``).
-        ValueError: the file lacks ``pose_rotvec`` of shape (N, 24, 3) with finite values (names file, field).
+        FileNotFoundError: ``config.cmu_root`` holds no BVH (from :class:`annot.data.mocap.BVHMocap`).
     """
-    path = Path(config.poses_npz) if config.poses_npz else None
+    from annot.data.mocap import BVHMocap
+    from annot.fitting.smplify import SMPLify3D
+
+    mocap = BVHMocap(config.cmu_root, convention="smpl24", fps=30.0)
+    index = np.unique(np.linspace(0, len(mocap) - 1, min(config.cmu_frames, len(mocap))).round().astype(int))
+    items = [mocap[int(i)] for i in index]
+    joints = torch.stack([it["joints_world_m"] for it in items])
+    mask = torch.stack([it["joints_mask"] for it in items])
+    fit = SMPLify3D(body, prior="none", num_iters_per_stage=config.cmu_fit_iters).fit(joints, mask, "smpl24")
+    return {"pose_rotvec": fit.pose_rotvec.double().numpy(), "transl_m": fit.transl_m.double().numpy(),
+            "betas": fit.betas.double().numpy(), "sample_id": np.array([it["sample_id"] for it in items]),
+            "joints_err_m": fit.joints_err_m.double().numpy()}
+
+
+def _bank_provenance(config: SyntheticConfig) -> str:
+    return json.dumps({"cmu_root": str(Path(config.cmu_root).resolve()), "cmu_frames": config.cmu_frames,
+                       "cmu_fit_iters": config.cmu_fit_iters, "version": 1}, sort_keys=True)
+
+
+def cmu_pose_bank(config: SyntheticConfig, body: BodyModel, cache: Path | None = None) -> PoseBank:
+    """The ``cmu_fit`` :class:`PoseBank`: :func:`retarget_cmu`, cached in ``cache`` (an ``.npz`` with its
+    fields and ``provenance``, reused while that matches), then frames above ``config.cmu_max_err_m``
+    rejected with their error.
+
+    Raises:
+        FileNotFoundError: from :func:`retarget_cmu`. ValueError: every frame rejected.
+    """
+    import io
+
+    from annot.atomic import atomic_write_bytes
+
+    provenance = _bank_provenance(config)
+    fitted = None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as data:
+            if str(data["provenance"]) == provenance:
+                fitted = {k: data[k] for k in data.files}
+    if fitted is None:
+        fitted = retarget_cmu(config, body)
+        if cache is not None:
+            buf = io.BytesIO()
+            np.savez(buf, provenance=np.array(provenance), **fitted)
+            atomic_write_bytes(cache, buf.getvalue())
+    ids, err = fitted["sample_id"].astype(str), fitted["joints_err_m"]
+    keep = err <= config.cmu_max_err_m
+    rejected = {i: f"retargeting error {e * 1e3:.1f} mm > {config.cmu_max_err_m * 1e3:.0f} mm"
+                for i, e, k in zip(ids, err, keep) if not k}
+    if not keep.any():
+        raise ValueError(f"CMU pose bank: all {len(ids)} retargeted frames exceed cmu_max_err_m="
+                         f"{config.cmu_max_err_m} m (median {np.median(err) * 1e3:.0f} mm)")
+    clips = np.array([i.split(":")[0] for i in ids[keep]])
+    source = (f"cmu_fit ({config.cmu_root}: {int(keep.sum())} of {len(ids)} frames retargeted by SMPLify3D, "
+              f"mean error {err[keep].mean() * 1e3:.1f} mm)")
+    return PoseBank(fitted["pose_rotvec"][keep, 1:BODY_JOINTS], clips, source, rejected)
+
+
+def load_pose_bank(config: SyntheticConfig, body: BodyModel | None = None, cache: Path | None = None,
+                   ) -> PoseBank | None:
+    """The poses of ``config.pose_source``: a :class:`PoseBank`, or None for ``"random"`` (a warning is logged).
+
+    Args:
+        config: generator values; body: the free body model (``cmu_fit`` only; default ``BodyModel("free")``);
+        cache: ``.npz`` path caching the ``cmu_fit`` retargeting (None: no cache).
+
+    Raises:
+        FileNotFoundError: ``npz`` without ``poses_npz`` file (says to run ``make annotate-body``), or no CMU
+            clips under ``cmu_root`` (``cmu_fit``).
+        ValueError: the npz lacks ``pose_rotvec`` of shape (N, 24, 3) with finite values (names file, field).
+    """
     if config.pose_source == "random":
-        return None, "random (pose_source=random)"
+        log.warning("synthetic: random body poses (pose_source=random) are implausible; tests only")
+        return None
+    if config.pose_source == "cmu_fit":
+        return cmu_pose_bank(config, body if body is not None else BodyModel.from_config("free"), cache)
+    path = Path(config.poses_npz) if config.poses_npz else None
     if path is None or not path.is_file():
-        hint = f"{path}: no MoCap-mode pseudo-GT poses; run `make annotate-body` first"
-        if config.pose_source == "cmu":
-            raise FileNotFoundError(f"{hint} (or set pose_source=random / --poses)")
-        log.warning("%s; falling back to random poses (less realistic)", hint)
-        return None, f"random ({path} missing)"
+        raise FileNotFoundError(f"{path}: no MoCap-mode pseudo-GT poses (pose_source=npz); run `make annotate-body` "
+                                "first, or use pose_source=cmu_fit")
     with np.load(path) as data:
         if "pose_rotvec" not in data.files:
             raise ValueError(f"{path}: field 'pose_rotvec' missing (have {data.files})")
         poses = np.asarray(data["pose_rotvec"], dtype=np.float64)
+        ids = np.asarray(data["sample_id"]).astype(str) if "sample_id" in data.files else np.full(len(poses), "")
     if poses.ndim != 3 or poses.shape[1:] != (24, 3) or len(poses) == 0 or not np.all(np.isfinite(poses)):
         raise ValueError(f"{path}: field 'pose_rotvec' must be finite (N, 24, 3), got {poses.shape}")
-    return poses[:, 1:BODY_JOINTS], f"cmu ({path}, {len(poses)} frames)"
+    clips = np.array([i.split(":")[0] for i in ids])
+    return PoseBank(poses[:, 1:BODY_JOINTS], clips, f"npz ({path}, {len(poses)} frames)")
 
 
 def random_body_pose(rng: np.random.Generator) -> np.ndarray:
@@ -408,7 +534,7 @@ def _sample_rng(config: SyntheticConfig, split: str, index: int) -> np.random.Ge
 
 
 def make_split(split: str, out_dir: str | Path, config: SyntheticConfig, body: BodyModel,
-               renderer: MeshRenderer, pose_bank: np.ndarray | None, backgrounds: Backgrounds,
+               renderer: MeshRenderer, pose_bank: PoseBank | None, backgrounds: Backgrounds,
                progress: Callable[[int], None] | None = None) -> Path:
     """Render ``config.sizes[split]`` images of ``split`` under ``out_dir/<split>`` and write its layout.
 
@@ -416,7 +542,7 @@ def make_split(split: str, out_dir: str | Path, config: SyntheticConfig, body: B
         split: ``"mocap"``, ``"itw"`` or ``"test"`` (:data:`SPLITS`).
         out_dir: output root; the split's loader root is ``out_dir/<split>``.
         config: generator values; body: the free :class:`BodyModel`; renderer: a :class:`MeshRenderer`;
-        pose_bank: (N, 21, 3) from :func:`load_pose_bank` or None (random poses);
+        pose_bank: from :func:`load_pose_bank` (this split's clips are used) or None (random poses);
         backgrounds: a :class:`Backgrounds`; progress: called with 1 after every sample (e.g. tqdm.update).
 
     Returns:
@@ -434,10 +560,11 @@ def make_split(split: str, out_dir: str | Path, config: SyntheticConfig, body: B
     root.mkdir(parents=True, exist_ok=True)
     height, width = config.image_hw
     images, anns, wholes, scoring = [], [], [], {}
+    poses = pose_bank.for_split(split) if pose_bank is not None else None
     for index in range(int(config.sizes.get(split, 0))):
         rng = _sample_rng(config, split, index)
         image_id, aid = index + 1, 100 * (index + 1)
-        person = sample_person(rng, body, pose_bank, config, f"{split}/{index}")
+        person = sample_person(rng, body, poses, config, f"{split}/{index}")
         rgb, mask = render_sample(person, body.faces, backgrounds.sample(rng, config.image_hw), renderer)
         cam = {"focal": _floats(person.focal_px), "princpt": _floats(person.princpt_px)}
         if layout == "3dpw":
@@ -494,7 +621,7 @@ def make_synthetic(config: SyntheticConfig, out_dir: str | Path, body: BodyModel
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     body = body if body is not None else BodyModel.from_config("free")
-    pose_bank, pose_source = load_pose_bank(config)
+    pose_bank = load_pose_bank(config, body, out / POSE_BANK)
     backgrounds = Backgrounds(config.photos_dir, config.color_noise_std)
     own_renderer = renderer is None
     renderer = renderer or MeshRenderer()
@@ -508,7 +635,10 @@ def make_synthetic(config: SyntheticConfig, out_dir: str | Path, body: BodyModel
     finally:
         if own_renderer:
             renderer.close()
-    manifest = {"config": asdict(config), "pose_source": pose_source, "background_photos": backgrounds.names,
+    manifest = {"config": asdict(config), "background_photos": backgrounds.names,
+                "pose_source": pose_bank.source if pose_bank is not None else "random (pose_source=random)",
+                "pose_bank_rejected": {"count": len(pose_bank.rejected) if pose_bank else 0,
+                                       "frames": pose_bank.rejected if pose_bank else {}},
                 "people_per_image": 1, "splits": {s: str(p) for s, p in roots.items()},
                 "loaders": {"mocap": {"dataset": "3dpw", "split": "train"},
                             "test": {"dataset": "3dpw", "split": "test"},
@@ -534,7 +664,7 @@ def config_from_dict(values: dict[str, Any]) -> SyntheticConfig:
     return replace(SyntheticConfig(), **cleaned)
 
 
-__all__ = ["Backgrounds", "COCO_IMG_DIR", "COCO_PERSON_KEYPOINTS", "COCO_WHOLEBODY", "MANIFEST", "SCORING_FILE",
-           "SPLITS", "SyntheticConfig", "SyntheticPerson", "config_from_dict", "global_orientation",
+__all__ = ["Backgrounds", "COCO_IMG_DIR", "COCO_PERSON_KEYPOINTS", "COCO_WHOLEBODY", "MANIFEST", "POSE_BANK",
+           "POSE_SOURCES", "PoseBank", "SCORING_FILE", "SPLITS", "SyntheticConfig", "cmu_pose_bank", "retarget_cmu", "SyntheticPerson", "config_from_dict", "global_orientation",
            "load_pose_bank", "make_split", "make_synthetic", "random_body_pose", "random_color", "render_sample",
            "sample_person", "sample_pose"]

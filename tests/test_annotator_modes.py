@@ -1,4 +1,5 @@
 """The annotator's modes, pose prior and camera models on data generated from the free body model."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,28 @@ def test_d2s_per_joint_scale_hand_computed():
     expected = np.array([0.1, 0.2]) * s * d / (d + 0.5) * 96.0 + np.array([96.0, 128.0])
     np.testing.assert_allclose(kp[0, 1].numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(kp[0, 0].numpy(), [96.0, 128.0], atol=1e-5)
+
+
+@needs_free
+def test_smpl_param_term_compares_rotations_not_axis_angle():
+    """theta* with global orientation (pi - e) about +x and a prediction with (pi - e) about -x: the same
+    rotation up to 2e, 2(pi - e) apart as axis-angle. The term must see a small difference (hand computed:
+    rotation matrices differ by 2e in two entries), and a clearly different pose must cost more."""
+    module = AnnotatorModule(mode="itw", body_model_path=str(FREE), backbone_depth=18, hidden_dim=32,
+                             input_hw=(64, 48), pose_prior="none", w_pose_l2=0.0, w_betas_l2=0.0)
+    eps = 0.01
+    target = torch.zeros(1, 24, 3)
+    target[0, 0] = torch.tensor([math.pi - eps, 0.0, 0.0])
+    near = torch.zeros(1, 24, 3)
+    near[0, 0] = torch.tensor([-(math.pi - eps), 0.0, 0.0])
+    batch = {"smpl_valid": torch.ones(1), "smpl_pose_rotvec": target, "smpl_betas": torch.zeros(1, 10)}
+
+    def term(pose: torch.Tensor) -> float:
+        return float(module._losses({"pose_rotvec": pose, "betas": torch.zeros(1, 10)}, batch)["smpl_param"])
+
+    # Rx(pi - e) vs Rx(-(pi - e)): entries (1, 2) and (2, 1) are -sin and sin, i.e. differ by 2 sin(pi - e) each
+    expected = 2 * 2 * math.sin(math.pi - eps) / (22 * 9 + 10)
+    assert term(near) == pytest.approx(expected, rel=1e-3)
+    far = target.clone()
+    far[0, 0] = torch.tensor([0.0, 0.0, 0.0])
+    assert term(far) > 20 * term(near)

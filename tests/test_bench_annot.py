@@ -14,17 +14,18 @@ from annot.bench_annot import LABELS, BenchConfig, ensure_split, load_itw, run_b
 @pytest.mark.slow
 def test_bench_annot_tiny(tmp_path):
     cfg = BenchConfig(out=str(tmp_path), size=3, mocap_size=3, steps=3, aux_steps=3, aux_batch=4,
-                      prior_epochs=1, smplify_iters=3, eft_iters=2, num_overlays=2)
+                      prior_epochs=1, smplify_iters=3, eft_iters=2, num_overlays=2, cmu_frames=32)
     res = run_bench(cfg)
     assert set(res["rows"]) == set(LABELS)
+    assert "VPoser prior of NeuralAnnot" in res["rows"]["smplify"]["label"]  # the prior NeuralAnnot trained
     for key, row in res["rows"].items():
         for m in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "kp2d_err_px", "seconds_per_sample"):
             assert math.isfinite(row[m]), (key, m)
         assert row["seconds_per_sample"] > 0
         assert row["scored"] == 3
     md = (tmp_path / "results.md").read_text()
-    for label in LABELS.values():
-        assert label in md
+    for row in res["rows"].values():
+        assert row["label"] in md
     assert (tmp_path / "results.png").stat().st_size > 1000
     assert json.loads((tmp_path / "results.json").read_text())["num_samples"] == 3
 
@@ -32,7 +33,7 @@ def test_bench_annot_tiny(tmp_path):
 def test_score_gt_against_itself_is_zero(tmp_path):
     from annot.body_models import BodyModel
 
-    cfg = BenchConfig(out=str(tmp_path), size=2, mocap_size=0, photos_dir=None)
+    cfg = BenchConfig(out=str(tmp_path), size=2, mocap_size=0, photos_dir=None, cmu_frames=16)
     itw = load_itw(ensure_split(cfg))
     per = score(BodyModel("free"), itw, {a: r["gt"] for a, r in itw.items()})
     for m in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm"):

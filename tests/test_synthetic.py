@@ -20,7 +20,9 @@ from annot.synthetic import (
     COCO_WHOLEBODY,
     SCORING_FILE,
     Backgrounds,
+    PoseBank,
     SyntheticConfig,
+    cmu_pose_bank,
     global_orientation,
     load_pose_bank,
     make_synthetic,
@@ -30,6 +32,7 @@ from annot.synthetic import (
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
 PHOTOS = REPO.parent / "shared" / "data" / "photos"
+CMU = REPO.parent / "shared" / "data" / "mocap_cmu"
 pytestmark = pytest.mark.skipif(not FREE.is_file(), reason=f"free body model missing: {FREE} (make setup)")
 HW = (192, 256)
 SIZES = {"mocap": 3, "itw": 3, "test": 3}
@@ -177,23 +180,63 @@ def test_pose_bank_used_and_missing_file_reported(tmp_path):
     bank = np.zeros((2, 24, 3))
     bank[:, 18] = [0.0, -1.0, 0.0]  # left elbow bent; everything else zero
     path = tmp_path / "pseudo_gt.npz"
-    np.savez(path, pose_rotvec=bank, betas=np.zeros((2, 10)), sample_id=np.array(["a", "b"]))
-    cfg = SyntheticConfig(poses_npz=str(path), pose_source="cmu", mirror_prob=0.0)
-    poses, source = load_pose_bank(cfg)
-    assert poses.shape == (2, 21, 3) and source.startswith("cmu")
-    pose, mirrored = sample_pose(np.random.default_rng(0), poses, cfg)
+    np.savez(path, pose_rotvec=bank, betas=np.zeros((2, 10)), sample_id=np.array(["a:000001", "b:000002"]))
+    cfg = SyntheticConfig(poses_npz=str(path), pose_source="npz", mirror_prob=0.0)
+    poses = load_pose_bank(cfg)
+    assert poses.poses.shape == (2, 21, 3) and poses.source.startswith("npz")
+    assert poses.clips.tolist() == ["a", "b"] and len(poses.for_split("itw")) == 2  # < 3 clips: shared
+    pose, mirrored = sample_pose(np.random.default_rng(0), poses.poses, cfg)
     assert not mirrored and np.allclose(pose[1:22], bank[0, 1:22])
-    pose, mirrored = sample_pose(np.random.default_rng(0), poses, SyntheticConfig(mirror_prob=1.0))
+    pose, mirrored = sample_pose(np.random.default_rng(0), poses.poses, SyntheticConfig(mirror_prob=1.0))
     assert mirrored and np.allclose(pose[19], [0.0, 1.0, 0.0]) and np.allclose(pose[18], 0.0)  # L <-> R, y negated
-    missing = SyntheticConfig(poses_npz=str(tmp_path / "nope.npz"), pose_source="cmu")
+    missing = SyntheticConfig(poses_npz=str(tmp_path / "nope.npz"), pose_source="npz")
     with pytest.raises(FileNotFoundError, match="make annotate-body"):
         load_pose_bank(missing)
-    assert load_pose_bank(SyntheticConfig(poses_npz=str(tmp_path / "nope.npz")))[0] is None  # auto: fallback
+    assert load_pose_bank(SyntheticConfig(pose_source="random")) is None
     np.savez(path, betas=np.zeros((2, 10)))
     with pytest.raises(ValueError, match="pose_rotvec"):
         load_pose_bank(cfg)
     with pytest.raises(FileNotFoundError, match="photos_dir"):
         Backgrounds(tmp_path / "no_photos")
+    with pytest.raises(ValueError, match="pose_source"):
+        SyntheticConfig(pose_source="auto")
+
+
+def test_pose_bank_splits_use_disjoint_clips():
+    clips = np.array(["c0", "c1", "c2", "c3", "c4", "c5", "c6"])  # sorted; held out: c0, c3, c6
+    bank = PoseBank(np.arange(7, dtype=float)[:, None, None] * np.ones((7, 21, 3)), clips, "test")
+    assert bank.for_split("itw")[:, 0, 0].tolist() == [0, 3, 6]
+    assert bank.for_split("test")[:, 0, 0].tolist() == [0, 3, 6]
+    assert bank.for_split("mocap")[:, 0, 0].tolist() == [1, 2, 4, 5]
+
+
+@pytest.mark.skipif(not CMU.is_dir(), reason=f"CMU clips missing: {CMU}")
+def test_cmu_retargeting_reproduces_the_mocap_joints(tmp_path, body):
+    """The retargeted poses, posed again through the body model (a second path: BodyModel, not the fitter's
+    joint-only model), land within a few centimetres of the BVH joints once rigidly aligned, and the cache
+    reproduces the fit."""
+    from annot.data.mocap import BVHMocap
+
+    cfg = SyntheticConfig(cmu_root=str(CMU), cmu_frames=6, cmu_fit_iters=120)
+    bank = cmu_pose_bank(cfg, body, tmp_path / "bank.npz")
+    with np.load(tmp_path / "bank.npz") as data:
+        ids, err = data["sample_id"].tolist(), data["joints_err_m"]
+    assert len(ids) == 6 and np.all(err < 0.05), err
+    assert len(bank.poses) + len(bank.rejected) == 6
+    mocap = BVHMocap(CMU, convention="smpl24", fps=30.0)
+    lookup = {mocap[i]["sample_id"]: i for i in np.linspace(0, len(mocap) - 1, 6).round().astype(int)}
+    target = torch.stack([mocap[int(lookup[i])]["joints_world_m"] for i in ids])
+    with np.load(tmp_path / "bank.npz") as data:
+        fit = {k: torch.as_tensor(data[k], dtype=torch.float32) for k in ("pose_rotvec", "betas", "transl_m")}
+    pose = fit["pose_rotvec"].reshape(6, 72)
+    with torch.no_grad():
+        joints = body(pose[:, :3], pose[:, 3:], fit["betas"], fit["transl_m"]).joints_smpl24_m
+    keep = [j for j in range(24) if j != 9]  # spine2 is not in the CMU rig's mask
+    direct = (joints[:, keep] - target[:, keep]).norm(dim=-1).mean(1)
+    np.testing.assert_allclose(direct.numpy(), err, atol=1e-3)  # the fitter's own error, recomputed
+    assert direct.max() < 0.05
+    again = cmu_pose_bank(cfg, body, tmp_path / "bank.npz")  # from the cache: same poses
+    np.testing.assert_array_equal(again.poses, bank.poses)
 
 
 def test_light_intensity_scales_shading_not_geometry(renderer):

@@ -5,6 +5,7 @@ Usage::
 
     python tools/bench_annot.py                                  # default size, outputs/bench-annot
     python tools/bench_annot.py --size 3 --steps 5 --out /tmp/b  # smoke run
+    python tools/bench_annot.py --methods neuralannot smplify --set loss.smpl_param=0
 """
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eft-iters", type=int, default=d.eft_iters)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--methods", nargs="+", choices=list(LABELS), default=None)
-    p.add_argument("overrides", nargs="*", help="extra annotate-config key=value for every NeuralAnnot variant")
+    p.add_argument("--architecture", choices=("pose2pose", "regressor"), default=d.architecture)
+    p.add_argument("--refine-iters", type=int, default=d.refine_iters,
+                   help="SMPLify3D refinement of the stage-(a) pseudo-GTs (0 = as the paper)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="annotate-config overrides for every NeuralAnnot variant, e.g. --set loss.smpl_param=0")
     return p
 
 
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BenchConfig(out=a.out, size=a.size, mocap_size=a.mocap_size, image_hw=tuple(a.image_hw), steps=a.steps,
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
                       smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seed=a.seed,
-                      extra_overrides=list(a.overrides))
+                      architecture=a.architecture, refine_iters=a.refine_iters, extra_overrides=list(a.overrides))
     try:
         results = run_bench(cfg, tuple(a.methods) if a.methods else None)
     except (FileNotFoundError, ValueError) as err:

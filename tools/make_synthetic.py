@@ -4,7 +4,8 @@ Usage::
 
     python tools/make_synthetic.py [--config configs/data/synthetic.yaml] [--out outputs/synthetic]
         [--seed 0] [--mocap 24] [--itw 24] [--test 24] [--image-hw 480 640] [--photos DIR]
-        [--poses outputs/annotate-body/stage_a_cmu/pseudo_gt.npz] [--pose-source auto|cmu|random]
+        [--poses outputs/annotate-body/stage_a_cmu/pseudo_gt.npz] [--pose-source cmu_fit|npz|random]
+        [--cmu-root ../shared/data/mocap_cmu]
         [--platform osmesa|egl]
 
 Flags override the yaml. ``--platform egl`` renders on a GPU machine (sets ``PYOPENGL_PLATFORM`` before
@@ -31,8 +32,10 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{split}", type=int, default=None, help=f"images in the {split} split")
     parser.add_argument("--image-hw", type=int, nargs=2, default=None, metavar=("H", "W"))
     parser.add_argument("--photos", default=None, help="background photo folder ('none': procedural)")
-    parser.add_argument("--poses", default=None, help="MoCap-mode pseudo_gt.npz (make annotate-body)")
-    parser.add_argument("--pose-source", choices=("auto", "cmu", "random"), default=None)
+    parser.add_argument("--poses", default=None, help="MoCap-mode pseudo_gt.npz (with --pose-source npz)")
+    parser.add_argument("--pose-source", choices=("cmu_fit", "npz", "random"), default=None,
+                        help="cmu_fit: retarget the CMU clips with SMPLify3D (default of the yaml)")
+    parser.add_argument("--cmu-root", default=None, help="CMU BVH folder (pose_source cmu_fit)")
     parser.add_argument("--platform", choices=("osmesa", "egl"), default=None, help="PYOPENGL_PLATFORM")
     return parser
 
@@ -46,7 +49,7 @@ def _values(args: argparse.Namespace) -> dict:
     sizes.update({s: getattr(args, s) for s in ("mocap", "itw", "test") if getattr(args, s) is not None})
     values["sizes"] = sizes
     for key, flag in (("seed", "seed"), ("image_hw", "image_hw"), ("poses_npz", "poses"),
-                      ("pose_source", "pose_source")):
+                      ("pose_source", "pose_source"), ("cmu_root", "cmu_root")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
     if args.photos is not None:
