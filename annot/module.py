@@ -244,8 +244,10 @@ class AnnotatorModule(pl.LightningModule):
             valid = batch["smpl_valid"].float()
             # rotation matrices, not axis-angle (SPIN's pose term): axis-angle L1 is discontinuous at pi, where
             # the camera-frame global orientation of an upright person sits (about Rx(pi))
-            target = torch.cat([rotvec_to_rotmat(batch["smpl_pose_rotvec"][:, :22]).flatten(1), batch["smpl_betas"]], 1)
-            pred_theta = torch.cat([rotvec_to_rotmat(pred["pose_rotvec"][:, :22]).flatten(1), pred["betas"]], dim=1)
+            target = torch.cat([rotvec_to_rotmat(batch["smpl_pose_rotvec"][:, :22]).flatten(1),
+                                batch["smpl_betas"]], dim=1)
+            pred_theta = torch.cat([rotvec_to_rotmat(pred["pose_rotvec"][:, :22]).flatten(1), pred["betas"]],
+                                   dim=1)
             terms["smpl_param"] = hp.w_smpl_param * masked_l1(pred_theta, target, valid[:, None].expand_as(target))
         if "z" in pred:
             terms["z_l2"] = hp.w_z_l2 * l2_regulariser(pred["z"])
@@ -302,7 +304,8 @@ class AnnotatorModule(pl.LightningModule):
 
         Returns a dict of CPU tensors / lists: ``sample_id``, ``pose_rotvec`` (B,24,3), ``betas``,
         ``z`` (VPoser), per-sample quality (``joints3d_err_mm`` for MoCap batches, with the GT they were
-        measured against: ``joints3d_gt_rel_m`` (B, J, 3) root-relative metres, ``joints3d_mask`` (B, J)); image modes add
+        measured against: ``joints3d_gt_rel_m`` (B, J, 3) root-relative metres, ``joints3d_mask`` (B, J));
+        image modes add
         ``image_path``, ``transl_m`` (B,3), ``focal_crop_px`` / ``princpt_crop_px`` (B,2),
         ``crop_to_img`` (B,2,3), ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,J,2) original-image pixels,
         ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D

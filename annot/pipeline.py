@@ -210,8 +210,8 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
     return outputs
 
 
-def _root_relative_error_mm(body_model: Any, pose_rotvec: torch.Tensor, betas: torch.Tensor, pred: dict[str, Any],
-                            convention: str, chunk: int = 512) -> torch.Tensor:
+def _root_relative_error_mm(body_model: Any, pose_rotvec: torch.Tensor, betas: torch.Tensor,
+                            pred: dict[str, Any], convention: str, chunk: int = 512) -> torch.Tensor:
     """(N,) mean root-relative joint error (mm) of ``pose_rotvec`` / ``betas`` against ``joints3d_gt_rel_m``,
     measured as stage (a) measures its own (the convention's root joint subtracted)."""
     from annot.module import _root_index
@@ -249,7 +249,8 @@ def _refine_with_3d_fit(pred: dict[str, Any], body_model: Any, convention: str, 
         shift = root(pred["betas"].double().numpy()) - root(fit.betas.double().numpy())
         pred["transl_m"] = pred["transl_m"] + torch.as_tensor(shift, dtype=pred["transl_m"].dtype)
     pred.update(pose_rotvec=fit.pose_rotvec.detach(), betas=fit.betas.detach(),
-                joints3d_err_mm=_root_relative_error_mm(body_model, fit.pose_rotvec, fit.betas, pred, convention))
+                joints3d_err_mm=_root_relative_error_mm(body_model, fit.pose_rotvec, fit.betas, pred,
+                                                        convention))
     log.info("stage (a) %s: SMPLify3D refinement (%d steps per stage): 3D joint error %.1f -> %.1f mm",
              name, iters, before, float(pred["joints3d_err_mm"].nanmean()))
 

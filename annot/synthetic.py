@@ -150,7 +150,8 @@ class SyntheticConfig:
         if any(int(n) < 0 for n in self.sizes.values()):
             raise ValueError(f"SyntheticConfig.sizes: negative size in {self.sizes}")
         if self.pose_source not in POSE_SOURCES:
-            raise ValueError(f"SyntheticConfig.pose_source: expected one of {POSE_SOURCES}, got {self.pose_source!r}")
+            raise ValueError(f"SyntheticConfig.pose_source: expected one of {POSE_SOURCES}, "
+                             f"got {self.pose_source!r}")
         if self.cmu_frames < 1 or self.cmu_fit_iters < 1 or self.cmu_max_err_m <= 0:
             raise ValueError("SyntheticConfig: cmu_frames and cmu_fit_iters must be >= 1 and cmu_max_err_m > 0, "
                              f"got {self.cmu_frames}, {self.cmu_fit_iters}, {self.cmu_max_err_m}")

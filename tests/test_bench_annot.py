@@ -18,6 +18,7 @@ def test_bench_annot_tiny(tmp_path):
     res = run_bench(cfg)
     assert set(res["rows"]) == set(LABELS)
     assert "VPoser prior of NeuralAnnot" in res["rows"]["smplify"]["label"]  # the prior NeuralAnnot trained
+    assert "crop camera" in res["rows"]["smplify_crop_cam"]["label"]
     for key, row in res["rows"].items():
         for m in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "kp2d_err_px", "seconds_per_sample"):
             assert math.isfinite(row[m]), (key, m)
