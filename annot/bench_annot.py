@@ -67,7 +67,7 @@ METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "kp2d_err_px")
 
 @dataclass
 class BenchConfig:
-    """Sizes and steps of the benchmark (defaults: about 22 min on 2 CPU cores).
+    """Sizes and steps of the benchmark (defaults: about 20 min on 2 CPU cores, set-up included).
 
     ``size``: ITW people (= images); ``mocap_size``: synthetic 3D auxiliary images; ``image_hw`` (H, W) px;
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
