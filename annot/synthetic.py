@@ -1,6 +1,6 @@
 """A free synthetic benchmark: free-body-model people rendered over photo crops, in standard layouts.
 
-Every sample is one person (first version: one person per image) posed with the free body model
+Every sample is one person posed with the free body model
 (``BodyModel("free")``), seen by a random perspective camera and rendered with
 :class:`annot.render.MeshRenderer` over a random crop of a free photo. Three splits are written, each
 in a layout the ordinary loaders read:
@@ -12,9 +12,29 @@ in a layout the ordinary loaders read:
             ``{smpl_param, cam_param}``), which no annotation json references (ITW-like).
 ``test/``   3DPW layout, ``3DPW_test.json``: a test split for estimators.
 
+The ``itw`` split is **realistic** by default: its 2D annotations look like COCO's, because per-sample
+fitting is hurt exactly by what real annotations have and a perfect projection lacks
+(:mod:`annot.synthetic_annotation`):
+
+* 1-4 people an image (``people_per_image``), sharing the camera at their own depths, overlapping;
+* some people cut by the image border (``truncation_prob``): their outside keypoints are ``v = 0``;
+* a keypoint covered by the person itself or by someone in front (depth test on the rendered scene) is
+  ``v = 1`` (labelled, not visible);
+* every labelled keypoint carries human annotator noise, COCO's per-keypoint ``sigma_i * sqrt(area)`` per
+  axis, twice that for hidden keypoints;
+* a person with fewer than ``min_labelled_keypoints`` labelled or visible keypoints stays in the image
+  unannotated, as COCO leaves people nobody could annotate;
+* box, area and RLE segmentation are of the visible part of each person.
+
+The exact projections (``scoring/clean_kp2d.json``) and the GT lie beside the annotations where no loader
+reads them; the manifest reports the measured fractions of ``v = 0 / 1 / 2`` keypoints, of truncated people
+and the people per image next to those of the COCO sample. ``clean_2d=True`` gives the first version's ITW
+split (one whole person an image, exact keypoints, all ``v = 2``).
+
 GT is exact: SMPL parameters in the OpenCV camera frame of the image (x right, y down, z forward,
 metres), gender ``"neutral"``, the image camera ``cam_param`` (``fx == fy``). Silhouette masks are
-saved as PNG (``masks/`` for the 3DPW-layout splits, ``scoring/masks/`` for the ITW split).
+saved as PNG (``masks/`` for the 3DPW-layout splits, ``scoring/masks/`` for the ITW split: one per image in
+the clean split, one full silhouette per annotation id ``<aid>.png`` in the realistic one).
 
 Sampling (all from ``numpy.random.default_rng([seed, split index, sample index])``, so every sample
 is reproducible on its own and a split can be regenerated in shards):
@@ -78,6 +98,10 @@ COCO_PERSON_KEYPOINTS = "annotations/person_keypoints_train2017.json"
 COCO_WHOLEBODY = "annotations/coco_wholebody_train_v1.0.json"
 COCO_IMG_DIR = "images/train2017"
 SCORING_FILE = "scoring/gt_smpl.json"
+#: realistic ITW split: exact projections of the 17 COCO keypoints and their visibility per annotation id
+#: (``{aid: {"kp2d_px": (17, 2), "vis": (17,), "truncated": bool}}``); hidden from the annotator like the GT.
+CLEAN_KP2D_FILE = "scoring/clean_kp2d.json"
+ITW_EXTRAS_FILE = "scoring/split_counts.json"
 MANIFEST = "synthetic_manifest.json"
 POSE_BANK = "pose_bank.npz"
 POSE_SOURCES = ("cmu_fit", "npz", "random")
@@ -117,6 +141,17 @@ class SyntheticConfig:
         save_masks: write the silhouette masks as PNG.
         jpeg_quality: JPEG quality of the images.
         max_tries: camera draws per sample before giving up (RuntimeError).
+        clean_2d: the ITW split as it was first made: one person per image, every body joint inside the image,
+            keypoints exact projections with ``v = 2``. False (default): the realistic split (module docstring).
+        people_per_image: realistic ITW split: probabilities of 1, 2, ... people in an image.
+        truncation_prob: realistic ITW split: probability that a person may be cut by the image border.
+        min_labelled_keypoints: realistic ITW split: a person is annotated only with at least this many of the
+            17 COCO keypoints inside the image and this many visible (``v = 2``), as annotators skip people they
+            cannot see (others stay in the image, unannotated, and are counted in the manifest).
+        crowd_height_frac: realistic ITW split: accepted height (fraction of the image) of the second and
+            later people of an image, which share the first one's camera.
+        min_person_gap_m: realistic ITW split: least distance between two pelvises of an image, metres.
+        occlusion_margin_m, occluded_noise_factor: :class:`annot.synthetic_annotation.AnnotationNoise`.
     """
 
     seed: int = 0
@@ -142,6 +177,14 @@ class SyntheticConfig:
     save_masks: bool = True
     jpeg_quality: int = 95
     max_tries: int = 200
+    clean_2d: bool = False
+    people_per_image: tuple[float, ...] = (0.45, 0.3, 0.15, 0.1)
+    truncation_prob: float = 0.3
+    min_labelled_keypoints: int = 6
+    crowd_height_frac: tuple[float, float] = (0.15, 0.9)
+    min_person_gap_m: float = 0.6
+    occlusion_margin_m: float = 0.15
+    occluded_noise_factor: float = 2.0
 
     def __post_init__(self) -> None:
         unknown = set(self.sizes) - set(SPLITS)
@@ -155,7 +198,15 @@ class SyntheticConfig:
         if self.cmu_frames < 1 or self.cmu_fit_iters < 1 or self.cmu_max_err_m <= 0:
             raise ValueError("SyntheticConfig: cmu_frames and cmu_fit_iters must be >= 1 and cmu_max_err_m > 0, "
                              f"got {self.cmu_frames}, {self.cmu_fit_iters}, {self.cmu_max_err_m}")
-        for name in ("focal_range_frac", "distance_range_m", "person_height_frac", "light_range"):
+        probs = np.asarray(self.people_per_image, np.float64)
+        if probs.ndim != 1 or len(probs) == 0 or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+            raise ValueError(f"SyntheticConfig.people_per_image: probabilities of 1, 2, ... people summing to 1, "
+                             f"got {self.people_per_image}")
+        if not 0 <= self.truncation_prob <= 1 or not 0 <= self.min_labelled_keypoints <= 17:
+            raise ValueError(f"SyntheticConfig: truncation_prob in [0, 1] and min_labelled_keypoints in [0, 17], got "
+                             f"{self.truncation_prob}, {self.min_labelled_keypoints}")
+        for name in ("focal_range_frac", "distance_range_m", "person_height_frac", "light_range",
+                     "crowd_height_frac"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"SyntheticConfig.{name}: expected 0 < low <= high, got {(lo, hi)}")
@@ -370,35 +421,59 @@ def random_color(rng: np.random.Generator) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- camera
 def _place(rng: np.random.Generator, verts0: np.ndarray, joints0: np.ndarray, config: SyntheticConfig,
+           camera: tuple[np.ndarray, np.ndarray] | None = None, truncate: bool = False,
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """One camera draw: ``(transl offset (3,), focal_px (2,), princpt_px (2,))`` or None when rejected.
 
     ``verts0`` / ``joints0``: the posed person with its pelvis at the origin (camera axes, metres).
+    ``camera``: a fixed ``(focal_px, princpt_px)`` (later people of a crowd share the first one's camera;
+    their height must then lie in ``crowd_height_frac``); default: a focal drawn for this person.
+    ``truncate``: let the border cut the person: the pelvis pixel range is widened by half the person's
+    extent, and the draw is kept only when some joint is outside and ``min_labelled_keypoints`` are inside.
+    Without it every joint lies inside the image.
     """
     height, width = config.image_hw
     depth = rng.uniform(*config.distance_range_m)
     extent_m = np.ptp(verts0[:, 1])
-    lo_h, hi_h = config.person_height_frac
-    lo_f = max(config.focal_range_frac[0] * max(height, width), lo_h * height * depth / extent_m)
-    hi_f = min(config.focal_range_frac[1] * max(height, width), hi_h * height * depth / extent_m)
-    if lo_f > hi_f:
-        return None
-    focal = np.full(2, rng.uniform(lo_f, hi_f))
-    princpt = np.array([width / 2, height / 2]) + rng.uniform(-0.02, 0.02, size=2) * [width, height]
+    if camera is None:
+        lo_h, hi_h = config.person_height_frac
+        lo_f = max(config.focal_range_frac[0] * max(height, width), lo_h * height * depth / extent_m)
+        hi_f = min(config.focal_range_frac[1] * max(height, width), hi_h * height * depth / extent_m)
+        if lo_f > hi_f:
+            return None
+        focal = np.full(2, rng.uniform(lo_f, hi_f))
+        princpt = np.array([width / 2, height / 2]) + rng.uniform(-0.02, 0.02, size=2) * [width, height]
+    else:
+        focal, princpt = camera
+        lo_h, hi_h = config.crowd_height_frac
+        if not lo_h <= extent_m * focal[1] / depth / height <= hi_h:
+            return None
     rel = joints0[:, :2] / np.maximum(joints0[:, 2:3] + depth, 0.1) * focal  # joints around the pelvis pixel
     lo_uv, hi_uv = -rel.min(axis=0) + 2.0, np.array([width, height]) - rel.max(axis=0) - 3.0
+    if truncate:
+        half = np.ptp(rel, axis=0) / 2
+        lo_uv, hi_uv = lo_uv - half, hi_uv + half
     if np.any(lo_uv > hi_uv):
         return None
     pelvis_uv = rng.uniform(lo_uv, hi_uv)
     offset = np.r_[(pelvis_uv - princpt) / focal * depth, depth]
     joints_px = project(joints0 + offset, focal, princpt)
     inside = (joints_px >= 0).all(1) & (joints_px[:, 0] <= width - 1) & (joints_px[:, 1] <= height - 1)
-    return (offset, focal, princpt) if inside.all() and np.all(joints0[:, 2] + depth > 0.5) else None
+    if not np.all(joints0[:, 2] + depth > 0.5):
+        return None
+    if truncate:
+        ok = (not inside.all()) and inside.sum() >= config.min_labelled_keypoints
+    else:
+        ok = bool(inside.all())
+    return (offset, focal, princpt) if ok else None
 
 
 def sample_person(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarray | None,
-                  config: SyntheticConfig, sample_id: str = "") -> SyntheticPerson:
+                  config: SyntheticConfig, sample_id: str = "", camera: tuple[np.ndarray, np.ndarray] | None = None,
+                  truncate: bool = False) -> SyntheticPerson:
     """Draw pose, shape, camera and appearance of one person (see the module docstring).
+
+    ``camera`` and ``truncate``: see :func:`_place` (realistic ITW split; defaults: the person alone, whole).
 
     Raises:
         RuntimeError: no camera draw within ``config.max_tries`` keeps the body joints inside the image
@@ -414,7 +489,7 @@ def sample_person(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarr
     pelvis = joints[0].copy()
     verts0, joints0 = verts - pelvis, joints - pelvis
     for _ in range(config.max_tries):
-        placed = _place(rng, verts0, joints0, config)
+        placed = _place(rng, verts0, joints0, config, camera, truncate)
         if placed is not None:
             offset, focal, princpt = placed
             smpl = SmplParams(pose, betas, offset - pelvis, "neutral")
@@ -530,6 +605,140 @@ def _coco_entries(body: BodyModel, aid: int, image_id: int, person: SyntheticPer
     return ann, whole
 
 
+# ------------------------------------------------------------------------------- realistic ITW split
+def sample_scene(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarray | None, config: SyntheticConfig,
+                 image_key: str = "") -> list[SyntheticPerson]:
+    """The people of one realistic ITW image: ``1 + k`` with probability ``people_per_image[k]``, each cut by
+    the border with probability ``truncation_prob``; the first draws the camera, the others share it at
+    their own depth, at least ``min_person_gap_m`` from every other pelvis (they may overlap in the image).
+    A later person that cannot be placed within ``max_tries`` is left out (the image has fewer people).
+
+    Raises:
+        RuntimeError: the first person cannot be placed (from :func:`sample_person`).
+    """
+    count = 1 + int(rng.choice(len(config.people_per_image), p=np.asarray(config.people_per_image)))
+    people = [sample_person(rng, body, pose_bank, config, f"{image_key}/0",
+                            truncate=bool(rng.random() < config.truncation_prob))]
+    camera = (people[0].focal_px, people[0].princpt_px)
+    for k in range(1, count):
+        truncate = bool(rng.random() < config.truncation_prob)
+        for _ in range(10):
+            try:
+                person = sample_person(rng, body, pose_bank, config, f"{image_key}/{k}", camera, truncate)
+            except RuntimeError:
+                break
+            gaps = [np.linalg.norm(_pelvis(person) - _pelvis(other)) for other in people]
+            if min(gaps) >= config.min_person_gap_m:
+                people.append(person)
+                break
+    return people
+
+
+def _pelvis(person: SyntheticPerson) -> np.ndarray:
+    """(3,) a body-centre point in the camera frame (mean vertex), metres: enough to keep people apart."""
+    return person.vertices_cam_m.mean(0)
+
+
+def render_scene(people: list[SyntheticPerson], faces: np.ndarray, background: np.ndarray,
+                 renderer: MeshRenderer) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Render every person and composite by depth.
+
+    Returns:
+        ``rgb`` (H, W, 3) uint8; ``scene_depth_m`` (H, W) nearest surface, ``inf`` on the background;
+        ``owner`` (H, W) int index of the person seen at each pixel, -1 on the background; ``silhouettes``
+        list of (H, W) bool full (unoccluded) masks, one per person.
+    """
+    hw = background.shape[:2]
+    rgb = background.copy()
+    scene = np.full(hw, np.inf)
+    owner = np.full(hw, -1, dtype=np.int64)
+    silhouettes = []
+    for k, person in enumerate(people):
+        shaded, depth, mask = renderer.render(person.vertices_cam_m, faces, person.focal_px, person.princpt_px,
+                                              hw, person.color, person.light_intensity)
+        nearer = mask & (depth < scene)
+        rgb[nearer], scene[nearer], owner[nearer] = shaded[nearer], depth[nearer], k
+        silhouettes.append(mask)
+    return rgb, scene, owner, silhouettes
+
+
+def _realistic_entries(body: BodyModel, aid: int, image_id: int, person: SyntheticPerson, visible: np.ndarray,
+                       scene_depth_m: np.ndarray, rng: np.random.Generator, config: SyntheticConfig,
+                       ) -> tuple[dict, dict, dict] | None:
+    """(person_keypoints annotation, wholebody annotation, clean keypoints) of one person of a realistic image,
+    or None when it is too hidden to be annotated (``min_labelled_keypoints``, module docstring)."""
+    from annot.synthetic_annotation import COCO17_FEET_SIGMAS, annotator_noise, keypoint_visibility
+
+    joints, joint_mask = joints_in(body, person.smpl, "coco17_feet")
+    kp_px = project(joints, person.focal_px, person.princpt_px)
+    vis = keypoint_visibility(kp_px, joints[:, 2], scene_depth_m, config.occlusion_margin_m) * joint_mask
+    need = config.min_labelled_keypoints
+    if (vis[:17] > 0).sum() < need or (vis[:17] == 2).sum() < need or not visible.any():
+        return None
+    area = float(visible.sum())
+    noisy = annotator_noise(rng, kp_px, vis, COCO17_FEET_SIGMAS, area, config.image_hw,
+                            config.occluded_noise_factor)
+    trip = np.c_[noisy, vis.astype(np.float64)]
+    ann = {"id": aid, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+           "num_keypoints": int((vis[:17] > 0).sum()), "bbox": _mask_box(visible), "area": area,
+           "segmentation": _rle(visible), "keypoints": _floats(trip[:17].reshape(-1))}
+    whole = dict(ann, foot_kpts=_floats(trip[17:].reshape(-1)), foot_valid=bool((vis[17:] > 0).any()),
+                 face_kpts=[0.0] * 204, lefthand_kpts=[0.0] * 63, righthand_kpts=[0.0] * 63,
+                 face_box=[0.0] * 4, lefthand_box=[0.0] * 4, righthand_box=[0.0] * 4,
+                 face_valid=False, lefthand_valid=False, righthand_valid=False)
+    clean = {"kp2d_px": _floats(kp_px[:17]), "vis": vis[:17].tolist(), "truncated": bool((vis[:17] == 0).any())}
+    return ann, whole, clean
+
+
+def _write_itw_realistic(root: Path, config: SyntheticConfig, body: BodyModel, renderer: MeshRenderer,
+                         poses: np.ndarray | None, backgrounds: Backgrounds,
+                         progress: Callable[[int], None] | None) -> tuple[list, list, list, dict, dict]:
+    """Render images of the realistic ITW split until ``sizes["itw"]`` people are annotated.
+
+    Returns ``(images, annotations, wholebody annotations, scoring GT, extras)`` where ``extras`` holds the
+    clean keypoints per annotation id and the count of rendered people left unannotated (too hidden, or
+    beyond the split size in its last image).
+    """
+    target = int(config.sizes.get("itw", 0))
+    height, width = config.image_hw
+    images, anns, wholes, scoring, clean = [], [], [], {}, {}
+    unannotated = 0
+    index = 0
+    while len(anns) < target:
+        if index >= 20 * max(target, 1):
+            raise RuntimeError(f"synthetic itw: {index} images gave only {len(anns)} of {target} annotatable people; "
+                               "lower min_labelled_keypoints or truncation_prob")
+        rng = _sample_rng(config, "itw", index)
+        image_id = index + 1
+        people = sample_scene(rng, body, poses, config, f"itw/{index}")
+        rgb, scene, owner, silhouettes = render_scene(people, body.faces, backgrounds.sample(rng, config.image_hw),
+                                                      renderer)
+        file_name = f"{image_id:012d}.jpg"
+        kept = 0
+        for k, person in enumerate(people):
+            aid = 100 * image_id + k
+            made = _realistic_entries(body, aid, image_id, person, owner == k, scene, rng, config) \
+                if len(anns) < target else None
+            if made is None:
+                unannotated += 1
+                continue
+            ann, whole, clean[str(aid)] = made
+            anns.append(ann)
+            wholes.append(whole)
+            scoring[str(aid)] = neuralannot_entry(person.smpl, person.focal_px, person.princpt_px)
+            if config.save_masks:
+                _write_mask(root / "scoring" / "masks" / f"{aid}.png", silhouettes[k])
+            kept += 1
+            if progress is not None:
+                progress(1)
+        if kept:
+            images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+            _write_rgb(root / COCO_IMG_DIR / file_name, rgb, config.jpeg_quality)
+        index += 1
+    return images, anns, wholes, scoring, {"clean_kp2d": clean, "unannotated_people": unannotated,
+                                           "images_drawn": index}
+
+
 def _sample_rng(config: SyntheticConfig, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([config.seed, list(SPLITS).index(split), index])
 
@@ -562,7 +771,14 @@ def make_split(split: str, out_dir: str | Path, config: SyntheticConfig, body: B
     height, width = config.image_hw
     images, anns, wholes, scoring = [], [], [], {}
     poses = pose_bank.for_split(split) if pose_bank is not None else None
-    for index in range(int(config.sizes.get(split, 0))):
+    realistic = layout == "coco" and not config.clean_2d
+    if realistic:
+        images, anns, wholes, scoring, extras = _write_itw_realistic(root, config, body, renderer, poses,
+                                                                     backgrounds, progress)
+        (root / CLEAN_KP2D_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (root / CLEAN_KP2D_FILE).write_text(json.dumps(extras.pop("clean_kp2d")))
+        (root / ITW_EXTRAS_FILE).write_text(json.dumps(extras))
+    for index in range(0 if realistic else int(config.sizes.get(split, 0))):
         rng = _sample_rng(config, split, index)
         image_id, aid = index + 1, 100 * (index + 1)
         person = sample_person(rng, body, poses, config, f"{split}/{index}")
@@ -640,13 +856,38 @@ def make_synthetic(config: SyntheticConfig, out_dir: str | Path, body: BodyModel
                 "pose_source": pose_bank.source if pose_bank is not None else "random (pose_source=random)",
                 "pose_bank_rejected": {"count": len(pose_bank.rejected) if pose_bank else 0,
                                        "frames": pose_bank.rejected if pose_bank else {}},
-                "people_per_image": 1, "splits": {s: str(p) for s, p in roots.items()},
+                "itw_annotations": _itw_statistics(roots.get("itw"), config),
+                "splits": {s: str(p) for s, p in roots.items()},
                 "loaders": {"mocap": {"dataset": "3dpw", "split": "train"},
                             "test": {"dataset": "3dpw", "split": "test"},
                             "itw": {"dataset": "coco", "ann_file": COCO_PERSON_KEYPOINTS, "img_dir": COCO_IMG_DIR,
                                     "scoring_smpl_file": SCORING_FILE}}}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, default=list))
     return roots
+
+
+#: measured on the 12 people with keypoints of ``../shared/data/coco_samples/test_coco.json`` (COCO val2017):
+#: fractions of v = 0 / 1 / 2 keypoints, people with an unlabelled (cut or unseen) keypoint, people per image.
+COCO_SAMPLE_STATS = {"people": 12, "v0": 0.113, "v1": 0.083, "v2": 0.804, "with_unlabelled": 0.833,
+                     "truncated": None, "people_per_image": 3.0}
+
+
+def _itw_statistics(root: Path | None, config: SyntheticConfig) -> dict[str, Any] | None:
+    """Measured statistics of the ITW split's annotations (:func:`coco_annotation_stats`) next to the COCO
+    sample's (:data:`COCO_SAMPLE_STATS`), and the generator's counts (realistic split only)."""
+    from annot.synthetic_annotation import coco_annotation_stats
+
+    if root is None:
+        return None
+    coco = json.loads((root / COCO_PERSON_KEYPOINTS).read_text())
+    clean = json.loads((root / CLEAN_KP2D_FILE).read_text()) if (root / CLEAN_KP2D_FILE).is_file() else {}
+    anns = [dict(a, truncated=clean[str(a["id"])]["truncated"]) if str(a["id"]) in clean else a
+            for a in coco["annotations"]]
+    stats = {"mode": "clean_2d" if config.clean_2d else "realistic",
+             "measured": coco_annotation_stats(anns, len(coco["images"])), "coco_sample": COCO_SAMPLE_STATS}
+    if (root / ITW_EXTRAS_FILE).is_file():
+        stats.update(json.loads((root / ITW_EXTRAS_FILE).read_text()))
+    return stats
 
 
 def config_from_dict(values: dict[str, Any]) -> SyntheticConfig:

@@ -3,6 +3,7 @@ the rendered silhouettes (re-rendered here from the loaded GT, a second path fro
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ from annot.body_models import BodyModel
 from annot.data.registry import build_dataset
 from annot.render import MeshRenderer
 from annot.synthetic import (
+    CLEAN_KP2D_FILE,
     COCO_IMG_DIR,
     COCO_PERSON_KEYPOINTS,
     COCO_WHOLEBODY,
@@ -39,9 +41,10 @@ SIZES = {"mocap": 3, "itw": 3, "test": 3}
 TORSO_LIMBS = list(range(22))  # SMPL joints 0..21 (no hand joints)
 
 
-def _config(seed: int = 0, sizes: dict | None = None) -> SyntheticConfig:
+def _config(seed: int = 0, sizes: dict | None = None, clean_2d: bool = True) -> SyntheticConfig:
+    """The clean split (one whole person an image) for the layout tests; the realistic one has its own tests."""
     return SyntheticConfig(seed=seed, sizes=sizes or SIZES, image_hw=HW, pose_source="random",
-                           photos_dir=str(PHOTOS) if PHOTOS.is_dir() else None)
+                           photos_dir=str(PHOTOS) if PHOTOS.is_dir() else None, clean_2d=clean_2d)
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +257,64 @@ def test_light_intensity_scales_shading_not_geometry(renderer):
 
 def test_the_loaders_used_by_the_splits_are_registered():
     assert {"3dpw", "coco"} <= set(DATASETS)
+
+
+# ------------------------------------------------------------------------------- realistic ITW split
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory, body, renderer) -> Path:
+    root = tmp_path_factory.mktemp("synthetic_realistic")
+    config = replace(_config(sizes={"itw": 10}, clean_2d=False), people_per_image=(0.0, 0.5, 0.5),
+                     truncation_prob=0.5)
+    make_synthetic(config, root, body=body, renderer=renderer)
+    return root
+
+
+def test_realistic_split_has_crowds_truncation_and_coco_flags(realistic):
+    coco = json.loads((realistic / "itw" / COCO_PERSON_KEYPOINTS).read_text())
+    clean = json.loads((realistic / "itw" / CLEAN_KP2D_FILE).read_text())
+    stats = json.loads((realistic / "synthetic_manifest.json").read_text())["itw_annotations"]
+    assert len(coco["annotations"]) == 10 and stats["mode"] == "realistic"
+    per_image = np.bincount([a["image_id"] for a in coco["annotations"]])
+    assert per_image.max() >= 2  # crowds: 2-3 people drawn per image here
+    flags = np.concatenate([np.asarray(a["keypoints"]).reshape(17, 3)[:, 2] for a in coco["annotations"]])
+    measured = stats["measured"]
+    np.testing.assert_allclose([measured[f"v{k}"] for k in range(3)], [(flags == k).mean() for k in range(3)])
+    assert measured["v1"] > 0  # somebody is hidden behind somebody (or themselves)
+    assert measured["truncated"] == np.mean([clean[str(a["id"])]["truncated"] for a in coco["annotations"]])
+    for ann in coco["annotations"]:
+        kp = np.asarray(ann["keypoints"]).reshape(17, 3)
+        exact = np.asarray(clean[str(ann["id"])]["kp2d_px"])
+        labelled = kp[:, 2] > 0
+        assert labelled.sum() >= 6 and ann["num_keypoints"] == labelled.sum()
+        assert np.all(kp[~labelled, :2] == 0)  # v = 0: not labelled, as COCO
+        outside = (exact[:, 0] < 0) | (exact[:, 1] < 0) | (exact[:, 0] > HW[1] - 1) | (exact[:, 1] > HW[0] - 1)
+        np.testing.assert_array_equal(~labelled, outside)  # only keypoints outside the image are unlabelled
+        # annotator noise: sigma_i * sqrt(area) per axis (x2 when hidden); 5 sigma bounds every draw here
+        scale = np.sqrt(ann["area"]) * np.where(kp[:, 2] == 1, 2.0, 1.0)
+        from annot.synthetic_annotation import COCO17_OKS_SIGMAS
+
+        err = np.abs(kp[labelled, :2] - exact[labelled])
+        assert np.all(err <= 5 * (COCO17_OKS_SIGMAS * scale)[labelled, None] + 1e-6)
+        assert err.max() > 0  # the keypoints are not exact projections
+
+
+def test_realistic_gt_lies_on_its_own_silhouette(realistic, body, renderer):
+    """Re-render every person from its loaded GT: the saved full silhouette matches, and the GT joints that
+    project inside the image fall on it (truncated people included)."""
+    records = _itw(realistic, smpl_file=SCORING_FILE).records
+    assert len(records) == 10
+    for rec in records:
+        verts, joints = _pose(body, rec.smpl)
+        _, _, mask = renderer.render(verts, body.faces, rec.cam_focal_px, rec.cam_princpt_px, HW)
+        saved = _saved_mask(realistic / "itw" / "scoring" / "masks" / f"{rec.sample_id}.png")
+        assert (mask & saved).sum() / (mask | saved).sum() > 0.98, rec.sample_id
+        proj = joints[TORSO_LIMBS, :2] / joints[TORSO_LIMBS, 2:] * rec.cam_focal_px + rec.cam_princpt_px
+        inside = (proj[:, 0] >= 0) & (proj[:, 1] >= 0) & (proj[:, 0] < HW[1]) & (proj[:, 1] < HW[0])
+        assert _on_mask(proj[inside], saved) >= 0.9, rec.sample_id
+
+
+def test_realistic_split_is_reproducible(realistic, tmp_path, body, renderer):
+    config = replace(_config(sizes={"itw": 10}, clean_2d=False), people_per_image=(0.0, 0.5, 0.5),
+                     truncation_prob=0.5)
+    make_synthetic(config, tmp_path / "again", body=body, renderer=renderer)
+    assert _json_bytes(realistic) == _json_bytes(tmp_path / "again")

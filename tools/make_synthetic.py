@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="outputs/synthetic", help="output folder")
     parser.add_argument("--seed", type=int, default=None)
     for split in ("mocap", "itw", "test"):
-        parser.add_argument(f"--{split}", type=int, default=None, help=f"images in the {split} split")
+        parser.add_argument(f"--{split}", type=int, default=None, help=f"people in the {split} split (one an image, except the realistic itw split)")
     parser.add_argument("--image-hw", type=int, nargs=2, default=None, metavar=("H", "W"))
     parser.add_argument("--photos", default=None, help="background photo folder ('none': procedural)")
     parser.add_argument("--poses", default=None, help="MoCap-mode pseudo_gt.npz (with --pose-source npz)")
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="cmu_fit: retarget the CMU clips with SMPLify3D (default of the yaml)")
     parser.add_argument("--cmu-root", default=None, help="CMU BVH folder (pose_source cmu_fit)")
     parser.add_argument("--platform", choices=("osmesa", "egl"), default=None, help="PYOPENGL_PLATFORM")
+    parser.add_argument("--clean-2d", action="store_true",
+                        help="ITW split as first made: one whole person an image, exact keypoints (no noise, "
+                             "no occlusion flags); default: the realistic split")
     return parser
 
 
@@ -52,6 +55,8 @@ def _values(args: argparse.Namespace) -> dict:
                       ("pose_source", "pose_source"), ("cmu_root", "cmu_root")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
+    if args.clean_2d:
+        values["clean_2d"] = True
     if args.photos is not None:
         values["photos_dir"] = None if args.photos.lower() == "none" else args.photos
     return values
