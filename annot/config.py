@@ -118,10 +118,16 @@ class PriorConfig:
 class AlgorithmConfig:
     """Algorithm 1 of expressive NeuralAnnot. ``aux_ratio``: share of auxiliary (image) samples in each
     stage-(b) batch (0.5 = half auxiliary, half target); ``second_round``: two-stage NeuralAnnot (retrain
-    on the first round's pseudo-GTs, CVPRW Table 7)."""
+    on the first round's pseudo-GTs, CVPRW Table 7); ``refine``: NeuralAnnot + fit, a warm-started batched
+    SMPLify on f's pseudo-GTs after the last stage (c), kept per sample only when it lowers the 2D error
+    inside the prior's typical set (:mod:`annot.fitting.refine`; beyond the paper, which is ``refine=false``);
+    ``refine_iters`` Adam steps per stage, ``refine_stages`` last SMPLify-X body stages run."""
 
     aux_ratio: float = 0.5
     second_round: bool = False
+    refine: bool = False
+    refine_iters: int = 60
+    refine_stages: int = 2
 
 
 @dataclass

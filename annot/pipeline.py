@@ -421,7 +421,54 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
 
     if rank_zero_only.rank != 0:  # under strategy="ddp" every rank runs this script; rank 0 reports
         return {}
-    return _finalise(cfg, out, c_dir, b_dir, result, time.perf_counter() - t0)
+    final_dir = c_dir
+    if cfg.algorithm.refine:
+        final_dir = out / "stage_refine"
+        prov_r = provenance({**common, "refine": {k: cfg.algorithm[k] for k in ("refine_iters", "refine_stages")},
+                             "convention": cfg.data.convention, "export": to_container(cfg.export)},
+                            {"pseudo_gt": c_dir / "pseudo_gt.json", **({"prior": vposer_path} if vposer_path else {})})
+        run_stage("refine", final_dir, prov_r, lambda d: _stage_refine(cfg, d, c_dir, b_dir, vposer_path), log.info)
+    return _finalise(cfg, out, c_dir, b_dir, result, time.perf_counter() - t0, final_dir)
+
+
+def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vposer_path: str | None) -> list[str]:
+    """NeuralAnnot + fit (:func:`annot.fitting.refine.refine_pseudo_gts`) on the last stage (c)'s pseudo-GTs,
+    with the annotated keypoints kept in its shards; writes ``pseudo_gt.json``, ``refine.json`` (counts) and,
+    with ``export.overlays``, the overlays of the kept parameters.
+
+    Raises:
+        ValueError: no VPoser prior (``prior.pose_prior=none``), or the shards lack the keypoints.
+    """
+    from annot.fitting.refine import RefineConfig, project_keypoints_px, refine_pseudo_gts
+    from annot.priors import load_vposer
+    from annot.sharding import load_overlay_inputs
+
+    if vposer_path is None:
+        raise ValueError("algorithm.refine=true needs the VPoser prior (prior.pose_prior=vposer)")
+    entries = read_pseudo_gt(c_dir / "pseudo_gt.json")
+    inputs = load_overlay_inputs(c_dir / "shards")
+    if "kp2d_img_px" not in inputs or "kp2d_mask" not in inputs:
+        raise ValueError(f"{c_dir / 'shards'}: no annotated keypoints kept (kp2d_img_px, kp2d_mask) to refine against")
+    ids = [str(a) for a in inputs["sample_id"] if str(a) in entries]
+    rows = [i for i, a in enumerate(inputs["sample_id"]) if str(a) in entries]
+    module = AnnotatorModule.load_from_checkpoint(b_dir / "annotator.ckpt", map_location="cpu")
+    refined, summary = refine_pseudo_gts(
+        [entries[a] for a in ids], inputs["kp2d_img_px"][rows], inputs["kp2d_mask"][rows], module.body_model.cpu(),
+        load_vposer(vposer_path), cfg.data.convention,
+        RefineConfig(iters=cfg.algorithm.refine_iters, stages=cfg.algorithm.refine_stages))
+    write_pseudo_gt(folder / "pseudo_gt.json", {**entries, **dict(zip(ids, refined))})
+    atomic_write_json(folder / "refine.json", summary)
+    log.info("refine: kept the fit for %d of %d samples", summary["kept"], summary["total"])
+    outputs = ["pseudo_gt.json", "refine.json"]
+    if cfg.export.overlays:
+        final = read_pseudo_gt(folder / "pseudo_gt.json")
+        shown = {**inputs, "sample_id": ids, "image_path": [inputs["image_path"][i] for i in rows],
+                 "kp2d_img_px": inputs["kp2d_img_px"][rows], "kp2d_mask": inputs["kp2d_mask"][rows],
+                 "kp2d_pred_img_px": project_keypoints_px(module.body_model.cpu(), [final[a] for a in ids],
+                                                          cfg.data.convention)}
+        write_overlays(folder / "overlays", final, shown, module)
+        outputs.append("overlays")
+    return outputs
 
 
 def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[str, Any]]) -> list[str]:
@@ -431,16 +478,19 @@ def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[st
 
 
 def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict[str, Any],
-              total_s: float) -> dict[str, Any]:
-    """Copy the last round's outputs to the top folder and write report.json and the curve PNG."""
+              total_s: float, final_dir: Path | None = None) -> dict[str, Any]:
+    """Copy the last round's outputs (``final_dir``: the refinement's when it ran, else stage (c)'s) to the top
+    folder and write report.json and the curve PNG."""
     import shutil
 
-    entries = read_pseudo_gt(c_dir / "pseudo_gt.json")
+    final_dir = final_dir or c_dir
+    entries = read_pseudo_gt(final_dir / "pseudo_gt.json")
     write_pseudo_gt(out / "pseudo_gt.json", entries)
     skipped = json.loads((c_dir / "skipped.json").read_text())
     atomic_write_json(out / "skipped.json", skipped)
-    if (c_dir / "overlays").is_dir():
-        shutil.copytree(c_dir / "overlays", out / "overlays", dirs_exist_ok=True)
+    overlays = final_dir / "overlays" if (final_dir / "overlays").is_dir() else c_dir / "overlays"
+    if overlays.is_dir():
+        shutil.copytree(overlays, out / "overlays", dirs_exist_ok=True)
     curve = json.loads((b_dir / "history.json").read_text())
     write_curve_png(out / "kp2d_error_curve.png", curve)
     errors = {aid: e.quality.get("kp2d_err_px", float("nan")) for aid, e in entries.items()}
@@ -451,7 +501,9 @@ def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict
     report = {
         "dataset": cfg.data.dataset,
         "counts": {"annotated": len(entries), "skipped": len(skipped), "skip_reasons": reasons,
-                   "eft_rejected": int(sum(e.quality.get("eft_reject", 0.0) for e in entries.values()))},
+                   "eft_rejected": int(sum(e.quality.get("eft_reject", 0.0) for e in entries.values())),
+                   **({"refine_kept": int(sum(e.quality.get("refine_kept", 0.0) for e in entries.values()))}
+                      if cfg.algorithm.refine else {})},
         "kp2d_err_px": {"mean": float(np.mean(finite)) if finite else None, "per_sample": errors,
                         "units": "original-image pixels, mean over visible keypoints"},
         "kp2d_err_px_during_training": curve,
