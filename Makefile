@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench bench-annot test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench bench-annot bench-annot-scale test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ eval-estimator: setup ## evaluate a checkpoint from the file alone (CKPT=path; A
 	@test -n "$(CKPT)" || { echo "usage: make eval-estimator CKPT=outputs/train-estimator/pose2pose/checkpoints/last.ckpt [ARGS=...]"; exit 2; }
 	$(PY) tools/evaluate.py $(CKPT) $(ARGS)
 
-bench-annot: setup ## NeuralAnnot (recipes on/off), SMPLify, EFT vs the hidden GT of the synthetic ITW split -> outputs/bench-annot/results.{md,png}
+bench-annot: setup ## NeuralAnnot (each recipe on/off, + fit), SMPLify, EFT on the realistic synthetic ITW split, 3 seeds -> outputs/bench-annot/results.{md,png}
 	$(PY) tools/bench_annot.py $(BENCH_ANNOT_ARGS)
+
+bench-annot-scale: setup ## NeuralAnnot, NeuralAnnot + fit, SMPLify against N = 64, 256, 1024 target people (~2 h on 2 cores) -> outputs/bench-annot-scale/scale.{md,png}
+	$(PY) tools/bench_annot_scale.py $(BENCH_ANNOT_ARGS)
 
 sweep: setup ## Three Recipes supp. Table A grid -> outputs/sweep/results.md (default 2x2 --tiny; SWEEP= for all 12 points; W&B agent with WANDB_API_KEY)
 	$(PY) tools/sweep.py --config configs/sweep/reg_weights.yaml --base $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(SWEEP) $(ARGS)

@@ -1,18 +1,29 @@
 """``make bench-annot``: pseudo-GT annotators scored against the hidden GT of the free synthetic ITW split.
 
+The ITW split is realistic by default (:mod:`annot.synthetic`): COCO-like annotator noise, occluded
+keypoints flagged ``v = 1``, people cut by the border and 1-4 overlapping people an image. Every row is
+the mean over ``seeds`` whole runs (split generation, training, fitting) with a 95 % t interval
+(:mod:`annot.bench_stats`); the best NeuralAnnot row and NeuralAnnot + fit are compared with SMPLify on the
+same people (mean paired difference with a stratified bootstrap interval).
+
 Methods (one row each in ``results.md``):
 
-* ``NeuralAnnot (recipes on)``: Algorithm 1 (:func:`annot.pipeline.run_annotate`, one stage) with the VPoser
-  prior (third recipe) and the synthetic ``mocap`` split as an auxiliary 3D image set (first recipe);
-* ``NeuralAnnot w/o prior``: the same with ``prior.pose_prior=none``;
-* ``NeuralAnnot w/o 3D aux``: the same without the synthetic 3D auxiliary set (CMU joints only);
-* ``SMPLify``: batched 2D fit (:class:`annot.fitting.smplify.SMPLify2D`) to the GT COCO-17 keypoints with
-  the GT intrinsics, from both facing directions (SMPLify's 180 deg trial) and with the VPoser prior that
-  the ``recipes on`` variant trained (the same prior as NeuralAnnot; axis-angle + L2 + bending without it);
+* ``NeuralAnnot (all three recipes)``: Algorithm 1 (:func:`annot.pipeline.run_annotate`, one round) with
+  the VPoser prior (third recipe), the synthetic ``mocap`` split as an auxiliary 3D image set (first
+  recipe) and the backbone of a SimpleBaseline 2D pose network trained on free data (second recipe,
+  :mod:`annot.pretrain`, built once and reported separately);
+* ``NeuralAnnot w/o ...``: the same with one recipe off (prior ``none``; no synthetic 3D images; a randomly
+  initialised backbone);
+* ``NeuralAnnot + fit``: the ``all recipes`` pseudo-GTs refined by a warm-started SMPLify with the same
+  prior, kept per person only when the 2D error drops inside the prior's typical set
+  (:mod:`annot.fitting.refine`);
+* ``SMPLify``: batched 2D fit (:class:`annot.fitting.smplify.SMPLify2D`) to the annotated COCO-17 keypoints
+  with the GT intrinsics, from both facing directions (SMPLify's 180 deg trial) and with the VPoser prior
+  that the ``all recipes`` variant trained; a second row with f's crop camera instead;
 * ``EFT``: per-sample exemplar fine-tuning (:func:`annot.fitting.eft.eft_annotate`) of the trained
-  ``recipes on`` annotator.
-
-The second recipe (a pre-trained backbone) is ``n/a``: no free checkpoint exists here.
+  ``all recipes`` annotator;
+* ``SMPLify on clean 2D (reference)``: the same SMPLify given the exact projections of all 17 keypoints
+  (no noise, nothing hidden): what per-sample fitting would reach on perfect annotations.
 
 Data (:mod:`annot.synthetic`): CMU poses retargeted to the free model by SMPLify3D; the ITW split's poses
 come from clips that the ``mocap`` split never shows. The CMU joints themselves (all clips) are the
@@ -20,9 +31,10 @@ come from clips that the ``mocap`` split never shows. The CMU joints themselves 
 trains on MoCap.
 
 Scoring (mks0601 3DPW protocol): direct MPJPE / PA-MPJPE on the 14 H36M eval joints regressed from the
-mesh with the regressed pelvis as root, MPVPE with the same root, 2D error = mean distance (original
-pixels) of the projected COCO-17 joints to the visible GT keypoints; wall time per sample of each
-method, measured in this run (NeuralAnnot: all of its stages' wall times / samples).
+mesh with the regressed pelvis as root, MPVPE with the same root, global-orientation error (geodesic angle
+between the predicted and GT root rotations in the camera frame, degrees), 2D error = mean distance
+(original pixels) of the projected COCO-17 joints to the labelled (``v > 0``) annotated keypoints; wall
+time per sample of each method, measured in this run (NeuralAnnot: all of its stages' wall times / samples).
 Our own benchmark; the comparison follows NeuralAnnot (Moon et al., CVPRW 2022) Table 1 in spirit.
 """
 from __future__ import annotations
@@ -50,19 +62,25 @@ SYNTH_CONFIG = "configs/data/synthetic.yaml"
 ITW_ANN = "annotations/person_keypoints_train2017.json"
 ITW_IMG = "images/train2017"
 GT_FILE = "scoring/gt_smpl.json"
-#: method key -> (table label, recipe overrides); NeuralAnnot variants only.
-VARIANTS: dict[str, tuple[str, bool, bool]] = {  # key -> (label, vposer prior, synthetic 3D aux)
-    "neuralannot": ("NeuralAnnot (recipes on)", True, True),
-    "neuralannot_no_prior": ("NeuralAnnot w/o prior (3rd recipe off)", False, True),
-    "neuralannot_no_aux3d": ("NeuralAnnot w/o 3D aux (1st recipe off)", True, False),
+#: NeuralAnnot variants: key -> (label, VPoser prior (3rd recipe), synthetic 3D aux (1st), pretrained backbone (2nd)).
+VARIANTS: dict[str, tuple[str, bool, bool, bool]] = {
+    "neuralannot": ("NeuralAnnot (all three recipes)", True, True, True),
+    "neuralannot_no_prior": ("NeuralAnnot w/o prior (3rd recipe off)", False, True, True),
+    "neuralannot_no_aux3d": ("NeuralAnnot w/o 3D aux (1st recipe off)", True, False, True),
+    "neuralannot_no_pretrain": ("NeuralAnnot w/o pretrained backbone (2nd recipe off)", True, True, False),
 }
-LABELS = {**{k: v[0] for k, v in VARIANTS.items()}, "smplify": "SMPLify (2D, GT intrinsics, both facings)",
+LABELS = {**{k: v[0] for k, v in VARIANTS.items()},
+          "neuralannot_fit": "NeuralAnnot + fit (all recipes, warm-started SMPLify)",
+          "smplify": "SMPLify (2D, GT intrinsics, both facings)",
           "smplify_crop_cam": "SMPLify (2D, f's crop camera, both facings)",
-          "eft": "EFT (from NeuralAnnot f)"}
+          "eft": "EFT (from NeuralAnnot f)",
+          "smplify_clean": "SMPLify on clean 2D (reference: exact keypoints, all visible)"}
+#: rows compared with SMPLify by the paired bootstrap (the best NeuralAnnot row is added at run time).
+NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit")
 #: 2D convention of every variant: COCO-17 plus a Pelvis root, which the image auxiliary set's 3D-joint loss
 #: needs (the pipeline uses ``data.convention`` for it; ``coco17`` has no root joint).
 DATA_CONVENTION = "pose2pose25"
-METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "kp2d_err_px")
+METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px")
 
 
 @dataclass
@@ -76,7 +94,11 @@ class BenchConfig:
     ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.synthetic``); ``architecture``:
     the annotator f (``pose2pose``, the Three Recipes f, or ``regressor``); ``refine_iters``: SMPLify3D
     refinement of the stage-(a) pseudo-GTs (``aux_stage.refine_iters``; 0 = as the paper); ``extra_overrides``:
-    annotate-config ``key=value`` items applied to every NeuralAnnot variant.
+    annotate-config ``key=value`` items applied to every NeuralAnnot variant; ``seeds``: whole runs averaged
+    (``seed`` is the one being run); ``clean_2d``: the first, clean ITW split instead of the realistic one;
+    ``backbone_dir``: where the free SimpleBaseline backbone of the second recipe is built once
+    (``make pretrain-backbone``); ``backbone_path``: its checkpoint, set by :func:`run_bench`; ``fit_iters`` /
+    ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`).
     """
 
     out: str = "outputs/bench-annot"
@@ -97,6 +119,12 @@ class BenchConfig:
     architecture: str = "pose2pose"
     refine_iters: int = 100
     extra_overrides: list[str] = field(default_factory=list)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    clean_2d: bool = False
+    backbone_dir: str = "outputs/pretrain-backbone"
+    backbone_path: str | None = None
+    fit_iters: int = 60
+    fit_stages: int = 2
 
 
 # --------------------------------------------------------------------------- data
@@ -115,7 +143,7 @@ def ensure_split(cfg: BenchConfig) -> Path:
     values = yaml.safe_load(path.read_text()) or {}
     values.update(sizes={"mocap": cfg.mocap_size, "itw": cfg.size, "test": 0}, image_hw=list(cfg.image_hw),
                   seed=cfg.seed, photos_dir=cfg.photos_dir, cmu_root=cfg.cmu_root,
-                  cmu_frames=cfg.cmu_frames)
+                  cmu_frames=cfg.cmu_frames, clean_2d=cfg.clean_2d)
     synth = config_from_dict(values)
     root = Path(cfg.out) / "synthetic"
     manifest = root / "synthetic_manifest.json"
@@ -131,18 +159,24 @@ def ensure_split(cfg: BenchConfig) -> Path:
 
 
 def load_itw(root: Path) -> dict[str, dict[str, Any]]:
-    """Per annotation id: ``image_path``, ``kp2d_px`` (17, 2), ``vis`` (17,) bool, GT :class:`PseudoGT`.
+    """Per annotation id: ``image_path``, ``kp2d_px`` (17, 2) annotated keypoints and ``vis`` (17,) bool
+    (labelled, ``v > 0``), GT :class:`PseudoGT`, and ``clean_kp2d_px`` (17, 2) the exact projections (realistic
+    split: ``scoring/clean_kp2d.json``; clean split: the annotations themselves).
 
     Raises:
         FileNotFoundError: the annotation or scoring file is missing.
         ValueError: an annotation without a GT entry.
     """
+    from annot.synthetic import CLEAN_KP2D_FILE
+
     ann_path, gt_path = root / "itw" / ITW_ANN, root / "itw" / GT_FILE
     for p in (ann_path, gt_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: synthetic ITW file missing (regenerate: rm -r {root})")
     coco = json.loads(ann_path.read_text())
     gt = read_pseudo_gt(gt_path)
+    clean_path = root / "itw" / CLEAN_KP2D_FILE
+    clean = json.loads(clean_path.read_text()) if clean_path.is_file() else {}
     images = {im["id"]: im for im in coco["images"]}
     out = {}
     for ann in coco["annotations"]:
@@ -150,8 +184,9 @@ def load_itw(root: Path) -> dict[str, dict[str, Any]]:
         if aid not in gt:
             raise ValueError(f"{gt_path}: no GT for annotation id {aid} (field smpl_param)")
         kp = np.asarray(ann["keypoints"], dtype=np.float64).reshape(17, 3)
+        exact = np.asarray(clean[aid]["kp2d_px"], np.float64) if aid in clean else kp[:, :2]
         out[aid] = {"image_path": root / "itw" / ITW_IMG / images[ann["image_id"]]["file_name"],
-                    "kp2d_px": kp[:, :2], "vis": kp[:, 2] > 0, "gt": gt[aid]}
+                    "kp2d_px": kp[:, :2], "vis": kp[:, 2] > 0, "gt": gt[aid], "clean_kp2d_px": exact}
     return out
 
 
@@ -159,7 +194,7 @@ def load_itw(root: Path) -> dict[str, dict[str, Any]]:
 def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
     from annot.config import AnnotateConfig, load_config
 
-    _, vposer, aux3d = VARIANTS[key]
+    _, vposer, aux3d, pretrained = VARIANTS[key]
     ov = [f"seed={cfg.seed}", f"data.root={syn / 'itw'}", f"data.ann_file={ITW_ANN}", f"data.img_dir={ITW_IMG}",
           f"auxiliary.cmu.args.root={cfg.cmu_root}", f"aux_stage.max_steps={cfg.aux_steps}",
           f"aux_stage.batch_size={cfg.aux_batch}", f"aux_stage.lr_decay_steps=[{int(cfg.aux_steps * 0.75)}]",
@@ -168,6 +203,8 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
           "export.overlays=false", f"data.convention={DATA_CONVENTION}", f"export.out_dir={Path(cfg.out) / key}",
           "algorithm.second_round=false", f"model.architecture={cfg.architecture}",
           f"aux_stage.refine_iters={cfg.refine_iters}"]
+    if pretrained and cfg.backbone_path:
+        ov.append(f"model.backbone_weights={cfg.backbone_path}")
     if aux3d:
         ov += ["auxiliary.synth3d.dataset=3dpw", f"auxiliary.synth3d.args.root={syn / 'mocap'}",
                "auxiliary.synth3d.args.split=train"]
@@ -206,18 +243,19 @@ def _shared_prior(cfg: BenchConfig) -> Any:
 
 
 def run_smplify(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any,
-                cameras: dict[str, PseudoGT] | None = None) -> dict[str, Any]:
+                cameras: dict[str, PseudoGT] | None = None, clean: bool = False) -> dict[str, Any]:
     """Batched SMPLify2D on the GT 2D keypoints (original-image pixels), from both facing directions
     (``try_flipped``), with the same VPoser prior as NeuralAnnot when it was trained in this run (else
     axis-angle + L2 + bending; the label says which). Camera: the GT intrinsics, or with ``cameras`` (the
     ``neuralannot`` entries) each sample's crop camera of f (virtual focal length, box-centred principal
-    point), the camera NeuralAnnot itself assumes. Samples missing from ``cameras`` are not fitted."""
+    point), the camera NeuralAnnot itself assumes. Samples missing from ``cameras`` are not fitted.
+    ``clean``: fit the exact projections of all 17 keypoints instead of the annotations (reference row)."""
     from annot.fitting.smplify import SMPLify2D
 
     aids = [a for a in itw if cameras is None or a in cameras]
     cams = {a: (cameras[a] if cameras is not None else itw[a]["gt"]) for a in aids}
-    kp = torch.tensor(np.stack([itw[a]["kp2d_px"] for a in aids]), dtype=torch.float32)
-    conf = torch.tensor(np.stack([itw[a]["vis"] for a in aids]), dtype=torch.float32)
+    kp = torch.tensor(np.stack([itw[a]["clean_kp2d_px" if clean else "kp2d_px"] for a in aids]), dtype=torch.float32)
+    conf = torch.tensor(np.stack([np.ones(17) if clean else itw[a]["vis"] for a in aids]), dtype=torch.float32)
     focal = torch.tensor(np.stack([cams[a].focal_px for a in aids]), dtype=torch.float32)
     princpt = torch.tensor(np.stack([cams[a].princpt_px for a in aids]), dtype=torch.float32)
     vposer = _shared_prior(cfg)
@@ -233,7 +271,24 @@ def run_smplify(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any,
     prior = "VPoser prior of NeuralAnnot" if vposer is not None else "L2 + bending prior"
     camera = "GT intrinsics" if cameras is None else "f's crop camera"
     label = f"SMPLify (2D, {camera}, both facings, {prior})"
+    if clean:
+        label = f"SMPLify on clean 2D (reference: exact keypoints, all visible; {camera}, {prior})"
     return {"entries": entries, "seconds": seconds, "label": label}
+
+
+def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neuralannot: dict[str, Any]) -> dict[str, Any]:
+    """NeuralAnnot + fit: :func:`annot.fitting.refine.refine_pseudo_gts` on the ``all recipes`` pseudo-GTs with
+    the annotated COCO-17 keypoints and the same prior; its time = NeuralAnnot's + the refinement's."""
+    from annot.fitting.refine import RefineConfig, refine_pseudo_gts
+
+    vposer = _shared_prior(cfg)
+    aids = [a for a in itw if a in neuralannot["entries"]]
+    kp = torch.tensor(np.stack([itw[a]["kp2d_px"] for a in aids]), dtype=torch.float32)
+    conf = torch.tensor(np.stack([itw[a]["vis"] for a in aids]), dtype=torch.float32)
+    refined, summary = refine_pseudo_gts([neuralannot["entries"][a] for a in aids], kp, conf, body, vposer,
+                                         "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages))
+    return {"entries": dict(zip(aids, refined)), "seconds": neuralannot["seconds"] + summary["seconds"],
+            "refine": summary}
 
 
 def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:
@@ -264,10 +319,20 @@ def _mesh(body: Any, entries: list[PseudoGT]) -> torch.Tensor:
         return body(pose[:, :3], pose[:, 3:], betas, transl).vertices_m
 
 
+def orientation_error_deg(pred_rotvec: np.ndarray, gt_rotvec: np.ndarray) -> np.ndarray:
+    """(N,) geodesic angle in degrees between (N, 3) axis-angle rotations (camera-frame global orientations):
+    ``angle(R_gt^T R_pred)``, in [0, 180]."""
+    from scipy.spatial.transform import Rotation
+
+    rel = Rotation.from_rotvec(np.asarray(gt_rotvec, np.float64)).inv() * Rotation.from_rotvec(
+        np.asarray(pred_rotvec, np.float64))
+    return np.degrees(rel.magnitude())
+
+
 def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT]) -> dict[str, np.ndarray]:
     """Per-sample errors of ``entries`` vs the hidden GT (samples a method skipped get NaN).
 
-    Returns ``{metric: (N,) array}`` for :data:`METRICS` (mm, mm, mm, px) in ``itw`` order.
+    Returns ``{metric: (N,) array}`` for :data:`METRICS` (mm, mm, mm, degrees, px) in ``itw`` order.
     """
     from annot.metrics import mpjpe_per_sample_mm, mpvpe_per_sample_mm
 
@@ -283,6 +348,9 @@ def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT
     out["mpjpe_mm"][have] = mpjpe_per_sample_mm(pred_j, gt_j, 0, ev).numpy()
     out["pa_mpjpe_mm"][have] = mpjpe_per_sample_mm(pred_j, gt_j, 0, ev, procrustes=True).numpy()
     out["mpvpe_mm"][have] = mpvpe_per_sample_mm(pred_v, gt_v, pred_j[:, 0], gt_j[:, 0]).numpy()
+    out["orient_err_deg"][have] = orientation_error_deg(
+        np.stack([entries[aids[i]].pose_rotvec.reshape(24, 3)[0] for i in have]),
+        np.stack([itw[aids[i]]["gt"].pose_rotvec.reshape(24, 3)[0] for i in have]))
     coco = body.regress(pred_v, "coco17")[0].double()
     for k, i in enumerate(have):
         e, rec = entries[aids[i]], itw[aids[i]]
@@ -293,77 +361,199 @@ def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT
     return out
 
 
-# --------------------------------------------------------------------------- outputs
-def _summary(per: dict[str, np.ndarray], seconds: float, n: int) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for m in METRICS:
-        v = per[m][np.isfinite(per[m])]
-        row[m] = float(v.mean()) if v.size else float("nan")
-        row[m + "_std"] = float(v.std()) if v.size else float("nan")
-    row["scored"] = int(np.isfinite(per["mpjpe_mm"]).sum())
-    row["seconds_per_sample"] = seconds / max(n, 1)
-    return row
+# --------------------------------------------------------------------------- one seed
+def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
+    """Generate the split of ``cfg.seed`` (if missing), annotate with every method and score.
 
+    Returns ``{"per_sample": {method: {metric: (N,)}}, "seconds": {method: s}, "labels": {method: label},
+    "sample_ids": [...], "split": manifest statistics, "entries": {method: {aid: PseudoGT}}, "refine": counts}``.
 
-def claim_lines(rows: dict[str, dict[str, Any]], cfg: BenchConfig, f_desc: str = "f") -> list[str]:
-    """Sentences comparing the rows with the papers' claims: NeuralAnnot's direct MPJPE below SMPLify's
-    (NeuralAnnot Table 5 setting) and each recipe lowering it (Three Recipes); says plainly when not.
-    ``f_desc`` names the annotator network (e.g. ``"Pose2Pose (ResNet-18)"``)."""
-    mpjpe = {k: r["mpjpe_mm"] for k, r in rows.items()}
-    out = []
-    na, sm = mpjpe.get("neuralannot"), mpjpe.get("smplify")
-    if na is not None and sm is not None:
-        if na < sm:
-            out.append(f"NeuralAnnot's direct MPJPE ({na:.1f} mm) is lower than SMPLify's ({sm:.1f} mm), "
-                       "as in the paper.")
+    Raises:
+        ValueError: an unknown method, or one that needs ``neuralannot`` without it.
+    """
+    from annot.body_models import BodyModel
+
+    syn = ensure_split(cfg)
+    itw = load_itw(syn)
+    body = BodyModel("free")
+    done: dict[str, dict[str, Any]] = {}
+    for key in methods:
+        log.info("bench-annot: seed %d: %s", cfg.seed, key)
+        if key in ("smplify_crop_cam", "neuralannot_fit", "eft") and "neuralannot" not in done:
+            raise ValueError(f"bench-annot: {key} needs the neuralannot method (list it first)")
+        if key in VARIANTS:
+            done[key] = run_neuralannot(cfg, syn, key)
+        elif key == "neuralannot_fit":
+            done[key] = run_fit(cfg, itw, body, done["neuralannot"])
+        elif key in ("smplify", "smplify_clean"):
+            done[key] = run_smplify(cfg, itw, body, clean=key == "smplify_clean")
+        elif key == "smplify_crop_cam":
+            done[key] = run_smplify(cfg, itw, body, cameras=done["neuralannot"]["entries"])
+        elif key == "eft":
+            done[key] = run_eft(cfg, syn)
         else:
-            out.append(f"**NeuralAnnot's direct MPJPE ({na:.1f} mm) is NOT lower than SMPLify's ({sm:.1f} mm) "
-                       f"in this run**, unlike the paper: here f ({f_desc}) is trained from scratch for "
-                       f"{cfg.steps} steps on {cfg.size} + {cfg.mocap_size} synthetic images on a CPU, where the "
-                       "paper's f starts from a pre-trained backbone and trains on ~100k images; SMPLify gets the "
-                       "GT intrinsics, both facing directions and the same prior.")
-    crop = mpjpe.get("smplify_crop_cam")
-    if sm is not None and crop is not None:
-        out.append(f"With f's own crop camera instead of the GT intrinsics SMPLify's MPJPE is {crop:.1f} mm: "
-                   f"{crop - sm:+.1f} mm is the camera; the rest of the gap to NeuralAnnot is the fit itself.")
-    for key, recipe in (("neuralannot_no_prior", "the prior (3rd recipe)"),
-                        ("neuralannot_no_aux3d", "the 3D auxiliary images (1st recipe)")):
-        if na is not None and key in mpjpe:
-            verb = "lowers" if na < mpjpe[key] else "does NOT lower"
-            out.append(f"Adding {recipe} {verb} NeuralAnnot's MPJPE ({mpjpe[key]:.1f} -> {na:.1f} mm).")
+            raise ValueError(f"bench-annot: unknown method {key!r}; known: {list(LABELS)}")
+    manifest = json.loads((syn / "synthetic_manifest.json").read_text())
+    return {"per_sample": {k: score(body, itw, m["entries"]) for k, m in done.items()},
+            "seconds": {k: float(m["seconds"]) for k, m in done.items()},
+            "labels": {k: m.get("label", LABELS[k]) for k, m in done.items()},
+            "sample_ids": list(itw), "split": manifest.get("itw_annotations"),
+            "entries": {k: m["entries"] for k, m in done.items()}, "itw": itw, "body": body,
+            "refine": done.get("neuralannot_fit", {}).get("refine")}
+
+
+# --------------------------------------------------------------------------- aggregation
+def aggregate(seeds: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rows over seeds: per metric the mean of the per-seed means with its 95 % t interval (``<m>``,
+    ``<m>_lo``, ``<m>_hi``), the median orientation error, seconds per sample and people scored."""
+    from annot.bench_stats import mean_ci
+
+    first = next(iter(seeds.values()))
+    rows: dict[str, dict[str, Any]] = {}
+    for key in first["per_sample"]:
+        row: dict[str, Any] = {"label": first["labels"][key]}
+        for m in METRICS:
+            per_seed = [float(np.nanmean(r["per_sample"][key][m])) if np.isfinite(r["per_sample"][key][m]).any()
+                        else float("nan") for r in seeds.values()]
+            try:
+                row[m], row[m + "_lo"], row[m + "_hi"] = mean_ci(per_seed)
+            except ValueError:
+                row[m] = row[m + "_lo"] = row[m + "_hi"] = float("nan")
+        row["orient_err_deg_median"] = float(np.nanmedian(np.concatenate(
+            [r["per_sample"][key]["orient_err_deg"] for r in seeds.values()])))
+        row["seconds_per_sample"] = float(np.mean([r["seconds"][key] / max(len(r["sample_ids"]), 1)
+                                                   for r in seeds.values()]))
+        row["scored"] = int(sum(np.isfinite(r["per_sample"][key]["mpjpe_mm"]).sum() for r in seeds.values()))
+        row["people"] = int(sum(len(r["sample_ids"]) for r in seeds.values()))
+        rows[key] = row
+    return rows
+
+
+def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dict[str, Any]],
+                           metric: str = "mpjpe_mm") -> dict[str, dict[str, float]]:
+    """``{method: {"mean", "low", "high", "people"}}``: mean per-person ``metric`` difference (method minus
+    SMPLify with the GT intrinsics; negative = the method is better) with its stratified bootstrap 95 %
+    interval, for ``neuralannot_fit`` and the best NeuralAnnot row (key ``"best:<method>"``)."""
+    from annot.bench_stats import paired_bootstrap
+
+    if "smplify" not in rows:
+        return {}
+    candidates = [k for k in NEURALANNOT_ROWS if k in rows and np.isfinite(rows[k][metric])]
+    if not candidates:
+        return {}
+    best = min(candidates, key=lambda k: rows[k][metric])
+    out = {}
+    for key, name in ((best, f"best:{best}"), ("neuralannot_fit", "neuralannot_fit")):
+        if key not in rows or name in out:
+            continue
+        diffs = [r["per_sample"][key][metric] - r["per_sample"]["smplify"][metric] for r in seeds.values()]
+        mean, low, high = paired_bootstrap(diffs)
+        out[name] = {"mean": mean, "low": low, "high": high,
+                     "people": int(sum(np.isfinite(d).sum() for d in diffs))}
     return out
 
 
-def results_markdown(rows: dict[str, dict[str, Any]], cfg: BenchConfig, n: int, total_s: float,
-                     f_desc: str = "f") -> str:
-    """The ``results.md`` table plus :func:`claim_lines` and the scoring / timing notes."""
-    lines = [f"# bench-annot: pseudo-GT annotators on the free synthetic ITW split ({n} people, "
-             f"{cfg.image_hw[1]}x{cfg.image_hw[0]} px)", "",
-             "| method | MPJPE (mm) | PA-MPJPE (mm) | MPVPE (mm) | 2D err (px) | time / sample (s) | scored |",
-             "|---|---|---|---|---|---|---|"]
-    for key, r in rows.items():
-        lines.append(f"| {r['label']} | {r['mpjpe_mm']:.1f} ± {r['mpjpe_mm_std']:.1f} | "
-                     f"{r['pa_mpjpe_mm']:.1f} ± {r['pa_mpjpe_mm_std']:.1f} | {r['mpvpe_mm']:.1f} ± "
-                     f"{r['mpvpe_mm_std']:.1f} | {r['kp2d_err_px']:.1f} ± {r['kp2d_err_px_std']:.1f} | "
-                     f"{r['seconds_per_sample']:.2f} | {r['scored']}/{n} |")
-    lines.append("| NeuralAnnot w/o pre-trained backbone (2nd recipe) | n/a | n/a | n/a | n/a | n/a | "
-                 "no free checkpoint |")
-    lines += ["", *claim_lines(rows, cfg, f_desc)]
-    lines += ["", "± = standard deviation over samples. MPJPE / PA-MPJPE: 14 H36M eval joints regressed from the "
-              "mesh, regressed pelvis as root; MPVPE with the same root; 2D error: projected COCO-17 joints vs "
-              "visible GT keypoints, original pixels.",
-              "Time / sample: NeuralAnnot = every stage of Algorithm 1 (stage (a), prior, training, prediction; "
-              "shared stage (a) counted for each variant) / samples; SMPLify = the batched fit / samples "
-              "(given the GT intrinsics); EFT = its per-sample fine-tuning only (plus the NeuralAnnot training "
-              "it starts from).",
+def split_summary(seeds: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean over seeds of the split's measured annotation statistics (fractions of ``v = 0 / 1 / 2``
+    keypoints, of truncated people and of people with an unlabelled keypoint, people per image) and the
+    COCO sample's, for the table's header."""
+    measured = [r["split"]["measured"] for r in seeds.values() if r.get("split")]
+    if not measured:
+        return {}
+    keys = [k for k in ("v0", "v1", "v2", "truncated", "with_unlabelled", "people_per_image")
+            if all(m.get(k) is not None for m in measured)]
+    first = next(r["split"] for r in seeds.values() if r.get("split"))
+    return {"mode": first.get("mode"), "measured": {k: float(np.mean([m[k] for m in measured])) for k in keys},
+            "coco_sample": first.get("coco_sample")}
+
+
+# --------------------------------------------------------------------------- outputs
+def _cell(row: dict[str, Any], m: str) -> str:
+    if not np.isfinite(row[m]):
+        return "n/a"
+    if not np.isfinite(row[m + "_lo"]):
+        return f"{row[m]:.1f}"
+    return f"{row[m]:.1f} [{row[m + '_lo']:.1f}, {row[m + '_hi']:.1f}]"
+
+
+def claim_lines(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, float]], cfg: BenchConfig,
+                f_desc: str = "f") -> list[str]:
+    """Sentences comparing the rows with the papers' claims: NeuralAnnot's direct MPJPE below SMPLify's
+    (NeuralAnnot Table 5 setting), NeuralAnnot + fit below SMPLify with the paired interval below zero (this
+    project's goal), and each recipe lowering it (Three Recipes); says plainly when not."""
+    mpjpe = {k: r["mpjpe_mm"] for k, r in rows.items()}
+    out = []
+    sm = mpjpe.get("smplify")
+    for name, p in paired.items():
+        key = name.split(":", 1)[-1]
+        who = f"{LABELS[key]}{' (best NeuralAnnot row)' if name.startswith('best:') else ''}"
+        interval = f"paired difference {p['mean']:+.1f} mm [{p['low']:+.1f}, {p['high']:+.1f}] over {p['people']} people"
+        if p["high"] < 0:
+            out.append(f"{who} has a LOWER direct MPJPE than SMPLify: {interval}, the interval below zero.")
+        elif p["low"] > 0:
+            out.append(f"**{who} has a HIGHER direct MPJPE than SMPLify**: {interval}, the interval above zero.")
+        else:
+            out.append(f"**{who} is NOT significantly different from SMPLify**: {interval}, the interval "
+                       "contains zero.")
+    na = mpjpe.get("neuralannot")
+    if na is not None and sm is not None and na >= sm:
+        out.append(f"Unlike the paper, NeuralAnnot alone ({na:.1f} mm) is not below SMPLify ({sm:.1f} mm) here: f "
+                   f"({f_desc}) trains {cfg.steps} steps on {cfg.size} + {cfg.mocap_size} synthetic images on a CPU, "
+                   "where the paper's f trains on ~100k images; `make bench-annot-scale` measures the trend with N.")
+    crop = mpjpe.get("smplify_crop_cam")
+    if sm is not None and crop is not None:
+        out.append(f"With f's own crop camera instead of the GT intrinsics SMPLify's MPJPE is {crop:.1f} mm "
+                   f"({crop - sm:+.1f} mm is the camera).")
+    clean = mpjpe.get("smplify_clean")
+    if sm is not None and clean is not None:
+        out.append(f"On clean 2D (exact keypoints, all visible) SMPLify reaches {clean:.1f} mm: the realistic "
+                   f"annotations cost it {sm - clean:+.1f} mm.")
+    for key, recipe in (("neuralannot_no_prior", "the prior (3rd recipe)"),
+                        ("neuralannot_no_aux3d", "the 3D auxiliary images (1st recipe)"),
+                        ("neuralannot_no_pretrain", "the pretrained backbone (2nd recipe)")):
+        if na is not None and key in mpjpe:
+            verb = "lowers" if na < mpjpe[key] else "does NOT lower"
+            out.append(f"Adding {recipe} {verb} NeuralAnnot's MPJPE ({mpjpe[key]:.1f} -> {na:.1f} mm, means "
+                       "over seeds; see the intervals).")
+    return out
+
+
+def results_markdown(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, float]], split: dict[str, Any],
+                     cfg: BenchConfig, total_s: float, backbone: dict[str, Any] | None, f_desc: str = "f") -> str:
+    """The ``results.md`` table (means over seeds, 95 % intervals), the paired lines, the claims and notes."""
+    mode = split.get("mode", "realistic")
+    lines = [f"# bench-annot: pseudo-GT annotators on the free synthetic ITW split ({mode}; {cfg.size} people a "
+             f"seed, seeds {list(cfg.seeds)}, {cfg.image_hw[1]}x{cfg.image_hw[0]} px)", ""]
+    if split.get("measured"):
+        ms, cs = split["measured"], split.get("coco_sample") or {}
+        lines += ["Split statistics (mean over seeds) vs the COCO sample (12 people): " + ", ".join(
+            f"{k} {ms[k]:.2f}" + (f" (COCO {cs[k]:.2f})" if cs.get(k) is not None else "") for k in ms), ""]
+    lines += ["| method | MPJPE (mm) | PA-MPJPE (mm) | MPVPE (mm) | orient. err (deg, mean / median) | 2D err (px) | "
+              "time / sample (s) | scored |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows.values():
+        lines.append(f"| {r['label']} | {_cell(r, 'mpjpe_mm')} | {_cell(r, 'pa_mpjpe_mm')} | {_cell(r, 'mpvpe_mm')} | "
+                     f"{_cell(r, 'orient_err_deg')} / {r['orient_err_deg_median']:.1f} | {_cell(r, 'kp2d_err_px')} | "
+                     f"{r['seconds_per_sample']:.2f} | {r['scored']}/{r['people']} |")
+    lines += ["", *claim_lines(rows, paired, cfg, f_desc), ""]
+    if backbone:
+        lines.append(f"Second recipe: backbone {backbone['path']} ({backbone['note']}).")
+    lines += ["Values: mean over seeds of the per-seed mean, [95 % t interval over seeds]. Paired differences: "
+              "per person, same people, stratified bootstrap over people within seeds (10,000 resamples). "
+              "MPJPE / PA-MPJPE: 14 H36M eval joints regressed from the mesh, regressed pelvis as root; MPVPE with "
+              "the same root; orientation: geodesic angle of the camera-frame root rotation; 2D error: projected "
+              "COCO-17 joints vs the labelled annotated keypoints (noisy in the realistic split), original pixels.",
+              "Time / sample: NeuralAnnot = every stage of Algorithm 1 (shared stage (a) counted for each variant) / "
+              "samples; + fit adds the batched refinement; SMPLify = the batched fit / samples; EFT = its "
+              "per-sample fine-tuning only (plus the NeuralAnnot training it starts from).",
               f"Settings: steps={cfg.steps}, aux_steps={cfg.aux_steps}, aux_batch={cfg.aux_batch}, "
               f"prior_epochs={cfg.prior_epochs}, smplify_iters={cfg.smplify_iters}, eft_iters={cfg.eft_iters}, "
-              f"seed={cfg.seed}. Total wall time of this run: {total_s:.0f} s.", ""]
+              f"fit_iters={cfg.fit_iters}, fit_stages={cfg.fit_stages}. Total wall time: {total_s:.0f} s.", ""]
     return "\n".join(lines)
 
 
 SHORT = {"neuralannot": "NA", "neuralannot_no_prior": "NA w/o prior", "neuralannot_no_aux3d": "NA w/o 3D aux",
-         "smplify": "SMPLify", "smplify_crop_cam": "SMPLify crop cam", "eft": "EFT"}
+         "neuralannot_no_pretrain": "NA w/o pretrain", "neuralannot_fit": "NA + fit", "smplify": "SMPLify",
+         "smplify_crop_cam": "SMPLify crop cam", "eft": "EFT", "smplify_clean": "SMPLify clean 2D"}
 
 
 def _short(key: str) -> str:
@@ -371,14 +561,14 @@ def _short(key: str) -> str:
     return SHORT.get(key, key)
 
 
-def _overlay_grid(body: Any, itw: dict[str, dict[str, Any]], methods: dict[str, dict[str, Any]], num: int):
+def _overlay_grid(body: Any, itw: dict[str, dict[str, Any]], methods: dict[str, dict[str, PseudoGT]], num: int):
     import cv2
     from annot.render import MeshRenderer
 
     renderer = MeshRenderer()
     faces = np.asarray(body.faces)
     aids = list(itw)[:num]
-    rows = [("GT", {a: itw[a]["gt"] for a in aids})] + [(k, m["entries"]) for k, m in methods.items()]
+    rows = [("GT", {a: itw[a]["gt"] for a in aids})] + list(methods.items())
     grid = []
     for label, entries in rows:
         row = []
@@ -389,28 +579,38 @@ def _overlay_grid(body: Any, itw: dict[str, dict[str, Any]], methods: dict[str, 
                 img = renderer.overlay(img, v, faces, entries[a].focal_px, entries[a].princpt_px)
             row.append(np.asarray(img))
         grid.append((label, row))
+    renderer.close()
     return grid, aids
 
 
-def write_figure(path: Path, rows: dict[str, dict[str, Any]], grid: list, aids: list[str]) -> None:
-    """results.png: error bars (mean ± std) per method and metric, then one overlay row per method."""
+def write_figure(path: Path, rows: dict[str, dict[str, Any]], orient: dict[str, np.ndarray], grid: list,
+                 aids: list[str]) -> None:
+    """results.png: bars (mean over seeds, 95 % interval) per method and metric, the distribution of the
+    orientation error per method, then one overlay row per method (first seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(grid), max(len(aids), 1)
-    fig = plt.figure(figsize=(4 * max(n_cols, 4), 3.2 + 2.4 * n_rows))
-    gs = fig.add_gridspec(1 + n_rows, max(n_cols, len(METRICS)), height_ratios=[1.4] + [1] * n_rows)
+    width = max(n_cols, len(METRICS) + 1)
+    fig = plt.figure(figsize=(3.6 * width, 3.4 + 2.4 * n_rows))
+    gs = fig.add_gridspec(1 + n_rows, width, height_ratios=[1.5] + [1] * n_rows)
     keys = list(rows)
     for j, m in enumerate(METRICS):
         ax = fig.add_subplot(gs[0, j])
-        ax.bar(range(len(keys)), [rows[k][m] for k in keys], yerr=[rows[k][m + "_std"] for k in keys],
-               capsize=3, color=[f"C{i}" for i in range(len(keys))])
+        mean = np.array([rows[k][m] for k in keys])
+        lo, hi = np.array([rows[k][m + "_lo"] for k in keys]), np.array([rows[k][m + "_hi"] for k in keys])
+        err = np.nan_to_num(np.stack([mean - lo, hi - mean]), nan=0.0)
+        ax.bar(range(len(keys)), mean, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(keys))])
         ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([_short(k) for k in keys],
-                           rotation=35, ha="right", fontsize=7)
+        ax.set_xticklabels([_short(k) for k in keys], rotation=40, ha="right", fontsize=7)
         ax.set_title(m.replace("_", " "), fontsize=9)
+    ax = fig.add_subplot(gs[0, len(METRICS)])
+    ax.boxplot([orient[k][np.isfinite(orient[k])] for k in keys], showfliers=False)
+    ax.set_xticks(range(1, len(keys) + 1))
+    ax.set_xticklabels([_short(k) for k in keys], rotation=40, ha="right", fontsize=7)
+    ax.set_title("orientation error (deg), all seeds", fontsize=9)
     for r, (label, images) in enumerate(grid):
         for c, img in enumerate(images):
             ax = fig.add_subplot(gs[1 + r, c])
@@ -423,57 +623,67 @@ def write_figure(path: Path, rows: dict[str, dict[str, Any]], grid: list, aids: 
                 ax.set_title(f"ann {aids[c]}", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
+    fig.savefig(buf, format="png", dpi=72)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- the command
-def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Generate (if missing), annotate with every method, score, write results.{md,json,png}.
+DEFAULT_METHODS = (*VARIANTS, "neuralannot_fit", "smplify", "smplify_crop_cam", "eft", "smplify_clean")
 
-    Returns the results dict (also in ``results.json``); ``methods`` restricts the rows (EFT needs
-    ``neuralannot``). Raises FileNotFoundError / ValueError from the data, pipeline and fitters.
+
+def ensure_backbone(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any] | None:
+    """The second recipe's free SimpleBaseline backbone (:func:`annot.pretrain.ensure_pretrained_backbone`),
+    built once under ``cfg.backbone_dir`` when a listed variant uses it; ``{"path", "seconds", "note"}``."""
+    if not any(VARIANTS[k][3] for k in methods if k in VARIANTS):
+        return None
+    from annot.pretrain import ensure_pretrained_backbone
+
+    depth = int(_annotate_cfg(cfg, Path(cfg.out), "neuralannot").model.backbone_depth)
+    start = time.perf_counter()
+    path = ensure_pretrained_backbone(depth, Path(cfg.backbone_dir))
+    seconds = time.perf_counter() - start
+    note = (f"SimpleBaseline ResNet-{depth} trained on free data by `make pretrain-backbone`; "
+            f"{'built in this run in ' + format(seconds, '.0f') + ' s, not counted in the rows' if seconds > 5 else 'reused'}")
+    return {"path": str(path), "seconds": seconds, "note": note}
+
+
+def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every seed of ``cfg.seeds`` (:func:`run_seed`, each under ``<out>/seed<k>``), then the rows over
+    seeds, the paired comparison with SMPLify and ``results.{md,json,png}`` in ``cfg.out``.
+
+    Returns the results dict (also in ``results.json``, with every per-sample value). Raises
+    FileNotFoundError / ValueError from the data, pipeline and fitters.
     """
-    from annot.body_models import BodyModel
+    from dataclasses import replace
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    syn = ensure_split(cfg)
-    gen_s = time.perf_counter() - t0
-    itw = load_itw(syn)
-    body = BodyModel("free")
-    methods = methods or (*VARIANTS, "smplify", "smplify_crop_cam", "eft")
-    done: dict[str, dict[str, Any]] = {}
-    for key in methods:
-        log.info("bench-annot: %s", key)
-        if key in VARIANTS:
-            done[key] = run_neuralannot(cfg, syn, key)
-        elif key == "smplify":
-            done[key] = run_smplify(cfg, itw, body)
-        elif key == "smplify_crop_cam":
-            if "neuralannot" not in done:
-                raise ValueError("bench-annot: smplify_crop_cam needs the neuralannot method (its cameras)")
-            done[key] = run_smplify(cfg, itw, body, cameras=done["neuralannot"]["entries"])
-        elif key == "eft":
-            done[key] = run_eft(cfg, syn)
-        else:
-            raise ValueError(f"bench-annot: unknown method {key!r}; known: {list(LABELS)}")
-    per = {k: score(body, itw, m["entries"]) for k, m in done.items()}
-    rows = {k: {"label": done[k].get("label", LABELS[k]), **_summary(per[k], done[k]["seconds"], len(itw))}
-            for k in done}
+    methods = tuple(methods or DEFAULT_METHODS)
+    backbone = ensure_backbone(cfg, methods)
+    seeds: dict[int, dict[str, Any]] = {}
+    for seed in cfg.seeds:
+        seed_cfg = replace(cfg, seed=int(seed), out=str(out / f"seed{seed}"),
+                           backbone_path=backbone["path"] if backbone else None)
+        seeds[int(seed)] = run_seed(seed_cfg, methods)
+    rows = aggregate(seeds)
+    paired = paired_against_smplify(seeds, rows)
+    split = split_summary(seeds)
     total_s = time.perf_counter() - t0
-    model = _annotate_cfg(cfg, syn, "neuralannot").model
-    f_desc = f"{model.architecture}, ResNet-{model.backbone_depth}"
-    md = results_markdown(rows, cfg, len(itw), total_s, f_desc)
-    results = {"config": {**asdict(cfg), "image_hw": list(cfg.image_hw)}, "num_samples": len(itw),
-               "rows": rows,
-               "per_sample": {k: {m: v.tolist() for m, v in p.items()} for k, p in per.items()},
-               "sample_ids": list(itw), "generate_s": gen_s, "total_s": total_s}
+    model = _annotate_cfg(cfg, out, "neuralannot").model
+    md = results_markdown(rows, paired, split, cfg, total_s, backbone, f"{model.architecture}, ResNet-{model.backbone_depth}")
+    results = {"config": {**asdict(cfg), "image_hw": list(cfg.image_hw), "seeds": list(cfg.seeds)},
+               "rows": rows, "paired_vs_smplify_mpjpe_mm": paired, "split": split, "backbone": backbone,
+               "per_seed": {s: {"sample_ids": r["sample_ids"], "refine": r["refine"],
+                                "per_sample": {k: {m: v.tolist() for m, v in p.items()}
+                                               for k, p in r["per_sample"].items()}} for s, r in seeds.items()},
+               "total_s": total_s}
     atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.md", md.encode())
-    grid, aids = _overlay_grid(body, itw, done, cfg.num_overlays)
-    write_figure(out / "results.png", rows, grid, aids)
+    first = next(iter(seeds.values()))
+    grid, aids = _overlay_grid(first["body"], first["itw"], first["entries"], cfg.num_overlays)
+    orient = {k: np.concatenate([r["per_sample"][k]["orient_err_deg"] for r in seeds.values()]) for k in rows}
+    write_figure(out / "results.png", rows, orient, grid, aids)
     results["markdown"] = md
     return results

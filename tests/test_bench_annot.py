@@ -34,10 +34,28 @@ def test_bench_annot_tiny(tmp_path):
 def test_score_gt_against_itself_is_zero(tmp_path):
     from annot.body_models import BodyModel
 
-    cfg = BenchConfig(out=str(tmp_path), size=2, mocap_size=0, photos_dir=None, cmu_frames=16)
-    itw = load_itw(ensure_split(cfg))
-    per = score(BodyModel("free"), itw, {a: r["gt"] for a, r in itw.items()})
-    for m in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm"):
-        np.testing.assert_allclose(per[m], 0.0, atol=1e-3)
-    # the GT keypoints are the projection of the same body model's COCO joints: a few px at most
-    assert np.all(per["kp2d_err_px"] < 5.0)
+    body = BodyModel("free")
+    for clean in (True, False):
+        cfg = BenchConfig(out=str(tmp_path / str(clean)), size=3, mocap_size=0, photos_dir=None, cmu_frames=16,
+                          clean_2d=clean)
+        itw = load_itw(ensure_split(cfg))
+        per = score(body, itw, {a: r["gt"] for a, r in itw.items()})
+        for m in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg"):
+            np.testing.assert_allclose(per[m], 0.0, atol=1e-2)
+        if clean:  # the GT keypoints are the projection of the same body model's COCO joints: a few px at most
+            assert np.all(per["kp2d_err_px"] < 5.0)
+        else:  # the realistic annotations carry annotator noise; their exact projections are the GT's own
+            assert np.all(per["kp2d_err_px"] > 0.5)
+            for rec in itw.values():
+                assert np.abs(rec["clean_kp2d_px"] - rec["kp2d_px"])[rec["vis"]].max() > 0
+
+
+def test_orientation_error_hand_computed():
+    import math
+
+    from annot.bench_annot import orientation_error_deg
+
+    pred = np.array([[0.0, 0.0, math.pi / 2], [math.pi, 0.0, 0.0], [0.1, 0.2, 0.3]])
+    gt = np.array([[0.0, 0.0, 0.0], [0.0, math.pi, 0.0], [0.1, 0.2, 0.3]])
+    # 90 deg about z; Rx(pi) vs Ry(pi): Ry(pi)^T Rx(pi) = Rz(pi), 180 deg; identical: 0
+    np.testing.assert_allclose(orientation_error_deg(pred, gt), [90.0, 180.0, 0.0], atol=1e-6)

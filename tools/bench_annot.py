@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""``make bench-annot``: NeuralAnnot (recipes on / off), SMPLify and EFT scored on the free synthetic ITW split.
+"""``make bench-annot``: NeuralAnnot (each recipe on / off, + fit), SMPLify and EFT scored on the free synthetic ITW split.
 
 Usage::
 
-    python tools/bench_annot.py                                  # default size, outputs/bench-annot
-    python tools/bench_annot.py --size 3 --steps 5 --out /tmp/b  # smoke run
+    python tools/bench_annot.py                                  # default size, 3 seeds, outputs/bench-annot
+    python tools/bench_annot.py --size 3 --steps 5 --seeds 0 --out /tmp/b  # smoke run
+    python tools/bench_annot.py --clean-2d --out outputs/bench-annot-clean  # the first, clean ITW split
     python tools/bench_annot.py --methods neuralannot smplify --set loss.smpl_param=0
 """
 from __future__ import annotations
@@ -29,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prior-epochs", type=int, default=d.prior_epochs)
     p.add_argument("--smplify-iters", type=int, default=d.smplify_iters)
     p.add_argument("--eft-iters", type=int, default=d.eft_iters)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="whole runs averaged (>= 3 for intervals)")
+    p.add_argument("--clean-2d", action="store_true", help="the clean ITW split (exact keypoints, one whole person "
+                                                           "an image) instead of the realistic one")
+    p.add_argument("--fit-iters", type=int, default=d.fit_iters, help="NeuralAnnot + fit: Adam steps per stage")
     p.add_argument("--methods", nargs="+", choices=list(LABELS), default=None)
     p.add_argument("--architecture", choices=("pose2pose", "regressor"), default=d.architecture)
     p.add_argument("--refine-iters", type=int, default=d.refine_iters,
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = BenchConfig(out=a.out, size=a.size, mocap_size=a.mocap_size, image_hw=tuple(a.image_hw), steps=a.steps,
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
-                      smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seed=a.seed,
+                      smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seeds=tuple(a.seeds),
+                      clean_2d=a.clean_2d, fit_iters=a.fit_iters,
                       architecture=a.architecture, refine_iters=a.refine_iters, extra_overrides=list(a.overrides))
     try:
         results = run_bench(cfg, tuple(a.methods) if a.methods else None)

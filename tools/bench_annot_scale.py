@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""``make bench-annot-scale``: NeuralAnnot, NeuralAnnot + fit and SMPLify against the number of target people N.
+
+The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
+sample) as N grows, while per-sample fitting stays where it is. For every N this runs
+:func:`annot.bench_annot.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
+--max-mocap)`` auxiliary 3D images and ``steps = 500 sqrt(N / 64)`` training steps, then writes
+``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
+Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed.
+
+Usage::
+
+    python tools/bench_annot_scale.py                          # N = 64 256 1024, seed 0
+    python tools/bench_annot_scale.py --sizes 64 256 --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+METHODS = ("neuralannot", "neuralannot_fit", "smplify")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="outputs/bench-annot-scale")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024], help="target people N")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--max-mocap", type=int, default=2048, help="cap on the auxiliary 3D images")
+    p.add_argument("--base-steps", type=int, default=500, help="training steps at N = 64 (scaled by sqrt(N / 64))")
+    return p
+
+
+def scale_table(results: dict[int, dict]) -> str:
+    """Markdown: one row per N and method, MPJPE mean [95 % interval] and seconds per sample."""
+    lines = ["| N | method | MPJPE (mm) | paired diff. vs SMPLify (mm) | time / sample (s) |", "|---|---|---|---|---|"]
+    for n, res in sorted(results.items()):
+        for key in METHODS:
+            row = res["rows"].get(key)
+            if row is None:
+                continue
+            pair = res["paired_vs_smplify_mpjpe_mm"].get(key) or res["paired_vs_smplify_mpjpe_mm"].get(f"best:{key}")
+            diff = f"{pair['mean']:+.1f} [{pair['low']:+.1f}, {pair['high']:+.1f}]" if pair else ""
+            ci = f" [{row['mpjpe_mm_lo']:.1f}, {row['mpjpe_mm_hi']:.1f}]" if math.isfinite(row["mpjpe_mm_lo"]) else ""
+            lines.append(f"| {n} | {row['label']} | {row['mpjpe_mm']:.1f}{ci} | {diff} | {row['seconds_per_sample']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(path: Path, results: dict[int, dict]) -> None:
+    """Two panels: direct MPJPE (mean, 95 % interval when several seeds) and seconds per sample against N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from annot.atomic import atomic_write_bytes
+
+    sizes = sorted(results)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in METHODS:
+        rows = [results[n]["rows"].get(key) for n in sizes]
+        if any(r is None for r in rows):
+            continue
+        mean = [r["mpjpe_mm"] for r in rows]
+        ax1.plot(sizes, mean, marker="o", label=rows[0]["label"])
+        lo, hi = [r["mpjpe_mm_lo"] for r in rows], [r["mpjpe_mm_hi"] for r in rows]
+        if all(math.isfinite(v) for v in lo + hi):
+            ax1.fill_between(sizes, lo, hi, alpha=0.2)
+        ax2.plot(sizes, [r["seconds_per_sample"] for r in rows], marker="o", label=rows[0]["label"])
+    for ax, title in ((ax1, "direct MPJPE (mm)"), (ax2, "seconds per sample")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("target people N")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    ax2.set_yscale("log")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from annot.atomic import atomic_write_bytes, atomic_write_json
+    from annot.bench_annot import BenchConfig, run_bench
+
+    a = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(a.out)
+    results: dict[int, dict] = {}
+    try:
+        for n in a.sizes:
+            cfg = BenchConfig(out=str(out / f"N{n}"), size=n, mocap_size=min(4 * n, a.max_mocap),
+                              steps=int(round(a.base_steps * math.sqrt(n / 64))), seeds=tuple(a.seeds))
+            res = run_bench(cfg, METHODS)
+            res.pop("markdown", None)
+            results[n] = {k: res[k] for k in ("rows", "paired_vs_smplify_mpjpe_mm", "total_s", "config")}
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    table = scale_table(results)
+    atomic_write_json(out / "scale.json", {str(n): r for n, r in results.items()})
+    atomic_write_bytes(out / "scale.md", ("# bench-annot-scale\n\n" + table).encode())
+    write_plot(out / "scale.png", results)
+    print(table)
+    print(f"wrote {out}/scale.md, scale.json, scale.png")
+    print(json.dumps({str(n): round(r["total_s"]) for n, r in results.items()}), "seconds per N")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
