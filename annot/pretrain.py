@@ -152,8 +152,8 @@ class TrainPart:
     threads (0 = leave as is); Lightning ``accelerator`` / ``devices`` / ``precision``;
     ``num_workers`` of the DataLoader."""
 
-    steps: int = 600
-    batch_size: int = 16
+    steps: int = 350
+    batch_size: int = 8
     lr: float = 1e-3
     lr_decay_at: tuple[float, ...] = (0.65, 0.85)
     num_workers: int = 0
@@ -175,7 +175,7 @@ class PretrainConfig:
 
     depth: int = 18
     input_hw: tuple[int, int] = (128, 96)
-    sigma: float = 1.0
+    sigma: float = 2.0
     seed: int = 0
     out_dir: str = "outputs/pretrain-backbone"
     pck_alpha: float = 0.5
