@@ -11,6 +11,7 @@ TRAINER ?=
 SWEEP ?= --tiny
 BENCH_ARGS ?=
 BENCH_ANNOT_ARGS ?=
+PRETRAIN_ARGS ?=
 EST ?= pose2pose
 CKPT ?=
 # CONFIG defaults to the annotation config; for the estimator targets only an explicit CONFIG=... counts
@@ -19,7 +20,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench bench-annot bench-annot-scale test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -69,6 +70,9 @@ fixtures: setup ## write tiny copies of every supported dataset layout to output
 train-prior: setup ## train a VPoser-architecture prior on SMPL poses (POSES=file.npz; default: the CMU pseudo-GTs of annotate-body)
 	@test -f $(POSES) || { echo "no poses at $(POSES): run 'make annotate-body' first (its stage (a) writes them) or pass POSES=file.npz"; exit 2; }
 	$(PY) tools/train_prior.py --poses $(POSES) --out outputs/prior $(ARGS)
+
+pretrain-backbone: setup ## second recipe, free data: SimpleBaseline pose_resnet on synthetic + COCO samples -> outputs/pretrain-backbone/pose_resnet_18_free.pth (PRETRAIN_ARGS="depth=50 ...")
+	$(PY) tools/pretrain_backbone.py --config configs/pretrain/backbone.yaml $(PRETRAIN_ARGS)
 
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py

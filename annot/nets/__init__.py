@@ -1,8 +1,10 @@
-"""Network building blocks (plain ``nn.Module``s, no Lightning): the ResNet backbone, the Pose2Pose
-network (shared by the annotator f and the estimator g) and the annotator networks."""
+"""Network building blocks (plain ``nn.Module``s, no Lightning): the ResNet backbone, SimpleBaseline
+``PoseResNet`` (2D pose pretraining), the Pose2Pose network (shared by the annotator f and the
+estimator g) and the annotator networks."""
 from __future__ import annotations
 
 from annot.nets.annotator import ARCHITECTURES, AnnotatorNet, Pose2PoseAnnotatorNet, build_annotator_net
+from annot.nets.pose_resnet import PoseResNet
 from annot.nets.pose2pose import PositionNet, Pose2PoseNet, RotationNet, sample_joint_features, soft_argmax_3d
 from annot.nets.resnet import (
     DEFAULT_PREFIXES,
@@ -24,6 +26,7 @@ __all__ = [
     "Bottleneck",
     "Pose2PoseAnnotatorNet",
     "Pose2PoseNet",
+    "PoseResNet",
     "PositionNet",
     "ResNetBackbone",
     "RotationNet",
