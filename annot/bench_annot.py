@@ -444,7 +444,7 @@ def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dic
     best = min(candidates, key=lambda k: rows[k][metric])
     out = {}
     for key, name in ((best, f"best:{best}"), ("neuralannot_fit", "neuralannot_fit")):
-        if key not in rows or name in out:
+        if key not in rows or (name == key and best == key):  # NeuralAnnot + fit is the best row: one line
             continue
         diffs = [r["per_sample"][key][metric] - r["per_sample"]["smplify"][metric] for r in seeds.values()]
         mean, low, high = paired_bootstrap(diffs)

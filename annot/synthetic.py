@@ -19,7 +19,7 @@ fitting is hurt exactly by what real annotations have and a perfect projection l
 * 1-4 people an image (``people_per_image``), sharing the camera at their own depths, overlapping;
 * some people cut by the image border (``truncation_prob``): their outside keypoints are ``v = 0``;
 * a keypoint covered by the person itself or by someone in front (depth test on the rendered scene) is
-  ``v = 1`` (labelled, not visible);
+  ``v = 1`` (labelled, not visible), or left unlabelled (``v = 0``) with ``occluded_unlabelled_prob``;
 * every labelled keypoint carries human annotator noise, COCO's per-keypoint ``sigma_i * sqrt(area)`` per
   axis, twice that for hidden keypoints;
 * a person with fewer than ``min_labelled_keypoints`` labelled or visible keypoints stays in the image
@@ -151,7 +151,10 @@ class SyntheticConfig:
         crowd_height_frac: realistic ITW split: accepted height (fraction of the image) of the second and
             later people of an image, which share the first one's camera.
         min_person_gap_m: realistic ITW split: least distance between two pelvises of an image, metres.
-        occlusion_margin_m, occluded_noise_factor: :class:`annot.synthetic_annotation.AnnotationNoise`.
+        occlusion_margin_m: a keypoint is hidden when a surface lies this far in front of it, metres;
+        occluded_noise_factor: annotator noise of hidden keypoints relative to visible ones;
+        occluded_unlabelled_prob: probability that a hidden keypoint is left unlabelled (``v = 0``)
+            (:mod:`annot.synthetic_annotation`).
     """
 
     seed: int = 0
@@ -185,6 +188,7 @@ class SyntheticConfig:
     min_person_gap_m: float = 0.6
     occlusion_margin_m: float = 0.15
     occluded_noise_factor: float = 2.0
+    occluded_unlabelled_prob: float = 0.4
 
     def __post_init__(self) -> None:
         unknown = set(self.sizes) - set(SPLITS)
@@ -202,6 +206,8 @@ class SyntheticConfig:
         if probs.ndim != 1 or len(probs) == 0 or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
             raise ValueError(f"SyntheticConfig.people_per_image: probabilities of 1, 2, ... people summing to 1, "
                              f"got {self.people_per_image}")
+        if not 0 <= self.occluded_unlabelled_prob <= 1:
+            raise ValueError(f"SyntheticConfig.occluded_unlabelled_prob: expected [0, 1], got {self.occluded_unlabelled_prob}")
         if not 0 <= self.truncation_prob <= 1 or not 0 <= self.min_labelled_keypoints <= 17:
             raise ValueError(f"SyntheticConfig: truncation_prob in [0, 1] and min_labelled_keypoints in [0, 17], got "
                              f"{self.truncation_prob}, {self.min_labelled_keypoints}")
@@ -667,11 +673,18 @@ def _realistic_entries(body: BodyModel, aid: int, image_id: int, person: Synthet
                        ) -> tuple[dict, dict, dict] | None:
     """(person_keypoints annotation, wholebody annotation, clean keypoints) of one person of a realistic image,
     or None when it is too hidden to be annotated (``min_labelled_keypoints``, module docstring)."""
-    from annot.synthetic_annotation import COCO17_FEET_SIGMAS, annotator_noise, keypoint_visibility
+    from annot.synthetic_annotation import (
+        COCO17_FEET_SIGMAS,
+        annotator_noise,
+        drop_unlabelled,
+        inside_image,
+        keypoint_visibility,
+    )
 
     joints, joint_mask = joints_in(body, person.smpl, "coco17_feet")
     kp_px = project(joints, person.focal_px, person.princpt_px)
-    vis = keypoint_visibility(kp_px, joints[:, 2], scene_depth_m, config.occlusion_margin_m) * joint_mask
+    seen = keypoint_visibility(kp_px, joints[:, 2], scene_depth_m, config.occlusion_margin_m) * joint_mask
+    vis = drop_unlabelled(rng, seen, config.occluded_unlabelled_prob)
     need = config.min_labelled_keypoints
     if (vis[:17] > 0).sum() < need or (vis[:17] == 2).sum() < need or not visible.any():
         return None
@@ -686,7 +699,8 @@ def _realistic_entries(body: BodyModel, aid: int, image_id: int, person: Synthet
                  face_kpts=[0.0] * 204, lefthand_kpts=[0.0] * 63, righthand_kpts=[0.0] * 63,
                  face_box=[0.0] * 4, lefthand_box=[0.0] * 4, righthand_box=[0.0] * 4,
                  face_valid=False, lefthand_valid=False, righthand_valid=False)
-    clean = {"kp2d_px": _floats(kp_px[:17]), "vis": vis[:17].tolist(), "truncated": bool((vis[:17] == 0).any())}
+    clean = {"kp2d_px": _floats(kp_px[:17]), "vis": seen[:17].tolist(),
+             "truncated": bool(not inside_image(kp_px[:17], config.image_hw).all())}
     return ann, whole, clean
 
 

@@ -18,10 +18,13 @@ inputs and of the ``numpy.random.Generator`` it is given, so a split is reproduc
   separate number for guessed keypoints; a factor 2 matches the hip (the hardest visible keypoint) having
   about 2x the sigma of the shoulders, and is a documented assumption, not a measurement.
   Foot keypoints use the COCO-WholeBody foot sigmas (Jin et al., ECCV 2020, ``xtcocotools`` sigmas).
+* **Unlabelled hidden keypoints**: COCO annotators label a hidden keypoint only when they can guess where it
+  is; otherwise it stays ``v = 0``. A hidden keypoint is left unlabelled with probability
+  ``occluded_unlabelled_prob`` (default 0.4, our assumption: about 40 % of the COCO sample's non-visible keypoints
+  inside the image are unlabelled; a documented modelling choice, not a fit to a benchmark number).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -33,26 +36,6 @@ COCO17_OKS_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.
 WHOLEBODY_FOOT_SIGMAS = np.array([0.068, 0.066, 0.066, 0.092, 0.094, 0.094])
 #: sigmas of the ``coco17_feet`` convention (23 keypoints), in its order.
 COCO17_FEET_SIGMAS = np.concatenate([COCO17_OKS_SIGMAS, WHOLEBODY_FOOT_SIGMAS])
-
-
-@dataclass(frozen=True)
-class AnnotationNoise:
-    """How the 2D annotations of the realistic split are made.
-
-    Attributes:
-        occlusion_margin_m: a keypoint is hidden when a surface lies more than this in front of it (metres).
-        occluded_factor: noise standard deviation of hidden (``v = 1``) keypoints relative to visible ones.
-        noise: draw annotator noise at all (False: exact projections, visibility flags only).
-    """
-
-    occlusion_margin_m: float = 0.15
-    occluded_factor: float = 2.0
-    noise: bool = True
-
-    def __post_init__(self) -> None:
-        if self.occlusion_margin_m < 0 or self.occluded_factor <= 0:
-            raise ValueError(f"AnnotationNoise: occlusion_margin_m must be >= 0 and occluded_factor > 0, got "
-                             f"{self.occlusion_margin_m}, {self.occluded_factor}")
 
 
 def inside_image(kp_px: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
@@ -91,6 +74,20 @@ def keypoint_visibility(kp_px: np.ndarray, kp_depth_m: np.ndarray, scene_depth_m
     return vis
 
 
+def drop_unlabelled(rng: np.random.Generator, vis: np.ndarray, prob: float) -> np.ndarray:
+    """(J,) flags with each hidden (``v = 1``) keypoint turned into ``v = 0`` with probability ``prob``.
+
+    Raises:
+        ValueError: ``prob`` outside [0, 1].
+    """
+    if not 0 <= prob <= 1:
+        raise ValueError(f"drop_unlabelled: prob must be in [0, 1], got {prob}")
+    vis = np.asarray(vis).copy()
+    draw = rng.random(len(vis))
+    vis[(vis == 1) & (draw < prob)] = 0
+    return vis
+
+
 def annotator_noise(rng: np.random.Generator, kp_px: np.ndarray, vis: np.ndarray, sigmas: np.ndarray,
                     area_px: float, image_hw: tuple[int, int], occluded_factor: float) -> np.ndarray:
     """Keypoints as a human would place them: ``kp + N(0, (k sigma_i sqrt(area))^2)`` per axis.
@@ -103,7 +100,7 @@ def annotator_noise(rng: np.random.Generator, kp_px: np.ndarray, vis: np.ndarray
         sigmas: (J,) per-keypoint sigmas (:data:`COCO17_OKS_SIGMAS` and friends), fractions of ``sqrt(area)``.
         area_px: the person's segment area, pixels^2 (COCO ``area``).
         image_hw: (H, W); noisy keypoints are clipped into the image (annotators click inside it).
-        occluded_factor: see :class:`AnnotationNoise`.
+        occluded_factor: noise standard deviation of hidden (``v = 1``) keypoints relative to visible ones.
 
     Returns:
         (J, 2) pixels; rows with ``vis == 0`` are zero.
@@ -153,5 +150,5 @@ def coco_annotation_stats(annotations: Iterable[dict[str, Any]], num_images: int
             "people_per_image": len(flags) / float(num_images or len(images))}
 
 
-__all__ = ["AnnotationNoise", "COCO17_FEET_SIGMAS", "COCO17_OKS_SIGMAS", "WHOLEBODY_FOOT_SIGMAS",
-           "annotator_noise", "coco_annotation_stats", "inside_image", "keypoint_visibility"]
+__all__ = ["COCO17_FEET_SIGMAS", "COCO17_OKS_SIGMAS", "WHOLEBODY_FOOT_SIGMAS",
+           "annotator_noise", "drop_unlabelled", "coco_annotation_stats", "inside_image", "keypoint_visibility"]

@@ -11,6 +11,7 @@ from annot.synthetic_annotation import (
     COCO17_OKS_SIGMAS,
     annotator_noise,
     coco_annotation_stats,
+    drop_unlabelled,
     keypoint_visibility,
 )
 
@@ -54,3 +55,15 @@ def test_coco_statistics_of_the_real_sample():
     assert stats["v0"] == pytest.approx(23 / 204) and stats["v1"] == pytest.approx(17 / 204)
     assert stats["v2"] == pytest.approx(164 / 204)
     assert stats["with_unlabelled"] == pytest.approx(10 / 12) and stats["truncated"] is None
+
+
+def test_drop_unlabelled_only_touches_hidden_keypoints():
+    rng = np.random.default_rng(0)
+    vis = np.array([0, 1, 2] * 2000)
+    out = drop_unlabelled(rng, vis, 0.4)
+    np.testing.assert_array_equal(out[vis != 1], vis[vis != 1])
+    assert set(np.unique(out[vis == 1])) == {0, 1}
+    assert (out[vis == 1] == 0).mean() == pytest.approx(0.4, abs=0.04)  # 2000 draws: 4 standard errors
+    np.testing.assert_array_equal(drop_unlabelled(rng, vis, 0.0), vis)
+    with pytest.raises(ValueError):
+        drop_unlabelled(rng, vis, 1.5)
