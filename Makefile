@@ -12,6 +12,7 @@ SWEEP ?= --tiny
 BENCH_ARGS ?=
 BENCH_ANNOT_ARGS ?=
 PRETRAIN_ARGS ?=
+BENCH_THREADS_ARGS ?=
 EST ?= pose2pose
 CKPT ?=
 # CONFIG defaults to the annotation config; for the estimator targets only an explicit CONFIG=... counts
@@ -20,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-threads test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -63,6 +64,9 @@ sweep: setup ## Three Recipes supp. Table A grid -> outputs/sweep/results.md (de
 bench: setup ## annotator train/annotate samples/s vs a bare ResNet-50 (BENCH_ARGS="--device cuda --batch 192 --precision bf16")
 	$(PY) tools/bench_train.py $(BENCH_ARGS)
 	$(PY) tools/bench_annotate.py $(BENCH_ARGS)
+
+bench-threads: setup ## annotator step rate alone vs beside an identical job, old vs new thread settings (BENCH_THREADS_ARGS="--settings before: after:CONFIGURE=1 --copies 1 2")
+	$(PY) tools/bench_threads.py $(BENCH_THREADS_ARGS)
 
 fixtures: setup ## write tiny copies of every supported dataset layout to outputs/fixtures/ (posed free body model)
 	$(PY) tools/make_fixtures.py --out outputs/fixtures

@@ -43,6 +43,7 @@ from annot.export import (
     write_pseudo_gt,
 )
 from annot.module import AnnotatorModule
+from annot.runtime import worker_init_fn
 from annot.stages import package_versions, provenance, run_stage
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers
     global_batch -= global_batch % world_size
     per_rank = split_global_batch(max(global_batch, world_size), world_size)
     sampler = RandomSampler(dataset, num_samples=max_steps * per_rank * world_size)
-    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers,
+                      worker_init_fn=worker_init_fn)
 
 
 def _world_size(cfg: DictConfig) -> int:
@@ -154,7 +156,8 @@ def _world_size(cfg: DictConfig) -> int:
 
 def _predict(trainer: pl.Trainer, module: pl.LightningModule, dataset: Dataset, batch_size: int,
              num_workers: int) -> dict[str, Any]:
-    loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=False, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=False, num_workers=num_workers,
+                        worker_init_fn=worker_init_fn)
     batches = trainer.predict(module, loader)
     merged: dict[str, Any] = {}
     for key in batches[0]:

@@ -61,6 +61,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from annot.atomic import atomic_write_json
 from annot.export import PseudoGT, parse_entry, pseudo_gts_from_predictions, write_pseudo_gt
+from annot.runtime import worker_init_fn
 
 log = logging.getLogger(__name__)
 
@@ -528,7 +529,7 @@ def _run_sharded(module: pl.LightningModule, dataset: Dataset, out_dir: str | Pa
     indices = pad_for_ranks(remaining, trainer.num_devices * trainer.num_nodes)
     log.info("sharded predict: %d of %d samples remaining -> %s", len(remaining), total, shards_dir)
     loader = DataLoader(Subset(dataset, indices), batch_size=max(1, min(batch_size, len(indices))),
-                        shuffle=False, num_workers=num_workers)
+                        shuffle=False, num_workers=num_workers, worker_init_fn=worker_init_fn)
     trainer.predict(module, loader, return_predictions=False)
     trainer.strategy.barrier("predict_sharded")  # every rank's last shard is on disk before a merge
     return shards_dir, trainer

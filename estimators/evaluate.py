@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from annot.atomic import atomic_write_json
 from annot.config import ConfigError, to_container
+from annot.runtime import worker_init_fn
 from estimators.base import EstimatorModule
 from estimators.config import check_config, merge_config
 from estimators.train import ESTIMATORS, build_val_datasets, collect_val_metrics, format_metrics_table
@@ -130,7 +131,8 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
     names = tuple(cfg.data.val)
     module = load_estimator(path, val_set_names=names)
     datasets, _ = build_val_datasets(cfg, module.crop_hw())
-    loaders = [DataLoader(ds, batch_size=cfg.data.val_batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+    loaders = [DataLoader(ds, batch_size=cfg.data.val_batch_size, shuffle=False, num_workers=cfg.data.num_workers,
+                          worker_init_fn=worker_init_fn)
                for ds in datasets.values()]
     trainer = pl.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
                          limit_val_batches=cfg.trainer.limit_val_batches, logger=False, enable_checkpointing=False,

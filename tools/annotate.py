@@ -14,6 +14,10 @@ stages and the outputs. ``trainer.logger=wandb`` logs to Weights & Biases
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import json
 import logging

@@ -13,6 +13,10 @@ arguments (a different record list raises a "stale person cache" ValueError).
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import json
 import logging

@@ -14,6 +14,10 @@ Prints a table; exit status 1 when anything required is missing or any check fai
 
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import sys
 from dataclasses import dataclass

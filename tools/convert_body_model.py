@@ -12,6 +12,10 @@ vchoutas smplx ``tools/clean_ch.py``, without needing chumpy. Exit status 0 on s
 
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import sys
 from pathlib import Path

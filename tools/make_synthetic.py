@@ -13,6 +13,10 @@ OpenGL is imported); the default is OSMesa (CPU). Prints each split's loader roo
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import os
 import sys

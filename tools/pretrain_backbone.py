@@ -12,6 +12,10 @@ dotlist overrides of :class:`annot.pretrain.PretrainConfig`). Writes
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import logging
 import sys

@@ -34,6 +34,10 @@ the mean 2D error per point).
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import itertools
 import json

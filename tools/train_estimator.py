@@ -11,6 +11,10 @@ folder (``out_dir``) holds config.yaml, checkpoints/, logs/, grids/ and metrics.
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import logging
 import sys

@@ -72,6 +72,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from annot.data.crop import compose_affine, crop_affine, flip_affine, invert_affine
 from annot.data.person import PersonCropDataset, PersonRecord
+from annot.runtime import worker_init_fn
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ def _write_shards(dataset: PersonCropDataset, plan: dict[str, Any], out: Path, s
     """Fill each shard in a temporary memory map and rename it when its last row is written."""
     jobs = _jobs_for(plan, dataset, shards)
     loader = DataLoader(_PatchJobs(dataset, jobs, plan), batch_size=None, shuffle=False,
-                        num_workers=num_workers, collate_fn=_identity)
+                        num_workers=num_workers, collate_fn=_identity, worker_init_fn=worker_init_fn)
     remaining = {s: plan["shards"][s]["rows"] for s in shards}
     open_maps: dict[int, tuple[Path, np.ndarray]] = {}
     bar = None

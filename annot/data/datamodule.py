@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from annot.data.mixing import MixedBatchSampler, build_mixed_dataset
 from annot.data.registry import build_dataset
+from annot.runtime import worker_init_fn
 
 
 def build_datasets(specs: Mapping[str, Mapping[str, Any]], **common: Any) -> dict[str, Dataset]:
@@ -95,10 +96,11 @@ class MixedDataModule(pl.LightningDataModule):
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
         return DataLoader(self._concat, batch_sampler=self.sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, worker_init_fn=worker_init_fn)
 
     def predict_dataloader(self) -> list[DataLoader]:
-        return [DataLoader(ds, batch_size=self.batch_size_per_rank, shuffle=False, num_workers=self.num_workers)
+        return [DataLoader(ds, batch_size=self.batch_size_per_rank, shuffle=False, num_workers=self.num_workers,
+                           worker_init_fn=worker_init_fn)
                 for ds in self.predict_datasets.values()]
 
 
@@ -125,7 +127,8 @@ class MixedTrainValDataModule(MixedDataModule):
     def val_dataloader(self) -> list[DataLoader]:
         """One unshuffled loader per validation set, in ``val_datasets`` order."""
         batch_size = self.val_batch_size or self.batch_size_per_rank
-        return [DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers)
+        return [DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers,
+                           worker_init_fn=worker_init_fn)
                 for ds in self.val_datasets.values()]
 
 
