@@ -14,6 +14,7 @@ import logging
 import sys
 
 from annot.bench_annot import LABELS, BenchConfig, run_bench
+from annot.cli import run_tool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,4 +58,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

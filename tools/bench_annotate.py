@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 
 from annot.benchmark import main
+from annot.cli import run_tool
 
 if __name__ == "__main__":
-    sys.exit(main(train=False))
+    sys.exit(run_tool(lambda argv: main(train=False, argv=argv)))

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from annot.cli import run_tool
 from annot.data import build_dataset
 from annot.data.cache import build_person_cache
 
@@ -82,4 +83,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -32,6 +32,7 @@ from annot.body_models import (
 )
 from annot.body_models.body_model import H36M_REGRESSOR_ASSET, SMPL_NUM_VERTICES
 from annot.body_models.pkl import pickle_globals
+from annot.cli import run_tool
 
 OK, WARN, FAIL, ABSENT = "OK", "WARN", "FAIL", "absent"
 
@@ -167,4 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -15,6 +15,7 @@ import logging
 import sys
 import warnings
 
+from annot.cli import run_tool
 from annot.config import ConfigError
 
 
@@ -41,4 +42,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -22,6 +22,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from annot.cli import run_tool
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -88,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))
