@@ -63,12 +63,39 @@ def _target_dataset(cfg: DictConfig, train: bool) -> PersonCropDataset:
     undecodable files skipped, the file's size over the json's)."""
     d = cfg.data
     augment = AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False)
-    dataset = build_dataset(d.dataset, root=d.root, ann_file=d.ann_file, img_dir=d.img_dir,
-                            input_hw=tuple(d.input_hw), bbox_scale=d.bbox_scale, convention=d.convention,
-                            augment=augment, seed=cfg.seed, body_model_type=cfg.body_model.model_type,
-                            body_model_path=cfg.body_model.path, **to_container(d.extra))
+    args = dict(root=d.root, ann_file=d.ann_file, img_dir=d.img_dir, input_hw=tuple(d.input_hw),
+                bbox_scale=d.bbox_scale, convention=d.convention, augment=augment, seed=cfg.seed,
+                body_model_type=cfg.body_model.model_type, body_model_path=cfg.body_model.path)
+    accepted = _loader_parameters(d.dataset)
+    if accepted is not None:  # ann_file / img_dir are COCO-layout keys: other loaders find their own files
+        args = {k: v for k, v in args.items() if k in accepted or k not in ("ann_file", "img_dir")}
+    dataset = build_dataset(d.dataset, **_checked_args(d.dataset, {**args, **to_container(d.extra)}, "data.extra"))
     validate_image_records(dataset)
     return dataset
+
+
+def _loader_parameters(registry_name: str) -> set[str] | None:
+    """Keyword arguments the loader's constructor accepts (None: it takes ``**kwargs``)."""
+    import inspect
+
+    from annot.data import DATASETS
+
+    params = inspect.signature(DATASETS[registry_name].__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return {name for name in params if name != "self"}
+
+
+def _checked_args(registry_name: str, args: dict[str, Any], key: str) -> dict[str, Any]:
+    """``args`` unchanged; ConfigError naming ``key.<name>`` for an argument the loader does not take."""
+    from annot.config import ConfigError
+
+    accepted = _loader_parameters(registry_name)
+    unknown = sorted(set(args) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(f"{', '.join(f'{key}.{u}' for u in unknown)}: not an argument of the {registry_name!r} "
+                          f"loader (it takes: {', '.join(sorted(accepted))})")
+    return args
 
 
 PIPELINE_KEYS = ("dataset", "input_hw", "convention", "augment", "flip_prob", "seed", "body_model_type",
@@ -100,10 +127,10 @@ def _aux_dataset(cfg: DictConfig, name: str, train: bool, convention: str) -> Da
         args.update(input_hw=tuple(d.input_hw), seed=cfg.seed, body_model_type=cfg.body_model.model_type,
                     body_model_path=cfg.body_model.path,
                     augment=AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False))
-        dataset = build_dataset(aux.dataset, **args)
+        dataset = build_dataset(aux.dataset, **_checked_args(aux.dataset, args, f"auxiliary.{name}.args"))
         validate_image_records(dataset)
         return dataset
-    return build_dataset(aux.dataset, **args)
+    return build_dataset(aux.dataset, **_checked_args(aux.dataset, args, f"auxiliary.{name}.args"))
 
 
 def _has_images(registry_name: str) -> bool:

@@ -108,6 +108,7 @@ PREFLIGHT_CASES = [
     ("zero samples", _zero_samples, "zero samples to annotate"),
     ("corrupt body-model pickle", _corrupt_pickle, "body_model:"),
     ("VPoser checkpoint with wrong keys", _vposer_wrong_keys, "prior.vposer_path:"),
+    ("unknown loader argument", ["data.extra.foo=1"], "data.extra.foo: not an argument of the 'coco' loader"),
 ]
 
 
@@ -131,6 +132,23 @@ def test_all_problems_are_reported_together(tmp_path, capfd):
     assert status == 2 and "4 problems" in err, err
     for key in ("data:", "prior.pose_prior:", "data.batch_size:", "trainer.max_steps:"):
         assert f"  - {key}" in err
+
+
+def test_h36m_target_with_no_frame_on_the_stride_is_an_error(tmp_path, capfd):
+    """Human3.6M as the target (its loader takes no ann_file / img_dir: no TypeError) whose frames all fall
+    between the default training stride (5): zero samples, reported with the stride and the key to set."""
+    from annot.data.fixtures import fixture_writer
+
+    root = fixture_writer("h36m")(tmp_path / "h36m", body_model_path=str(FREE))
+    data_json = root / "annotations" / "Human36M_subject1_data.json"
+    data = json.loads(data_json.read_text())
+    for img in data["images"]:
+        img["frame_idx"] += 1  # frames 1, 6, 65, ...: none is a multiple of 5
+    data_json.write_text(json.dumps(data))
+    status, err = _annotate(_base(tmp_path / "out", root=root) + [
+        "data.dataset=h36m", "data.convention=h36m17", "data.extra.subjects=[1]"], capfd)
+    assert status == 2 and "zero samples to annotate (h36m: loaded 0" in err, err
+    assert "frame_stride=5" in err and "data.extra.frame_stride" in err and "Traceback" not in err
 
 
 def test_body_models_dir_pointing_at_a_file_is_an_error(tmp_path, capfd, monkeypatch):
