@@ -390,7 +390,9 @@ def _stage_c(cfg: DictConfig, folder: Path, ckpt: Path) -> tuple[list[str], dict
     module = AnnotatorModule.load_from_checkpoint(ckpt, map_location="cpu")
     dataset = SkippingDataset(_target_dataset(cfg, train=False), "predict")
     t = cfg.trainer
-    run_key = config_hash({"annotator": file_checksum(ckpt), "data": to_container(cfg.data)})
+    # the images' identity too: shards predicted from images since repaired in place are stale
+    run_key = config_hash({"annotator": file_checksum(ckpt), "data": to_container(cfg.data),
+                           "images": getattr(dataset, "image_fingerprint", "")})
     trainer_kwargs = {"accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes,
                       "strategy": t.strategy, "precision": t.precision, "default_root_dir": str(folder)}
     start = time.perf_counter()
