@@ -35,7 +35,12 @@ from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedDataModule
 from annot.data.person import PersonCropDataset, SmplParams
-from annot.data.robust import SkippingDataset, validate_image_records
+from annot.data.robust import (
+    LoadErrorsToPredictions,
+    SkippingDataset,
+    drop_failed_predictions,
+    validate_image_records,
+)
 from annot.atomic import atomic_write_bytes, atomic_write_json
 from annot.export import (
     PseudoGT,
@@ -201,6 +206,10 @@ def _predict(trainer: pl.Trainer, module: pl.LightningModule, dataset: Dataset, 
     for key in batches[0]:
         values = [b[key] for b in batches]
         merged[key] = sum(values, []) if isinstance(values[0], list) else torch.cat(values)
+    failed = drop_failed_predictions(merged)  # stand-ins of samples that failed to load (SkippingDataset)
+    if failed:
+        log.warning("prediction: %d samples failed to load and are left out: %s", len(failed),
+                    "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5]))
     return merged
 
 
@@ -235,11 +244,13 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
     if image_mode:
         train_set = SkippingDataset(train_set, "train")
     loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers, _world_size(cfg))
-    trainer = _trainer(cfg, folder, a.max_steps, [], len(loader))
+    trainer = _trainer(cfg, folder, a.max_steps, [LoadErrorsToPredictions()], len(loader))
     trainer.fit(module, loader)
     trainer.save_checkpoint(folder / "annotator.ckpt")
-    pred = _predict(trainer, module, _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention),
-                    a.batch_size, cfg.data.num_workers)
+    predict_set = _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
+    if image_mode:
+        predict_set = SkippingDataset(predict_set, "predict")
+    pred = _predict(trainer, module, predict_set, a.batch_size, cfg.data.num_workers)
     if a.refine_iters > 0:
         _refine_with_3d_fit(pred, module.body_model, a.joints3d_convention, a.refine_iters, name)
     _save_poses_npz(folder / "pseudo_gt.npz", pred)

@@ -280,3 +280,43 @@ def test_skipping_dataset_train_substitutes_predict_masks(tmp_path):
     for i, sid in enumerate(batch["sample_id"]):
         if sid in failing:
             assert float(batch["img"][i].abs().sum()) == 0.0 and float(batch["kp2d_mask"][i].sum()) == 0.0
+
+
+@pytest.mark.slow
+def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_path, caplog, monkeypatch):
+    """An auxiliary set with images (the H36M fixture, mixed batches): a sample whose loading fails is
+    substituted in training (stages (a) and (b)) and left out of stage (a)'s pseudo-GTs; the run finishes."""
+    from annot.config import AnnotateConfig, load_config
+    from annot.data.fixtures import fixture_writer
+    from annot.data.h36m import Human36M
+    from annot.pipeline import run_annotate
+
+    h36m = fixture_writer("h36m")(tmp_path / "h36m", body_model_path=str(FREE))
+    coco = fixture_writer("coco")(tmp_path / "coco", body_model_path=str(FREE))
+    original = Human36M.read_image
+    victims: list[str] = []
+
+    def flaky(self, record):
+        if not victims:
+            victims.append(str(record.sample_id))
+        if str(record.sample_id) == victims[0]:
+            raise ValueError(f"{record.image_path}: cannot decode image (h36m sample_id {record.sample_id})")
+        return original(self, record)
+
+    monkeypatch.setattr(Human36M, "read_image", flaky)
+    cfg = load_config(AnnotateConfig, None, [
+        "body_model.model_type=free", f"body_model.path={FREE}", f"data.root={coco}",
+        "data.ann_file=annotations/person_keypoints_train2017.json", "data.img_dir=images/train2017",
+        "data.input_hw=[64,48]", "data.convention=pose2pose33", "data.batch_size=4",
+        "auxiliary.h36m.dataset=h36m", f"auxiliary.h36m.config={REPO / 'configs/data/h36m.yaml'}",
+        f"auxiliary.h36m.args.root={h36m}", "auxiliary.h36m.args.subjects=[1]", "aux_stage.max_steps=2",
+        "aux_stage.batch_size=4", "aux_stage.hidden_dim=32", "aux_stage.joints3d_convention=pose2pose33",
+        "prior.max_epochs=1", "prior.num_neurons=32", "model.backbone_depth=18", "model.hidden_dim=32",
+        "trainer.max_steps=2", "trainer.enable_progress_bar=false", f"export.out_dir={tmp_path / 'out'}",
+        "export.overlays=false", "num_threads=1"])
+    report = run_annotate(cfg)
+    assert report["counts"]["annotated"] > 0
+    stage_a = json.loads((tmp_path / "out" / "stage_a_h36m" / "pseudo_gt.json").read_text())
+    assert victims and victims[0] not in stage_a and len(stage_a) >= 1
+    assert f"h36m sample_id {victims[0]} skipped: failed to load" in caplog.text
+    assert "prediction: 1 samples failed to load and are left out" in caplog.text

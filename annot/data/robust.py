@@ -39,6 +39,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
@@ -251,5 +252,33 @@ def load_errors(batch: Any) -> dict[str, str]:
     return out
 
 
-__all__ = ["ImageStatus", "SAMPLE_ERRORS", "SKIP_LOAD_FAILED", "SKIP_TRUNCATED", "SKIP_UNDECODABLE",
+class LoadErrorsToPredictions(pl.Callback):
+    """Copy each batch's ``load_error`` column into the dict that ``predict_step`` returned, so that
+    :func:`drop_failed_predictions` can remove the stand-ins of samples that failed to load
+    (``trainer.predict`` returns the outputs, not the batches)."""
+
+    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:
+        if isinstance(outputs, dict) and isinstance(batch, dict) and "load_error" in batch:
+            outputs["load_error"] = list(batch["load_error"])
+
+
+def drop_failed_predictions(pred: dict[str, Any]) -> dict[str, str]:
+    """Remove (in place) the rows of merged predictions whose ``load_error`` is set; returns
+    ``{sample_id: reason}`` of the removed rows. Lists and tensors with one row per sample are filtered."""
+    errors = pred.pop("load_error", None)
+    if not errors:
+        return {}
+    keep = [i for i, e in enumerate(errors) if not e]
+    failed = {str(e).partition("\t")[0]: str(e).partition("\t")[2] for e in errors if e}
+    n = len(errors)
+    for key, value in list(pred.items()):
+        if torch.is_tensor(value) and value.shape[:1] == (n,):
+            pred[key] = value[keep]
+        elif isinstance(value, list) and len(value) == n:
+            pred[key] = [value[i] for i in keep]
+    return failed
+
+
+__all__ = ["LoadErrorsToPredictions", "drop_failed_predictions", "ImageStatus", "SAMPLE_ERRORS", "SKIP_LOAD_FAILED", "SKIP_TRUNCATED", "SKIP_UNDECODABLE",
            "SkippingDataset", "image_status", "load_errors", "validate_image_records"]
