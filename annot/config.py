@@ -189,7 +189,9 @@ class TrainerConfig:
     ``compile`` (``torch.compile`` of the module's network, :class:`annot.callbacks.CompileModule`),
     ``logger``: ``"csv"`` (CSV only), ``"wandb"`` (CSV + Weights & Biases, offline unless
     ``WANDB_API_KEY`` is set) or ``"none"``; ``wandb_project``: the W&B project
-    (:func:`annot.logging_utils.build_loggers`).
+    (:func:`annot.logging_utils.build_loggers`). ``checkpoint_every_n_steps``: stage (b) writes
+    ``resume.ckpt`` this often (optimiser steps; 0 = never); a rerun after a kill continues from it with
+    the same result as an uninterrupted run (:mod:`annot.resume`).
     """
 
     max_steps: int = 300
@@ -205,6 +207,7 @@ class TrainerConfig:
     compile: bool = False
     logger: str = "csv"
     wandb_project: str = "neural-annot"
+    checkpoint_every_n_steps: int = 50
 
 
 @dataclass

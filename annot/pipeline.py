@@ -35,6 +35,12 @@ from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedDataModule
 from annot.data.person import PersonCropDataset, SmplParams
+from annot.data.robust import (
+    LoadErrorsToPredictions,
+    SkippingDataset,
+    drop_failed_predictions,
+    validate_image_records,
+)
 from annot.atomic import atomic_write_bytes, atomic_write_json
 from annot.export import (
     PseudoGT,
@@ -43,6 +49,7 @@ from annot.export import (
     write_pseudo_gt,
 )
 from annot.module import AnnotatorModule
+from annot.resume import RESUME_FILE, StepCheckpoint, StepSampler, resume_step, stage_seed
 from annot.runtime import worker_init_fn
 from annot.stages import package_versions, provenance, run_stage
 
@@ -58,12 +65,43 @@ def _body_args(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _target_dataset(cfg: DictConfig, train: bool) -> PersonCropDataset:
+    """The target set, its images checked (:func:`annot.data.robust.validate_image_records`: truncated /
+    undecodable files skipped, the file's size over the json's)."""
     d = cfg.data
     augment = AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False)
-    return build_dataset(d.dataset, root=d.root, ann_file=d.ann_file, img_dir=d.img_dir, input_hw=tuple(d.input_hw),
-                         bbox_scale=d.bbox_scale, convention=d.convention, augment=augment, seed=cfg.seed,
-                         body_model_type=cfg.body_model.model_type, body_model_path=cfg.body_model.path,
-                         **to_container(d.extra))
+    args = dict(root=d.root, ann_file=d.ann_file, img_dir=d.img_dir, input_hw=tuple(d.input_hw),
+                bbox_scale=d.bbox_scale, convention=d.convention, augment=augment, seed=cfg.seed,
+                body_model_type=cfg.body_model.model_type, body_model_path=cfg.body_model.path)
+    accepted = _loader_parameters(d.dataset)
+    if accepted is not None:  # ann_file / img_dir are COCO-layout keys: other loaders find their own files
+        args = {k: v for k, v in args.items() if k in accepted or k not in ("ann_file", "img_dir")}
+    dataset = build_dataset(d.dataset, **_checked_args(d.dataset, {**args, **to_container(d.extra)}, "data.extra"))
+    validate_image_records(dataset)
+    return dataset
+
+
+def _loader_parameters(registry_name: str) -> set[str] | None:
+    """Keyword arguments the loader's constructor accepts (None: it takes ``**kwargs``)."""
+    import inspect
+
+    from annot.data import DATASETS
+
+    params = inspect.signature(DATASETS[registry_name].__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return {name for name in params if name != "self"}
+
+
+def _checked_args(registry_name: str, args: dict[str, Any], key: str) -> dict[str, Any]:
+    """``args`` unchanged; ConfigError naming ``key.<name>`` for an argument the loader does not take."""
+    from annot.config import ConfigError
+
+    accepted = _loader_parameters(registry_name)
+    unknown = sorted(set(args) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(f"{', '.join(f'{key}.{u}' for u in unknown)}: not an argument of the {registry_name!r} "
+                          f"loader (it takes: {', '.join(sorted(accepted))})")
+    return args
 
 
 PIPELINE_KEYS = ("dataset", "input_hw", "convention", "augment", "flip_prob", "seed", "body_model_type",
@@ -95,7 +133,10 @@ def _aux_dataset(cfg: DictConfig, name: str, train: bool, convention: str) -> Da
         args.update(input_hw=tuple(d.input_hw), seed=cfg.seed, body_model_type=cfg.body_model.model_type,
                     body_model_path=cfg.body_model.path,
                     augment=AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False))
-    return build_dataset(aux.dataset, **args)
+        dataset = build_dataset(aux.dataset, **_checked_args(aux.dataset, args, f"auxiliary.{name}.args"))
+        validate_image_records(dataset)
+        return dataset
+    return build_dataset(aux.dataset, **_checked_args(aux.dataset, args, f"auxiliary.{name}.args"))
 
 
 def _has_images(registry_name: str) -> bool:
@@ -132,17 +173,22 @@ def _trainer(cfg: DictConfig, folder: Path, max_steps: int, callbacks: list[pl.C
 
 
 def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers: int,
-                  world_size: int = 1) -> DataLoader:
+                  world_size: int = 1, seed: int | None = None, start_step: int = 0) -> DataLoader:
     """One epoch = the whole run (a progress bar over optimiser steps), random order with reshuffles.
 
     ``batch_size`` is global: each of ``world_size`` ranks loads ``batch_size / world_size`` samples per
     step (Lightning splits the sampler across ranks), so the optimiser sees the same global batch.
+    With a ``seed`` on one rank the batches come from :class:`annot.resume.StepSampler` (step ``i``'s
+    batch depends on ``(seed, i)`` only; a resumed run starts at ``start_step``).
     """
     from annot.data.datamodule import split_global_batch
 
     global_batch = min(batch_size, len(dataset))
     global_batch -= global_batch % world_size
     per_rank = split_global_batch(max(global_batch, world_size), world_size)
+    if seed is not None and world_size == 1:
+        sampler = StepSampler(len(dataset), per_rank, max_steps, seed, start_step)
+        return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers)
     sampler = RandomSampler(dataset, num_samples=max_steps * per_rank * world_size)
     return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers,
                       worker_init_fn=worker_init_fn)
@@ -163,6 +209,10 @@ def _predict(trainer: pl.Trainer, module: pl.LightningModule, dataset: Dataset, 
     for key in batches[0]:
         values = [b[key] for b in batches]
         merged[key] = sum(values, []) if isinstance(values[0], list) else torch.cat(values)
+    failed = drop_failed_predictions(merged)  # stand-ins of samples that failed to load (SkippingDataset)
+    if failed:
+        log.warning("prediction: %d samples failed to load and are left out: %s", len(failed),
+                    "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5]))
     return merged
 
 
@@ -194,12 +244,16 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
         architecture=cfg.model.architecture if image_mode else "regressor", w_joint_img=cfg.loss.joint_img,
         w_joints3d=cfg.loss.joints3d, w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=a.lr,
         lr_decay_steps=tuple(a.lr_decay_steps), config=to_container(cfg), **_body_args(cfg))
+    if image_mode:
+        train_set = SkippingDataset(train_set, "train")
     loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers, _world_size(cfg))
-    trainer = _trainer(cfg, folder, a.max_steps, [], len(loader))
+    trainer = _trainer(cfg, folder, a.max_steps, [LoadErrorsToPredictions()], len(loader))
     trainer.fit(module, loader)
     trainer.save_checkpoint(folder / "annotator.ckpt")
-    pred = _predict(trainer, module, _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention),
-                    a.batch_size, cfg.data.num_workers)
+    predict_set = _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
+    if image_mode:
+        predict_set = SkippingDataset(predict_set, "predict")
+    pred = _predict(trainer, module, predict_set, a.batch_size, cfg.data.num_workers)
     if a.refine_iters > 0:
         _refine_with_3d_fit(pred, module.body_model, a.joints3d_convention, a.refine_iters, name)
     _save_poses_npz(folder / "pseudo_gt.npz", pred)
@@ -289,25 +343,32 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
         lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg), **_body_args(cfg))
 
 
-def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[str, dict[str, SmplParams]]):
-    """The target alone, or a MixedDataModule of target + auxiliary image sets with exact ratios."""
+def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[str, dict[str, SmplParams]],
+                  start_step: int = 0, seed: int | None = None):
+    """The target alone (batches from ``start_step`` on, see :func:`_steps_loader`), or a MixedDataModule of
+    target + auxiliary image sets with exact ratios. Every dataset skips samples that fail to load
+    (:class:`annot.data.robust.SkippingDataset`)."""
     image_aux = {n: a for n, a in cfg.auxiliary.items() if _has_images(a.dataset)}
     if not image_aux:
-        return _steps_loader(target, cfg.data.batch_size, cfg.trainer.max_steps, cfg.data.num_workers,
-                             _world_size(cfg)), None
-    datasets: dict[str, Dataset] = {"target": target}
+        return _steps_loader(SkippingDataset(target, "train"), cfg.data.batch_size, cfg.trainer.max_steps,
+                             cfg.data.num_workers, _world_size(cfg), seed=seed, start_step=start_step), None
+    datasets: dict[str, Dataset] = {"target": SkippingDataset(target, "train")}
     total = sum(a.ratio for a in image_aux.values())
     ratios = {"target": 1.0 - cfg.algorithm.aux_ratio}
     for name, aux in image_aux.items():
         ds = _aux_dataset(cfg, name, train=True, convention=cfg.data.convention)
         ds.attach_pseudo_gt(aux_entries[name])
-        datasets[name], ratios[name] = ds, cfg.algorithm.aux_ratio * aux.ratio / total
+        datasets[name], ratios[name] = SkippingDataset(ds, "train"), cfg.algorithm.aux_ratio * aux.ratio / total
     return None, MixedDataModule(datasets, ratios, cfg.data.batch_size, num_batches_per_epoch=cfg.trainer.max_steps,
                                  num_workers=cfg.data.num_workers, seed=cfg.seed)
 
 
 def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders: dict[str, Path],
-             own_pseudo_gt: Path | None, history: MetricHistory) -> list[str]:
+             own_pseudo_gt: Path | None, history: MetricHistory, resume_key: str = "",
+             seed: int | None = None) -> list[str]:
+    """Train the target annotator; ``folder/resume.ckpt`` every ``trainer.checkpoint_every_n_steps`` steps
+    (:class:`annot.resume.StepCheckpoint`), from which a rerun with the same ``resume_key`` continues.
+    ``seed``: the stage seed of the step-indexed batches (:class:`annot.resume.StepSampler`)."""
     target = _target_dataset(cfg, train=True)
     if len(target) == 0:
         raise ValueError(f"{cfg.data.root}: no annotatable sample ({target.summary()})")
@@ -315,16 +376,21 @@ def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders
         target.attach_pseudo_gt(_pseudo_gt_params(read_pseudo_gt(own_pseudo_gt)))
     aux_entries = {n: _pseudo_gt_params(read_pseudo_gt(f / "pseudo_gt.json"))
                    for n, f in aux_folders.items() if (f / "pseudo_gt.json").exists()}
-    loader, datamodule = _train_loader(cfg, target, aux_entries)
+    resume = folder / RESUME_FILE
+    start = resume_step(resume, resume_key)
+    loader, datamodule = _train_loader(cfg, target, aux_entries, start_step=start, seed=seed)
     module = _target_module(cfg, vposer_path)
     steps_per_epoch = len(loader) if loader is not None else cfg.trainer.max_steps
-    trainer = _trainer(cfg, folder, cfg.trainer.max_steps, [history, MixCounts()], steps_per_epoch,
+    saver = StepCheckpoint(resume, cfg.trainer.checkpoint_every_n_steps, resume_key)
+    trainer = _trainer(cfg, folder, cfg.trainer.max_steps, [history, MixCounts(), saver], steps_per_epoch,
                        use_distributed_sampler=datamodule is None)
+    ckpt_path = str(resume) if start else None
     if datamodule is not None:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     else:
-        trainer.fit(module, loader)
+        trainer.fit(module, loader, ckpt_path=ckpt_path)
     trainer.save_checkpoint(folder / "annotator.ckpt")
+    resume.unlink(missing_ok=True)
     atomic_write_json(folder / "history.json", history.history)
     return ["annotator.ckpt", "history.json"]
 
@@ -336,9 +402,11 @@ def _stage_c(cfg: DictConfig, folder: Path, ckpt: Path) -> tuple[list[str], dict
     from annot.stages import config_hash, file_checksum
 
     module = AnnotatorModule.load_from_checkpoint(ckpt, map_location="cpu")
-    dataset = _target_dataset(cfg, train=False)
+    dataset = SkippingDataset(_target_dataset(cfg, train=False), "predict")
     t = cfg.trainer
-    run_key = config_hash({"annotator": file_checksum(ckpt), "data": to_container(cfg.data)})
+    # the images' identity too: shards predicted from images since repaired in place are stale
+    run_key = config_hash({"annotator": file_checksum(ckpt), "data": to_container(cfg.data),
+                           "images": getattr(dataset, "image_fingerprint", "")})
     trainer_kwargs = {"accelerator": t.accelerator, "devices": t.devices, "num_nodes": t.num_nodes,
                       "strategy": t.strategy, "precision": t.precision, "default_root_dir": str(folder)}
     start = time.perf_counter()
@@ -368,26 +436,33 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         The report written to ``report.json``.
 
     Raises:
-        FileNotFoundError: dataset, body model or VPoser missing (messages say where they looked).
-        ValueError: an empty target set or a prior without auxiliary data.
+        annot.errors.PreflightError: every problem :func:`annot.preflight.preflight` found in the config,
+            the datasets (target and auxiliary, zero samples included), the VPoser and the body model,
+            before any training.
+        FileNotFoundError / ValueError: a problem found later (a file removed during the run).
     """
+    from annot.preflight import preflight
+
     t0 = time.perf_counter()
+    check = preflight(cfg)
     out = Path(cfg.export.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     common = {"seed": cfg.seed, "body_model": to_container(cfg.body_model)}
+    # what stage (a) reads of `data`: the crop and augmentation of image MoCap sets (not the target)
+    data_for_aux = {k: to_container(cfg.data)[k] for k in ("input_hw", "bbox_scale", "augment")}
+    loss_for_aux = {k: cfg.loss[k] for k in ("joint_img", "joints3d", "pose_l2", "betas_l2")}
 
     aux_folders: dict[str, Path] = {}
     for name, aux in cfg.auxiliary.items():
         folder = out / f"stage_a_{name}"
         args = aux_loader_args(cfg, name)
         prov = provenance({**common, "aux": to_container(aux), "args": args, "aux_stage": to_container(cfg.aux_stage),
-                           "model": to_container(cfg.model), "data": to_container(cfg.data),
-                           "loss": to_container(cfg.loss)},
+                           "model": to_container(cfg.model), "data": data_for_aux, "loss": loss_for_aux},
                           {"root": args["root"]} if "root" in args else {})
-        run_stage(f"a:{name}", folder, prov, lambda d, n=name: _stage_a(cfg, n, d), log.info)
+        run_stage(f"a:{name}", folder, prov, lambda d, n=name: _stage_a(cfg, n, d), log.info, seed=cfg.seed)
         aux_folders[name] = folder
 
     vposer_path = cfg.prior.vposer_path
@@ -395,7 +470,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         folder = out / "prior"
         prov = provenance({**common, "prior": to_container(cfg.prior)},
                           {n: f / "pseudo_gt.npz" for n, f in aux_folders.items()})
-        run_stage("prior", folder, prov, lambda d: _stage_prior(cfg, aux_folders, d), log.info)
+        run_stage("prior", folder, prov, lambda d: _stage_prior(cfg, aux_folders, d), log.info, seed=cfg.seed)
         vposer_path = str(folder)
 
     rounds = 2 if cfg.algorithm.second_round else 1
@@ -403,34 +478,41 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     history = MetricHistory(CURVE_KEYS, every_n_steps=cfg.export.eval_every_n_steps)
     inputs = {"target_ann": Path(cfg.data.root) / cfg.data.ann_file, "prior": vposer_path} if vposer_path else \
         {"target_ann": Path(cfg.data.root) / cfg.data.ann_file}
+    images = {"target_images": check.target_images}  # sizes + mtimes of the target's image files
     result: dict[str, Any] = {}
     for rnd in range(1, rounds + 1):
         b_dir, c_dir = out / f"stage_b_round{rnd}", out / f"stage_c_round{rnd}"
         stage_cfg = {k: to_container(cfg[k]) for k in ("data", "model", "loss", "optim", "trainer", "prior",
                                                          "algorithm", "auxiliary", "aux_stage")}
-        prov_b = provenance({**common, **stage_cfg, "round": rnd},
+        for key in ("enable_progress_bar", "checkpoint_every_n_steps", "logger", "wandb_project"):
+            stage_cfg["trainer"].pop(key)  # run-time switches that do not change the result
+        prov_b = provenance({**common, **stage_cfg, "round": rnd, "images": images},
                             {**inputs, **({"own_pseudo_gt": own_pseudo_gt} if own_pseudo_gt else {}),
                              **{f"aux_{n}": f / "pseudo_gt.npz" for n, f in aux_folders.items()}})
+        b_seed = stage_seed(cfg.seed, f"b:round{rnd}")
         run_stage(f"b:round{rnd}", b_dir, prov_b,
-                  lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history), log.info)
-        prov_c = provenance({**common, "data": stage_cfg["data"], "export": to_container(cfg.export)},
-                            {"annotator": b_dir / "annotator.ckpt"})
+                  lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history,
+                                     resume_key=prov_b["config_hash"], seed=b_seed), log.info, seed=cfg.seed)
+        prov_c = provenance({**common, "data": stage_cfg["data"], "export": to_container(cfg.export),
+                             "images": images}, {"annotator": b_dir / "annotator.ckpt"})
         result = {}
         run_stage(f"c:round{rnd}", c_dir, prov_c,
-                  lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")), log.info)
+                  lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")), log.info, seed=cfg.seed)
         own_pseudo_gt = c_dir / "pseudo_gt.json"
 
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
     if rank_zero_only.rank != 0:  # under strategy="ddp" every rank runs this script; rank 0 reports
         return {}
+    result["image_check"] = check.image_check
     final_dir = c_dir
     if cfg.algorithm.refine:
         final_dir = out / "stage_refine"
         prov_r = provenance({**common, "refine": {k: cfg.algorithm[k] for k in ("refine_iters", "refine_stages")},
                              "convention": cfg.data.convention, "export": to_container(cfg.export)},
                             {"pseudo_gt": c_dir / "pseudo_gt.json", **({"prior": vposer_path} if vposer_path else {})})
-        run_stage("refine", final_dir, prov_r, lambda d: _stage_refine(cfg, d, c_dir, b_dir, vposer_path), log.info)
+        run_stage("refine", final_dir, prov_r, lambda d: _stage_refine(cfg, d, c_dir, b_dir, vposer_path), log.info,
+                  seed=cfg.seed)
     return _finalise(cfg, out, c_dir, b_dir, result, time.perf_counter() - t0, final_dir)
 
 
@@ -505,6 +587,7 @@ def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict
         "dataset": cfg.data.dataset,
         "counts": {"annotated": len(entries), "skipped": len(skipped), "skip_reasons": reasons,
                    "eft_rejected": int(sum(e.quality.get("eft_reject", 0.0) for e in entries.values())),
+                   "image_check": result.get("image_check", {}),
                    **({"refine_kept": int(sum(e.quality.get("refine_kept", 0.0) for e in entries.values()))}
                       if cfg.algorithm.refine else {})},
         "kp2d_err_px": {"mean": float(np.mean(finite)) if finite else None, "per_sample": errors,

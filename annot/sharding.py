@@ -321,8 +321,12 @@ class ShardedPseudoGTWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
                            dataloader_idx: int) -> None:
-        """Buffer one batch's pseudo-GTs; write a shard every ``batches_per_shard`` batches."""
-        self._buffer.append(self._convert(prediction))
+        """Buffer one batch's pseudo-GTs; write a shard every ``batches_per_shard`` batches. Samples the batch
+        reports as failed to load (:func:`annot.data.robust.load_errors`) are recorded as skipped with
+        their reason, never exported."""
+        from annot.data.robust import load_errors
+
+        self._buffer.append(self._convert(prediction, load_errors(batch)))
         if len(self._buffer) >= self.batches_per_shard:
             self.flush()
 
@@ -337,8 +341,10 @@ class ShardedPseudoGTWriter(BasePredictionWriter):
         if self.flush_on_exception and trainer.predicting:
             self.flush()
 
-    def _convert(self, prediction: dict[str, Any]) -> dict[str, Any]:
-        """One predict_step output -> ``{"ids", "entries", "skipped", "extras"}`` of new ids only."""
+    def _convert(self, prediction: dict[str, Any], failed: dict[str, str] | None = None) -> dict[str, Any]:
+        """One predict_step output -> ``{"ids", "entries", "skipped", "extras"}`` of new ids only; ids in
+        ``failed`` (``{sample_id: reason}``) are skipped with their reason."""
+        failed = failed or {}
         for key in REQUIRED_KEYS:
             if key not in prediction:
                 first = prediction.get("sample_id", ["?"])[0] if isinstance(prediction, dict) else "?"
@@ -355,6 +361,9 @@ class ShardedPseudoGTWriter(BasePredictionWriter):
                 continue
             self._seen.add(sid)
             out["ids"].append(sid)
+            if sid in failed:
+                out["skipped"][sid] = failed[sid]
+                continue
             entry = converted[sid]
             if not _finite(entry):
                 out["skipped"][sid] = SKIP_NON_FINITE

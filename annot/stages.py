@@ -39,14 +39,15 @@ def config_hash(obj: Any) -> str:
 
 
 def file_checksum(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 (first 16 hex digits) of a file's bytes; for a folder, of its listing (relative paths
-    and sizes of every file below it), which detects added, removed or resized files without reading
-    a whole dataset's images."""
+    """SHA-256 (first 16 hex digits) of a file's bytes; for a folder, of its listing (relative paths,
+    sizes and modification times (ns) of every file below it), which detects added, removed, resized
+    or rewritten files (e.g. images repaired in place) without reading a whole dataset's images."""
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(f"{file.relative_to(path)}:{file.stat().st_size}\n".encode())
+            st = file.stat()
+            digest.update(f"{file.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -74,8 +75,12 @@ def is_complete(folder: Path, prov: dict[str, Any]) -> bool:
 
 
 def run_stage(name: str, folder: Path, prov: dict[str, Any], work: Callable[[Path], list[str]],
-              log: Callable[[str], None] = print) -> bool:
+              log: Callable[[str], None] = print, seed: int | None = None) -> bool:
     """Run ``work(folder) -> outputs`` unless the stage is already complete; then write the marker.
+
+    With a ``seed``, the random generators are seeded from ``(seed, name)`` just before ``work``
+    (:func:`annot.resume.seed_stage`), so the stage's result does not depend on the stages run before
+    it in the same process (a resumed run equals an uninterrupted one).
 
     Returns:
         True when the stage ran, False when it was skipped as complete.
@@ -86,6 +91,10 @@ def run_stage(name: str, folder: Path, prov: dict[str, Any], work: Callable[[Pat
         return False
     log(f"[{name}] running -> {folder}")
     start = time.perf_counter()
+    if seed is not None:
+        from annot.resume import seed_stage
+
+        seed_stage(seed, name)
     outputs = work(folder)
     atomic_write_json(folder / MARKER, {"stage": name, **prov, "outputs": outputs,
                                         "wall_time_s": time.perf_counter() - start,

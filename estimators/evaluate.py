@@ -109,7 +109,9 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
 
     Returns:
         ``{"checkpoint", "estimator", "metrics": {set: {metric_mm: value}}, "table", "wall_time_s",
-        "data": {set: loader summary}, "config": resolved config}``.
+        "data": {set: loader summary}, "config": resolved config}``. Computed with the config's
+        ``num_threads`` torch threads (as in the training run, so that the numbers match its final
+        validation bit for bit on the same machine); the caller's thread count is restored.
 
     Raises:
         FileNotFoundError: checkpoint, config, dataset or body-model file missing.
@@ -128,6 +130,23 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
         raise ConfigError(f"estimator: the checkpoint holds {name!r}, the config says {cfg.estimator!r}")
     cfg = _restrict_sets(cfg, sets)
     check_config(cfg, train=False)
+    # the run's thread count: CPU kernels (oneDNN / MKL convolutions) pick their blocking and reduction
+    # order by thread count, so validating under another count moves the metrics (measured: relative
+    # 1e-8 for 2 vs 1 threads on a 2-core box; issue #12: 2e-5 for the default vs 1 thread on a Xeon)
+    threads = torch.get_num_threads()
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        result = _evaluate(cfg, path, name)
+    finally:
+        torch.set_num_threads(threads)
+    result["wall_time_s"] = time.perf_counter() - start
+    atomic_write_json(Path(out_json) if out_json else path.with_name(path.name + ".eval.json"), result)
+    return result
+
+
+def _evaluate(cfg: DictConfig, path: Path, name: str) -> dict[str, Any]:
+    """Validation of checkpoint ``path`` with the checked config ``cfg`` (see :func:`evaluate`)."""
     names = tuple(cfg.data.val)
     module = load_estimator(path, val_set_names=names)
     datasets, _ = build_val_datasets(cfg, module.crop_hw())
@@ -143,8 +162,7 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
     result = {"checkpoint": str(path), "estimator": name, "metrics": metrics,
               "table": format_metrics_table(metrics, title=f"{name}: {path}"),
               "data": {n: ds.summary() if hasattr(ds, "summary") else len(ds) for n, ds in datasets.items()},
-              "wall_time_s": time.perf_counter() - start, "config": to_container(cfg)}
-    atomic_write_json(Path(out_json) if out_json else path.with_name(path.name + ".eval.json"), result)
+              "config": to_container(cfg)}
     return result
 
 

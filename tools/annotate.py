@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 
+from annot.cli import run_tool
 from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
 from annot.logging_utils import log_report
 from annot.pipeline import run_annotate
@@ -61,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -19,6 +19,7 @@ import logging
 import sys
 
 from annot.bench_annot import LABELS, BenchConfig, run_bench
+from annot.cli import run_tool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from annot.cli import run_tool
 from annot.data import COCOKeypoints
 from annot.data.augment import AugmentConfig
 from annot.data.cache import PersonCache, build_person_cache
@@ -269,4 +270,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

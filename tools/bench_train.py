@@ -22,6 +22,7 @@ configure_threads()  # first, before torch loads: OpenMP reads its environment o
 import sys
 
 from annot.benchmark import main
+from annot.cli import run_tool
 
 if __name__ == "__main__":
-    sys.exit(main(train=True))
+    sys.exit(run_tool(lambda argv: main(train=True, argv=argv)))

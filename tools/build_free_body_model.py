@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from annot.body_models import free_model
+from annot.cli import run_tool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,4 +107,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

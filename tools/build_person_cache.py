@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from annot.cli import run_tool
 from annot.data import build_dataset
 from annot.data.cache import build_person_cache
 
@@ -86,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

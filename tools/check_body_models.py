@@ -36,6 +36,7 @@ from annot.body_models import (
 )
 from annot.body_models.body_model import H36M_REGRESSOR_ASSET, SMPL_NUM_VERTICES
 from annot.body_models.pkl import pickle_globals
+from annot.cli import run_tool
 
 OK, WARN, FAIL, ABSENT = "OK", "WARN", "FAIL", "absent"
 
@@ -171,4 +172,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

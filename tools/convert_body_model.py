@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from annot.body_models.pkl import check_model_dict, load_model_dict, pickle_globals, save_model_dict
+from annot.cli import run_tool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

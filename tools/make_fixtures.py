@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from annot.cli import run_tool
 from annot.data.fixtures import FIXTURE_WRITERS, fixture_writer
 
 
@@ -42,4 +43,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -26,6 +26,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from annot.cli import run_tool
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -97,4 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

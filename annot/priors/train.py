@@ -191,18 +191,24 @@ def load_body_poses_npz(path: str | Path) -> np.ndarray:
           AMASS SMPL+H ``(N, 156)``, SMPL-X ``(N, 165)``: columns 3..65 (joints 1..21) are used.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: none of the keys, or a shape that does not fit.
+        FileNotFoundError: no such file. ValueError: not a readable .npz, none of the keys, or a shape that
+            does not fit.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_body_poses_npz: no file {path} (expected an .npz with one of "
                                 f"the keys {list(NPZ_POSE_KEYS)})")
-    with np.load(path, allow_pickle=False) as data:
-        key = next((k for k in NPZ_POSE_KEYS if k in data.files), None)
-        if key is None:
-            raise ValueError(f"load_body_poses_npz: {path} has keys {data.files}, "
-                             f"none of {list(NPZ_POSE_KEYS)}")
-        arr = np.asarray(data[key], dtype=np.float32)
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            key = next((k for k in NPZ_POSE_KEYS if k in data.files), None)
+            if key is None:
+                raise ValueError(f"load_body_poses_npz: {path} has keys {data.files}, "
+                                 f"none of {list(NPZ_POSE_KEYS)}")
+            arr = np.asarray(data[key], dtype=np.float32)
+    except (zipfile.BadZipFile, EOFError, OSError) as err:  # not an npz, or a truncated one
+        raise ValueError(f"load_body_poses_npz: {path} is not a readable .npz ({type(err).__name__}: {err})") from None
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim >= 2 else arr
     n_cols = flat.shape[1] if flat.ndim == 2 else -1
     if key == "pose_body" and n_cols == 63:
