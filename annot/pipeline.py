@@ -188,7 +188,8 @@ def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers
     per_rank = split_global_batch(max(global_batch, world_size), world_size)
     if seed is not None and world_size == 1:
         sampler = StepSampler(len(dataset), per_rank, max_steps, seed, start_step)
-        return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers)
+        return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers,
+                          worker_init_fn=worker_init_fn)
     sampler = RandomSampler(dataset, num_samples=max_steps * per_rank * world_size)
     return DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=num_workers,
                       worker_init_fn=worker_init_fn)

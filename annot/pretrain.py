@@ -65,6 +65,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from annot.runtime import worker_init_fn
 from annot.atomic import atomic_write_bytes, atomic_write_json
 from annot.data.augment import AugmentConfig
 from annot.data.crop import apply_affine, crop_affine
@@ -680,7 +681,7 @@ def pretrain_backbone(cfg: PretrainConfig, progress: bool = True) -> dict[str, A
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                         num_workers=cfg.train.num_workers, generator=generator,
-                        persistent_workers=False)
+                        persistent_workers=False, worker_init_fn=worker_init_fn)
     if len(loader) == 0:
         raise ValueError(f"pretraining: {len(train_set)} training crops < "
                          f"train.batch_size={cfg.train.batch_size}")
