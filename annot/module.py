@@ -36,7 +36,7 @@ from annot.body_models import BodyModel
 from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
 from annot.keypoints import get_convention
-from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
+from annot.losses import eft_kp2d_loss_norm, kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.nets.annotator import ARCHITECTURES, build_annotator_net
 from annot.nets.pose2pose_joints import position_targets
 
@@ -309,7 +309,7 @@ class AnnotatorModule(pl.LightningModule):
         ``image_path``, ``transl_m`` (B,3), ``focal_crop_px`` / ``princpt_crop_px`` (B,2),
         ``crop_to_img`` (B,2,3), ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,J,2) original-image pixels,
         ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D
-        loss (mean squared error in crop coordinates scaled to [-1, 1]).
+        loss (:func:`annot.losses.eft_kp2d_loss_norm`: SPIN/EFT ``keypoint_loss`` of each sample alone).
         """
         pred = self._predict_batch(batch)
         bsz = pred["betas"].shape[0]
@@ -326,12 +326,12 @@ class AnnotatorModule(pl.LightningModule):
             height, width = self.input_hw
             kp_img = self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"])
             half = pred["kp2d_pred_px"].new_tensor([width / 2.0, height / 2.0])
-            norm_err = ((pred["kp2d_pred_px"] - batch["kp2d_px"]) / half).pow(2).sum(-1) * batch["kp2d_mask"]
             out.update(
                 image_path=list(batch["image_path"]), transl_m=pred["transl_m"].detach().cpu(),
                 focal_crop_px=pred["focal_px"].detach().cpu(), princpt_crop_px=half.expand(bsz, 2).cpu(),
                 crop_to_img=batch["crop_to_img"].cpu(), kp2d_pred_img_px=kp_img.detach().cpu(),
                 kp2d_img_px=batch["kp2d_img_px"].cpu(), kp2d_mask=batch["kp2d_mask"].cpu(),
                 kp2d_err_img_px=kp2d_error_px(kp_img, batch["kp2d_img_px"], batch["kp2d_mask"]).detach().cpu(),
-                kp2d_loss_norm=(norm_err.sum(1) / batch["kp2d_mask"].sum(1).clamp(min=1)).detach().cpu())
+                kp2d_loss_norm=eft_kp2d_loss_norm(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
+                                                  self.input_hw).detach().cpu())
         return out
