@@ -108,7 +108,8 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
 
     Returns:
         ``{"checkpoint", "estimator", "metrics": {set: {metric_mm: value}}, "table", "wall_time_s",
-        "data": {set: loader summary}, "config": resolved config}``.
+        "data": {set: loader summary}, "protocol": {"gt_gender_fallbacks", "mupots_regressor"}
+        (:meth:`EstimatorModule.protocol_notes`), "config": resolved config}``.
 
     Raises:
         FileNotFoundError: checkpoint, config, dataset or body-model file missing.
@@ -141,6 +142,7 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
     result = {"checkpoint": str(path), "estimator": name, "metrics": metrics,
               "table": format_metrics_table(metrics, title=f"{name}: {path}"),
               "data": {n: ds.summary() if hasattr(ds, "summary") else len(ds) for n, ds in datasets.items()},
+              "protocol": module.protocol_notes(),
               "wall_time_s": time.perf_counter() - start, "config": to_container(cfg)}
     atomic_write_json(Path(out_json) if out_json else path.with_name(path.name + ".eval.json"), result)
     return result

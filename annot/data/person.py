@@ -129,6 +129,10 @@ class PersonCropDataset(Dataset):
 
     name = "person"
     native_convention = "coco17"
+    #: What the estimators' validation scores against (:mod:`estimators.base`): ``"joints"`` = the
+    #: dataset's 3D joints (MoCap GT; Human3.6M in the mks0601 protocol, even when SMPL pseudo-GTs are
+    #: loaded), ``"smpl_mesh"`` = the mesh of the GT SMPL (3DPW).
+    eval_gt = "joints"
 
     def __init__(self, input_hw: tuple[int, int] = (256, 192), convention: str | None = None,
                  augment: AugmentConfig | None = None, bbox_scale: float = 1.25, seed: int = 0,
