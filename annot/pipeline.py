@@ -43,6 +43,7 @@ from annot.export import (
     write_pseudo_gt,
 )
 from annot.module import AnnotatorModule
+from annot.export_mocap import write_reference_layout
 from annot.stages import package_versions, provenance, run_stage
 
 log = logging.getLogger(__name__)
@@ -195,15 +196,17 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
     trainer = _trainer(cfg, folder, a.max_steps, [], len(loader))
     trainer.fit(module, loader)
     trainer.save_checkpoint(folder / "annotator.ckpt")
-    pred = _predict(trainer, module, _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention),
-                    a.batch_size, cfg.data.num_workers)
+    pred_set = _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
+    pred = _predict(trainer, module, pred_set, a.batch_size, cfg.data.num_workers)
     if a.refine_iters > 0:
         _refine_with_3d_fit(pred, module.body_model, a.joints3d_convention, a.refine_iters, name)
     _save_poses_npz(folder / "pseudo_gt.npz", pred)
     outputs = ["annotator.ckpt", "pseudo_gt.npz"]
     if image_mode:
-        write_pseudo_gt(folder / "pseudo_gt.json", pseudo_gts_from_predictions(pred))
+        entries = pseudo_gts_from_predictions(pred)
+        write_pseudo_gt(folder / "pseudo_gt.json", entries)
         outputs.append("pseudo_gt.json")
+        outputs += write_reference_layout(folder, pred_set, entries, module.body_model)  # mks0601 world layout
     err = pred.get("joints3d_err_mm")
     if err is not None:
         log.info("stage (a) %s: %d pseudo-GTs, 3D joint error %.1f mm (mean)", name, len(err), float(err.nanmean()))
