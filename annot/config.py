@@ -86,6 +86,10 @@ class AuxStageConfig:
     :class:`annot.fitting.smplify.SMPLify3D` (Adam steps per stage) started from the prediction and fitted to
     the GT 3D joints, as SPIN / EFT-era pipelines fit MoCap sets. Worth it when stage (a) is short (CPU runs):
     ``make bench-annot`` measured image MoCap-mode pseudo-GTs at 160-205 mm joint error after 300 steps.
+
+    ``kp2d_loss`` / ``joint_img_loss``: image MoCap mode adds the 2D reprojection and the PositionNet terms to
+    NeuralAnnot's Eq. 1 (3D joints + regularisers); ``false`` gives Eq. 1 alone. Measured with and without in
+    README "MoCap-mode losses" (``tools/measure_mocap_losses.py``).
     """
 
     max_steps: int = 500
@@ -95,6 +99,8 @@ class AuxStageConfig:
     hidden_dim: int = 1024
     joints3d_convention: str = "smpl24"
     refine_iters: int = 0
+    kp2d_loss: bool = True
+    joint_img_loss: bool = True
 
 
 @dataclass

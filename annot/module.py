@@ -8,7 +8,9 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
   carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets, 3DPW-style sets) add an L1 on 3D joints
   and an L1 to theta* (expressive-NeuralAnnot Algorithm 1, Three Recipes' first recipe);
 - ``"mocap"``: image + GT 3D joints (encoded by two FC layers) in; loss = L1 on root-relative 3D joints
-  + L2 regularisers (NeuralAnnot Sec. 3.1);
+  + L2 regularisers (NeuralAnnot Sec. 3.1, Eq. 1), plus, beyond Eq. 1 and each behind a switch
+  (``mocap_kp2d``, ``mocap_joint_img``; on by default, measured in README "MoCap-mode losses"), the 2D
+  reprojection term and the PositionNet term of the batch's keypoints;
 - ``"mocap_joints_only"``: GT 3D joints in, no image (MoCap sources without images, e.g. CMU clips).
 
 Architectures (``architecture``, :mod:`annot.nets.annotator`): ``"regressor"`` (ResNet -> pooling -> FC)
@@ -88,6 +90,8 @@ class AnnotatorModule(pl.LightningModule):
         w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms (theta* as
             the rotation matrices of joints 0..21 plus betas; NeuralAnnot writes an L1 on the parameters,
             SPIN compares rotation matrices, which stays continuous where axis-angle wraps at pi).
+        mocap_kp2d, mocap_joint_img: in ``"mocap"`` mode, whether the 2D reprojection L1 and the PositionNet
+            L1 are added to NeuralAnnot's Eq. 1 (3D joints + regularisers); other modes ignore them.
         w_pose_l2, w_z_l2, w_betas_l2: regulariser weights (per-sample squared norms; Three Recipes
             uses 1e-2 on ``|z|^2`` and ``|beta|^2``, supplementary Table A).
         lr, weight_decay, lr_decay_steps, lr_decay_factor: Adam with a step decay (optimiser steps).
@@ -125,6 +129,8 @@ class AnnotatorModule(pl.LightningModule):
         w_z_l2: float = 1e-2,
         w_betas_l2: float = 1e-2,
         w_joint_img: float = 1.0,
+        mocap_kp2d: bool = True,
+        mocap_joint_img: bool = True,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         lr_decay_steps: tuple[int, ...] = (),
@@ -231,10 +237,11 @@ class AnnotatorModule(pl.LightningModule):
     def _losses(self, pred: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         hp = self.hparams
         terms: dict[str, torch.Tensor] = {}
-        if self.uses_image and "kp2d_mask" in batch:
+        mocap = hp.mode == "mocap"
+        if self.uses_image and "kp2d_mask" in batch and (hp.get("mocap_kp2d", True) or not mocap):
             terms["kp2d"] = hp.w_kp2d * masked_l1_kp2d(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
                                                         (KP2D_UNIT_PX, KP2D_UNIT_PX))
-        if "joint_img" in pred and "kp2d_mask" in batch:
+        if "joint_img" in pred and "kp2d_mask" in batch and (hp.get("mocap_joint_img", True) or not mocap):
             terms["joint_img"] = hp.w_joint_img * self._joint_img_loss(pred["joint_img"], batch)
         gt_joints, joints_mask = self._gt_joints(batch) if ("joints_world_m" in batch or "joints_cam_m" in batch) \
             else (None, None)

@@ -191,6 +191,7 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
         joints3d_convention=a.joints3d_convention, pose_prior="none", camera_model=cfg.model.camera_model,
         architecture=cfg.model.architecture if image_mode else "regressor", w_joint_img=cfg.loss.joint_img,
         w_joints3d=cfg.loss.joints3d, w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=a.lr,
+        mocap_kp2d=a.kp2d_loss, mocap_joint_img=a.joint_img_loss,
         lr_decay_steps=tuple(a.lr_decay_steps), config=to_container(cfg), **_body_args(cfg))
     loader = _steps_loader(train_set, a.batch_size, a.max_steps, cfg.data.num_workers, _world_size(cfg))
     trainer = _trainer(cfg, folder, a.max_steps, [], len(loader))

@@ -526,3 +526,34 @@ def test_mpii_ids_without_pseudo_gt_are_kept_or_skipped_with_a_reason_never_a_ke
     assert [r.sample_id for r in strict.records] == ["8"]
     assert strict.skipped == {"7": "no SMPL entry", "9": "no SMPL entry"}
     assert "no SMPL entry: 2" in strict.summary()
+
+
+# --------------------------------------------------------------------------- item 10: MoCap-mode switches
+def test_mocap_mode_2d_and_positionnet_terms_are_switches(smpl_tree):
+    from annot.config import AuxStageConfig
+    from annot.module import AnnotatorModule
+
+    assert AuxStageConfig().kp2d_loss and AuxStageConfig().joint_img_loss   # default: as before
+    gen = torch.Generator().manual_seed(0)
+    batch = {"img": torch.rand(2, 3, 256, 192, generator=gen),
+             "joints_cam_m": torch.randn(2, 24, 3, generator=gen) * 0.3, "joints_cam_mask": torch.ones(2, 24),
+             "kp2d_px": torch.rand(2, 24, 2, generator=gen) * 150, "kp2d_mask": torch.ones(2, 24)}
+    batch["joints_cam_m"] -= batch["joints_cam_m"][:, :1].clone()
+    torch.manual_seed(0)
+    module = AnnotatorModule(mode="mocap", body_model_type="smpl", backbone_depth=18, architecture="pose2pose",
+                             kp2d_convention="smpl24", joints3d_convention="smpl24", input_hw=(256, 192),
+                             mocap_kp2d=False, mocap_joint_img=False)
+    with torch.no_grad():
+        pred = module._predict_batch(batch)
+    for kp2d, joint_img in ((False, False), (True, False), (True, True)):
+        module.hparams.mocap_kp2d, module.hparams.mocap_joint_img = kp2d, joint_img
+        with torch.no_grad():
+            terms = module._losses(pred, batch)
+        assert ("kp2d" in terms) == kp2d and ("joint_img" in terms) == joint_img
+        eq1 = terms["joints3d"] + terms["pose_l2"] + terms["betas_l2"]   # NeuralAnnot Eq. 1
+        extra = sum(terms[k] for k in ("kp2d", "joint_img") if k in terms)
+        torch.testing.assert_close(terms["total"], eq1 + extra)
+    # the in-the-wild mode keeps its 2D term whatever the MoCap switches say
+    module.hparams.mode, module.hparams.mocap_kp2d = "itw", False
+    with torch.no_grad():
+        assert "kp2d" in module._losses(pred, batch)
