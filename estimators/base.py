@@ -340,8 +340,8 @@ def _mupots_images(people: list[dict[str, Any]], gt: dict[str, dict[str, Any]] |
     With the dataset's evaluation GT ``gt`` (``{image_path: {"seq", "gt_joints_m" (G, 17, 3),
     "gt_kp2d_px" (G, 17, 2), "sample_ids"}}``): every image of ``gt`` when every sample listed there was
     evaluated (else, with a warning, only the images seen), each with **all** its valid GT people, so an
-    image or person without a prediction (e.g. a box outside the image) counts as misses in "all". Without it: the GT people are the
-    predicted ones (the batch's GT).
+    image or person without a prediction (e.g. a box outside the image) counts as misses in "all".
+    Without it: the GT people are the predicted ones (the batch's GT).
     """
     images: dict[str, list[dict[str, Any]]] = {}
     for person in people:
@@ -365,7 +365,8 @@ def _mupots_images(people: list[dict[str, Any]], gt: dict[str, dict[str, Any]] |
         keys = list(gt) if complete else [k for k in gt if k in images]
         missing = [k for k in images if k not in gt]
         if missing:
-            raise ValueError(f"MuPoTS evaluation: {len(missing)} predicted image(s) have no GT entry, e.g. {missing[0]}")
+            raise ValueError(f"MuPoTS evaluation: {len(missing)} predicted image(s) have no GT entry, "
+                             f"e.g. {missing[0]}")
         gt3d = [torch.as_tensor(gt[k]["gt_joints_m"], dtype=torch.float32).reshape(-1, 17, 3) for k in keys]
         gt2d = [torch.as_tensor(gt[k]["gt_kp2d_px"], dtype=torch.float32).reshape(-1, 17, 2) for k in keys]
         seqs = [int(gt[k]["seq"]) for k in keys]

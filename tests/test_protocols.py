@@ -302,7 +302,8 @@ def test_3dpw_logs_pa_mpvpe_as_hand4whole(smpl_tree):
     gen = torch.Generator().manual_seed(5)
     angle = 0.3
     rot = torch.tensor([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]).float()
-    pred = 1.1 * gt_vertices @ rot.T + torch.tensor([0.1, 0.0, 0.3]) + 0.01 * torch.randn(gt_vertices.shape, generator=gen)
+    noise = 0.01 * torch.randn(gt_vertices.shape, generator=gen)
+    pred = 1.1 * gt_vertices @ rot.T + torch.tensor([0.1, 0.0, 0.3]) + noise
     module.next_vertices = pred
     module.validation_step({**batch, "img": torch.zeros(2, 3, 64, 48)}, 0)
     h36m = np.load(smpl_tree / "J_regressor_h36m_smpl.npy")
@@ -470,11 +471,13 @@ def test_mocap_pseudo_gts_written_in_the_mks0601_world_layout(tmp_path, dataset)
     if dataset == "h36m":
         root = write_h36m_fixture(tmp_path / "Human36M", seed=0, body_model_path=FREE)
         ds = Human36M(root, subjects=[1], body_model_path=str(FREE))
-        ref_file, name = root / "annotations" / "Human36M_subject1_SMPL_NeuralAnnot.json", "Human36M_subject1_SMPL_NeuralAnnot.json"
+        name = "Human36M_subject1_SMPL_NeuralAnnot.json"
+        ref_file = root / "annotations" / name
     else:
         root = write_mpi_inf_3dhp_fixture(tmp_path / "MPI_INF_3DHP", seed=0, body_model_path=FREE)
         ds = MPIINF3DHP(root, body_model_path=str(FREE))
-        ref_file, name = root / "data" / "MPI-INF-3DHP_SMPL_NeuralAnnot.json", "MPI-INF-3DHP_SMPL_NeuralAnnot.json"
+        name = "MPI-INF-3DHP_SMPL_NeuralAnnot.json"
+        ref_file = root / "data" / name
     entries = _camera_pseudo_gts(ds)
     entries["no-such-id"] = next(iter(entries.values()))
     written = write_reference_layout(tmp_path / "stage_a", ds, entries, body)

@@ -76,7 +76,7 @@ def _train(dataset: PW3D, mocap_kp2d: bool, mocap_joint_img: bool, steps: int, b
             scheduler.step()
             step += 1
             if step % 25 == 0:
-                print(f"  step {step}/{steps} loss {float(terms['total']):.4f}", flush=True)
+                print(f"  step {step}/{steps} loss {terms['total'].item():.4f}", flush=True)
             if step >= steps:
                 break
     return module.eval()
