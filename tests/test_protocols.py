@@ -536,7 +536,8 @@ def test_mocap_mode_2d_and_positionnet_terms_are_switches(smpl_tree):
     from annot.config import AuxStageConfig
     from annot.module import AnnotatorModule
 
-    assert AuxStageConfig().kp2d_loss and AuxStageConfig().joint_img_loss   # default: as before
+    # default: NeuralAnnot Eq. 1 alone (measured better in 3D, README "Evaluation")
+    assert not AuxStageConfig().kp2d_loss and not AuxStageConfig().joint_img_loss
     gen = torch.Generator().manual_seed(0)
     batch = {"img": torch.rand(2, 3, 256, 192, generator=gen),
              "joints_cam_m": torch.randn(2, 24, 3, generator=gen) * 0.3, "joints_cam_mask": torch.ones(2, 24),

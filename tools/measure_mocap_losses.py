@@ -13,11 +13,12 @@ MoCap-mode annotator per variant with the same seed, data order and steps, predi
   regressed H36M pelvis (mks0601 protocol), and after Procrustes alignment;
 * ``kp2d_err_px``: 2D error of the projected joints, original-image pixels.
 
-Usage (CPU, about 10 minutes with the defaults)::
+Usage (the README numbers; about 11 minutes per variant on a loaded 2-core CPU)::
 
-    python tools/measure_mocap_losses.py --out outputs/mocap-losses --samples 64 --steps 300
+    python tools/measure_mocap_losses.py --out outputs/mocap-losses --samples 32 --steps 80 --batch 8
 
-Writes ``<out>/mocap_losses.json`` and prints a table.
+Writes ``<out>/mocap_losses_<variants>.json`` and prints a table (``eq1_2d_pn``: Eq. 1 + 2D + PositionNet;
+``eq1``: Eq. 1 alone). ``--variants eq1_2d_pn`` / ``--variants eq1`` run one each (two processes).
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ from annot.module import AnnotatorModule
 from annot.synthetic import SyntheticConfig, make_synthetic
 
 VARIANTS = {  # name -> (mocap_kp2d, mocap_joint_img)
-    "eq1_plus_2d_and_positionnet (default)": (True, True),
-    "eq1_only": (False, False),
+    "eq1_2d_pn": (True, True),  # Eq. 1 + 2D reprojection + PositionNet (before #13)
+    "eq1": (False, False),      # NeuralAnnot Eq. 1 alone (the aux_stage default)
 }
 
 
@@ -108,6 +109,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="run only these (e.g. one per process, then compare the json files)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -115,18 +118,19 @@ def main() -> None:
     dataset = PW3D(root, split="train", convention="smpl24")
     body = BodyModel.from_config("free")
     results = {"settings": vars(args), "samples": len(dataset), "variants": {}}
-    for name, (kp2d, joint_img) in VARIANTS.items():
+    for name in args.variants:
+        kp2d, joint_img = VARIANTS[name]
         start = time.perf_counter()
         module = _train(dataset, kp2d, joint_img, args.steps, args.batch, args.depth, args.seed)
         row = _score(module, dataset, body)
         row["train_seconds"] = time.perf_counter() - start
         results["variants"][name] = row
         print(name, json.dumps(row), flush=True)
-    (out / "mocap_losses.json").write_text(json.dumps(results, indent=1))
+    (out / f"mocap_losses_{'_'.join(args.variants)}.json").write_text(json.dumps(results, indent=1))
     keys = ("mpjpe3d_mm", "mpvpe_mm", "pa_mpvpe_mm", "kp2d_err_px")
-    print(f"{'variant':<40s}" + "".join(f"{k:>14s}" for k in keys))
+    print(f"{'variant':<12s}" + "".join(f"{k:>14s}" for k in keys))
     for name, row in results["variants"].items():
-        print(f"{name:<40s}" + "".join(f"{row[k]:>14.1f}" for k in keys))
+        print(f"{name:<12s}" + "".join(f"{row[k]:>14.1f}" for k in keys))
 
 
 if __name__ == "__main__":
