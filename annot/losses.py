@@ -69,3 +69,27 @@ def l2_regulariser(x: torch.Tensor) -> torch.Tensor:
     The ``lambda * (|z|^2 + |beta|^2)`` regulariser of NeuralAnnot / Three Recipes (supp. Table A).
     """
     return x.pow(2).flatten(1).sum(dim=1).mean()
+
+
+def eft_kp2d_loss_norm(pred_px: torch.Tensor, target_px: torch.Tensor, mask: torch.Tensor,
+                       crop_hw: tuple[int, int]) -> torch.Tensor:
+    """EFT's normalised 2D loss of each sample, on the scale of its 0.01 rejection threshold.
+
+    SPIN ``train/trainer.py::keypoint_loss`` (which EFT fine-tunes with and thresholds): keypoints in
+    crop coordinates normalised to ``[-1, 1]`` (``2 x / size - 1``; here per axis, ``x / (W/2)`` and
+    ``y / (H/2)``), ``loss = (conf * MSE(pred, gt)).mean()`` with ``MSELoss(reduction='none')``, i.e. the
+    mean over **all** ``J x 2`` coordinates, invisible ones counting as zeros (EFT runs one sample at a
+    time, B = 1; here each sample of a batch gets its own value).
+
+    Args:
+        pred_px, target_px: (B, J, 2) crop pixels.
+        mask: (B, J) visibility / confidence (0-1).
+        crop_hw: crop (H, W) in pixels.
+
+    Returns:
+        (B,) unitless.
+    """
+    height, width = crop_hw
+    half = pred_px.new_tensor([width / 2.0, height / 2.0])
+    sq = ((pred_px - target_px) / half).pow(2) * mask[..., None]
+    return sq.flatten(1).mean(dim=1)

@@ -8,7 +8,9 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
   carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets, 3DPW-style sets) add an L1 on 3D joints
   and an L1 to theta* (expressive-NeuralAnnot Algorithm 1, Three Recipes' first recipe);
 - ``"mocap"``: image + GT 3D joints (encoded by two FC layers) in; loss = L1 on root-relative 3D joints
-  + L2 regularisers (NeuralAnnot Sec. 3.1);
+  + L2 regularisers (NeuralAnnot Sec. 3.1, Eq. 1), plus, beyond Eq. 1 and each behind a switch
+  (``mocap_kp2d``, ``mocap_joint_img``; on by default, measured in README "MoCap-mode losses"), the 2D
+  reprojection term and the PositionNet term of the batch's keypoints;
 - ``"mocap_joints_only"``: GT 3D joints in, no image (MoCap sources without images, e.g. CMU clips).
 
 Architectures (``architecture``, :mod:`annot.nets.annotator`): ``"regressor"`` (ResNet -> pooling -> FC)
@@ -36,7 +38,7 @@ from annot.body_models import BodyModel
 from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
 from annot.keypoints import get_convention
-from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
+from annot.losses import eft_kp2d_loss_norm, kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.nets.annotator import ARCHITECTURES, build_annotator_net
 from annot.nets.pose2pose_joints import position_targets
 
@@ -88,6 +90,8 @@ class AnnotatorModule(pl.LightningModule):
         w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms (theta* as
             the rotation matrices of joints 0..21 plus betas; NeuralAnnot writes an L1 on the parameters,
             SPIN compares rotation matrices, which stays continuous where axis-angle wraps at pi).
+        mocap_kp2d, mocap_joint_img: in ``"mocap"`` mode, whether the 2D reprojection L1 and the PositionNet
+            L1 are added to NeuralAnnot's Eq. 1 (3D joints + regularisers); other modes ignore them.
         w_pose_l2, w_z_l2, w_betas_l2: regulariser weights (per-sample squared norms; Three Recipes
             uses 1e-2 on ``|z|^2`` and ``|beta|^2``, supplementary Table A).
         lr, weight_decay, lr_decay_steps, lr_decay_factor: Adam with a step decay (optimiser steps).
@@ -125,6 +129,8 @@ class AnnotatorModule(pl.LightningModule):
         w_z_l2: float = 1e-2,
         w_betas_l2: float = 1e-2,
         w_joint_img: float = 1.0,
+        mocap_kp2d: bool = True,
+        mocap_joint_img: bool = True,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         lr_decay_steps: tuple[int, ...] = (),
@@ -231,10 +237,11 @@ class AnnotatorModule(pl.LightningModule):
     def _losses(self, pred: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         hp = self.hparams
         terms: dict[str, torch.Tensor] = {}
-        if self.uses_image and "kp2d_mask" in batch:
+        mocap = hp.mode == "mocap"
+        if self.uses_image and "kp2d_mask" in batch and (hp.get("mocap_kp2d", True) or not mocap):
             terms["kp2d"] = hp.w_kp2d * masked_l1_kp2d(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
                                                         (KP2D_UNIT_PX, KP2D_UNIT_PX))
-        if "joint_img" in pred and "kp2d_mask" in batch:
+        if "joint_img" in pred and "kp2d_mask" in batch and (hp.get("mocap_joint_img", True) or not mocap):
             terms["joint_img"] = hp.w_joint_img * self._joint_img_loss(pred["joint_img"], batch)
         gt_joints, joints_mask = self._gt_joints(batch) if ("joints_world_m" in batch or "joints_cam_m" in batch) \
             else (None, None)
@@ -309,7 +316,7 @@ class AnnotatorModule(pl.LightningModule):
         ``image_path``, ``transl_m`` (B,3), ``focal_crop_px`` / ``princpt_crop_px`` (B,2),
         ``crop_to_img`` (B,2,3), ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,J,2) original-image pixels,
         ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D
-        loss (mean squared error in crop coordinates scaled to [-1, 1]).
+        loss (:func:`annot.losses.eft_kp2d_loss_norm`: SPIN/EFT ``keypoint_loss`` of each sample alone).
         """
         pred = self._predict_batch(batch)
         bsz = pred["betas"].shape[0]
@@ -326,12 +333,12 @@ class AnnotatorModule(pl.LightningModule):
             height, width = self.input_hw
             kp_img = self._to_image_px(pred["kp2d_pred_px"], batch["crop_to_img"])
             half = pred["kp2d_pred_px"].new_tensor([width / 2.0, height / 2.0])
-            norm_err = ((pred["kp2d_pred_px"] - batch["kp2d_px"]) / half).pow(2).sum(-1) * batch["kp2d_mask"]
             out.update(
                 image_path=list(batch["image_path"]), transl_m=pred["transl_m"].detach().cpu(),
                 focal_crop_px=pred["focal_px"].detach().cpu(), princpt_crop_px=half.expand(bsz, 2).cpu(),
                 crop_to_img=batch["crop_to_img"].cpu(), kp2d_pred_img_px=kp_img.detach().cpu(),
                 kp2d_img_px=batch["kp2d_img_px"].cpu(), kp2d_mask=batch["kp2d_mask"].cpu(),
                 kp2d_err_img_px=kp2d_error_px(kp_img, batch["kp2d_img_px"], batch["kp2d_mask"]).detach().cpu(),
-                kp2d_loss_norm=(norm_err.sum(1) / batch["kp2d_mask"].sum(1).clamp(min=1)).detach().cpu())
+                kp2d_loss_norm=eft_kp2d_loss_norm(pred["kp2d_pred_px"], batch["kp2d_px"], batch["kp2d_mask"],
+                                                  self.input_hw).detach().cpu())
         return out

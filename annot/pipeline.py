@@ -49,6 +49,7 @@ from annot.export import (
     write_pseudo_gt,
 )
 from annot.module import AnnotatorModule
+from annot.export_mocap import write_reference_layout
 from annot.resume import RESUME_FILE, StepCheckpoint, StepSampler, resume_step, stage_seed
 from annot.runtime import worker_init_fn
 from annot.stages import package_versions, provenance, run_stage
@@ -244,6 +245,7 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
         joints3d_convention=a.joints3d_convention, pose_prior="none", camera_model=cfg.model.camera_model,
         architecture=cfg.model.architecture if image_mode else "regressor", w_joint_img=cfg.loss.joint_img,
         w_joints3d=cfg.loss.joints3d, w_pose_l2=cfg.loss.pose_l2, w_betas_l2=cfg.loss.betas_l2, lr=a.lr,
+        mocap_kp2d=a.kp2d_loss, mocap_joint_img=a.joint_img_loss,
         lr_decay_steps=tuple(a.lr_decay_steps), config=to_container(cfg), **_body_args(cfg))
     if image_mode:
         train_set = SkippingDataset(train_set, "train")
@@ -251,17 +253,18 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
     trainer = _trainer(cfg, folder, a.max_steps, [LoadErrorsToPredictions()], len(loader))
     trainer.fit(module, loader)
     trainer.save_checkpoint(folder / "annotator.ckpt")
-    predict_set = _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
-    if image_mode:
-        predict_set = SkippingDataset(predict_set, "predict")
+    pred_set = _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
+    predict_set = SkippingDataset(pred_set, "predict") if image_mode else pred_set
     pred = _predict(trainer, module, predict_set, a.batch_size, cfg.data.num_workers)
     if a.refine_iters > 0:
         _refine_with_3d_fit(pred, module.body_model, a.joints3d_convention, a.refine_iters, name)
     _save_poses_npz(folder / "pseudo_gt.npz", pred)
     outputs = ["annotator.ckpt", "pseudo_gt.npz"]
     if image_mode:
-        write_pseudo_gt(folder / "pseudo_gt.json", pseudo_gts_from_predictions(pred))
+        entries = pseudo_gts_from_predictions(pred)
+        write_pseudo_gt(folder / "pseudo_gt.json", entries)
         outputs.append("pseudo_gt.json")
+        outputs += write_reference_layout(folder, pred_set, entries, module.body_model)  # mks0601 world layout
     err = pred.get("joints3d_err_mm")
     if err is not None:
         log.info("stage (a) %s: %d pseudo-GTs, 3D joint error %.1f mm (mean)", name, len(err), float(err.nanmean()))

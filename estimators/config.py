@@ -55,8 +55,10 @@ _register_abspath()
 
 #: Names accepted by ``estimator`` (the registry lives in :mod:`estimators.train`).
 ESTIMATOR_NAMES: tuple[str, ...] = ("pose2pose", "hmr")
-#: Metric keys every validation set logs (``val/<set>/<key>``); ``mpvpe_mm`` only with GT meshes.
-METRIC_KEYS: tuple[str, ...] = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pck3d_all_pct", "pck3d_matched_pct")
+#: Metric keys every validation set logs (``val/<set>/<key>``); ``mpvpe_mm`` / ``pa_mpvpe_mm`` only with GT
+#: meshes (3DPW, as Hand4Whole ``PW3D.evaluate``), ``pck3d_*`` only on MuPoTS.
+METRIC_KEYS: tuple[str, ...] = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "pck3d_all_pct",
+                                "pck3d_matched_pct")
 
 
 @dataclass

@@ -109,7 +109,8 @@ def evaluate(path: str | Path, config_path: str | Path | None = None, overrides:
 
     Returns:
         ``{"checkpoint", "estimator", "metrics": {set: {metric_mm: value}}, "table", "wall_time_s",
-        "data": {set: loader summary}, "config": resolved config}``. Computed with the config's
+        "data": {set: loader summary}, "protocol": {"gt_gender_fallbacks", "mupots_regressor"}
+        (:meth:`EstimatorModule.protocol_notes`), "config": resolved config}``. Computed with the config's
         ``num_threads`` torch threads (as in the training run, so that the numbers match its final
         validation bit for bit on the same machine); the caller's thread count is restored.
 
@@ -162,7 +163,7 @@ def _evaluate(cfg: DictConfig, path: Path, name: str) -> dict[str, Any]:
     result = {"checkpoint": str(path), "estimator": name, "metrics": metrics,
               "table": format_metrics_table(metrics, title=f"{name}: {path}"),
               "data": {n: ds.summary() if hasattr(ds, "summary") else len(ds) for n, ds in datasets.items()},
-              "config": to_container(cfg)}
+              "protocol": module.protocol_notes(), "config": to_container(cfg)}
     return result
 
 

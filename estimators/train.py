@@ -12,7 +12,7 @@
    ``LearningRateMonitor``, the per-dataset mix counts and :class:`annot.callbacks.PredictionGridCallback`;
 4. validates the final weights once more and writes ``metrics.json`` (see :func:`run`).
 
-Validation computes MPJPE / PA-MPJPE (and MPVPE where the set has GT meshes) with the mks0601 protocol
+Validation computes MPJPE / PA-MPJPE (and MPVPE / PA-MPVPE where the set has GT meshes) with the mks0601 protocol
 of :class:`estimators.base.EstimatorModule` (reference-spec D.1), logged ``val/<set>/<metric>_mm``.
 The Pose2Pose optimisation (Adam 1e-4, /10 at epochs 4 and 6) and mixing (3D and 2D groups half and
 half) follow mks0601 Hand4Whole ``main/config.py``, ``common/base.py``, ``data/dataset.py`` (spec B.4).
@@ -251,7 +251,7 @@ def collect_val_metrics(callback_metrics: Mapping[str, Any], set_names: tuple[st
 
 
 def format_metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str = "") -> str:
-    """Fixed-width text table: one row per evaluation set, columns MPJPE / PA-MPJPE / MPVPE (mm) and
+    """Fixed-width text table: one row per evaluation set, columns MPJPE / PA-MPJPE / MPVPE / PA-MPVPE (mm) and
     MuPoTS 3DPCK (%, all / matched)."""
     widths = {key: max(14, len(key) + 2) for key in METRIC_KEYS}
     header = f"{'set':<12s}" + "".join(f"{key:>{widths[key]}s}" for key in METRIC_KEYS)

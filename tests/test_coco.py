@@ -364,7 +364,8 @@ def test_posed_counts_and_smpl_bookkeeping(posed_root, variant):
                                 "without SMPL fit: 1")
     no_fit = fitted[[r.sample_id for r in fitted.records].index("1002")]
     assert no_fit["smpl_valid"] == 0 and no_fit["real_cam_valid"] == 0
-    assert plain.native_convention == ("coco17_feet" if variant == "wholebody" else "coco17")
+    assert plain.native_convention == ("coco_wholebody32" if variant == "wholebody" else "coco18")
+    assert plain.convention == ("coco17_feet" if variant == "wholebody" else "coco17")
     assert plain[0]["kp2d_px"].shape == ((23, 2) if variant == "wholebody" else (17, 2))
 
 

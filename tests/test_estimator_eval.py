@@ -3,7 +3,12 @@ counts as misses in "all" but not in "matched"."""
 import torch
 
 from annot.metrics import MuPoTS3DPCK
-from estimators.base import _group_by_image, _mupots_people
+from annot.keypoints import convert
+from estimators.base import _mupots_images, _mupots_people
+
+
+def _mupots(joints_h36m: torch.Tensor) -> torch.Tensor:
+    return convert(joints_h36m.clone(), "h36m17", "mupots17")[0]
 
 
 def _batch(gt_rel: torch.Tensor, root: torch.Tensor, paths: list[str]) -> dict:
@@ -24,13 +29,13 @@ def test_perfect_prediction_scores_100_and_missing_person_only_hurts_all():
     paths = ["MultiPersonTestSet/TS3/img_000001.jpg"] * 3
     batch = _batch(gt_rel, root, paths)
     metric = MuPoTS3DPCK()
-    metric.update(*_group_by_image(_mupots_people(batch, gt_rel.clone())))
+    metric.update(*_mupots_images(_mupots_people(batch, _mupots(gt_rel)), None))
     result = metric.compute()
     assert float(result["pck_all"]) == 100.0 and float(result["pck_matched"]) == 100.0
 
-    people = _mupots_people(batch, gt_rel.clone())
+    people = _mupots_people(batch, _mupots(gt_rel))
     people[2]["pred2d"] = people[2]["pred2d"] + 500.0    # third prediction far away: unmatched in 2D
     metric.reset()
-    metric.update(*_group_by_image(people))
+    metric.update(*_mupots_images(people, None))
     result = metric.compute()
     assert abs(float(result["pck_all"]) - 200.0 / 3) < 1e-3 and float(result["pck_matched"]) == 100.0

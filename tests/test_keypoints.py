@@ -38,6 +38,12 @@ SPEC_NAMES = {
 SPEC_NAMES["coco17_feet"] = SPEC_NAMES["coco17"] + (
     "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel",
 )  # fmt: skip
+# COCO + the mks0601 Pelvis, and Hand4Whole's whole-body 32-joint set (spec A.3).
+SPEC_NAMES["coco18"] = SPEC_NAMES["coco17"] + ("Pelvis",)
+SPEC_NAMES["coco_wholebody32"] = SPEC_NAMES["coco17"] + (
+    "Pelvis", "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel",
+    "L_Index_1", "L_Middle_1", "L_Ring_1", "L_Pinky_1", "R_Index_1", "R_Middle_1", "R_Ring_1", "R_Pinky_1",
+)  # fmt: skip
 # Pose2Pose supervision (33) and PositionNet (25) sets, spec A.7.
 SPEC_NAMES["pose2pose33"] = (
     "Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Neck", "L_Shoulder", "R_Shoulder",
@@ -60,6 +66,8 @@ SPEC_FLIP = {
     "mpii16": ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
     "pose2pose33": ((1, 2), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 18), (15, 19), (16, 20), (17, 21),
                     (23, 24), (25, 26), (27, 30), (28, 31), (29, 32)),
+    "coco_wholebody32": ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (18, 21),
+                         (19, 22), (20, 23), (24, 28), (25, 29), (26, 30), (27, 31)),
 }
 SPIN_SMPL_FLIP_PERM = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22]
 SPEC_ROOT_INDEX = {"h36m17": 0, "mpi_inf_3dhp17": 14, "mupots17": 14, "smpl24": 0, "mpii16": 6,

@@ -8,11 +8,18 @@ Unlike mks0601, nothing is dropped silently: every skipped annotation is recorde
 
 Two annotation variants (spec A.3, pitfall F.3), indexed by the same annotation ids:
 
-* ``"person_keypoints"``: ``person_keypoints_{train,val}2017.json``, 17 keypoints, convention ``coco17``;
+* ``"person_keypoints"``: ``person_keypoints_{train,val}2017.json``, 17 keypoints, plus the Pelvis
+  that mks0601 appends (hip midpoint, valid when both hips are; ``add_pelvis``): native convention
+  ``coco18``;
 * ``"wholebody"``: ``coco_wholebody_{train,val}_v1.0.json`` (jin-s13/COCO-WholeBody ``data_format.md``),
-  17 body keypoints plus ``foot_kpts`` (6 x (x, y, v): L big toe, L small toe, L heel, R big toe,
-  R small toe, R heel), convention ``coco17_feet``. ``v`` may be fractional there; ``v > 0`` is valid.
-  ``foot_valid == false`` entries are all zero, so their foot points are simply not valid.
+  17 body keypoints, the Pelvis, ``foot_kpts`` (6 x (x, y, v): L big toe, L small toe, L heel, R big toe,
+  R small toe, R heel) and the hand MCPs ``lefthand_kpts`` / ``righthand_kpts`` indices 5, 9, 13, 17
+  (Hand4Whole Pose2Pose ``data/MSCOCO/MSCOCO.py``; a missing hand field = not valid): native convention
+  ``coco_wholebody32``. ``v`` may be fractional there; ``v > 0`` is valid. ``*_valid == false`` entries
+  are all zero, so their points are simply not valid.
+
+The output convention (``convention``) defaults to ``coco17`` / ``coco17_feet``; with ``pose2pose33`` (the
+Pose2Pose supervision set) the Pelvis and the hand MCPs reach it by name, as in the reference.
 
 An optional NeuralAnnot SMPL json (``smpl_file``; :mod:`annot.data.neuralannot`) adds the pseudo-GT
 fit of each annotation id and its original-image camera (``record.smpl``, ``record.cam_focal_px`` /
@@ -53,8 +60,15 @@ from annot.data.registry import register
 
 KEYPOINT_CONVENTION = "coco17"
 WHOLEBODY_CONVENTION = "coco17_feet"
+#: What the loader parses (the output convention defaults to the two above, for compatibility).
+NATIVE_KEYPOINT_CONVENTION = "coco18"
+NATIVE_WHOLEBODY_CONVENTION = "coco_wholebody32"
 NUM_COCO_JOINTS = 17
 NUM_FOOT_JOINTS = 6
+NUM_HAND_JOINTS = 21
+#: MCPs (Index_1, Middle_1, Ring_1, Pinky_1) in COCO-WholeBody's 21-point hand order (Hand4Whole ``MSCOCO.py``).
+HAND_MCP_INDICES = (5, 9, 13, 17)
+L_HIP, R_HIP = 11, 12
 VARIANTS = ("person_keypoints", "wholebody")
 
 SKIP_INVALID_BBOX = "invalid bbox"
@@ -77,6 +91,14 @@ def _finite_floats(ann_path: Path, ann: dict, field: str, length: int) -> np.nda
     if not np.all(np.isfinite(arr)):
         raise field_error(ann_path, "annotation", ann.get("id"), field, "contains NaN or inf")
     return arr
+
+
+def add_pelvis(kps_xyv: np.ndarray) -> np.ndarray:
+    """mks0601 ``add_pelvis``: ``(3,)`` ``(x, y, v)`` of the hip midpoint of COCO-17 keypoints ``(17, 3)``
+    (pixels); ``v = 1`` when both hips have ``v > 0``, else the point is ``(0, 0, 0)``."""
+    if kps_xyv[L_HIP, 2] > 0 and kps_xyv[R_HIP, 2] > 0:
+        return np.array([*(kps_xyv[L_HIP, :2] + kps_xyv[R_HIP, :2]) / 2.0, 1.0])
+    return np.zeros(3)
 
 
 def _person_category_ids(data: dict[str, Any]) -> set[int]:
@@ -103,8 +125,9 @@ class COCOKeypoints(PersonCropDataset):
         seed: seed of the augmentation draws.
         convention, augment, body_model_type, body_model_path: see
             :class:`annot.data.person.PersonCropDataset`.
-        variant: ``"person_keypoints"`` (native convention ``coco17``) or ``"wholebody"`` (reads
-            ``foot_kpts`` too; native convention ``coco17_feet``) (``data.variant``).
+        variant: ``"person_keypoints"`` (native convention ``coco18``, output default ``coco17``) or
+            ``"wholebody"`` (reads ``foot_kpts`` and the hand MCPs too; native ``coco_wholebody32``, output
+            default ``coco17_feet``) (``data.variant``).
         smpl_file: optional NeuralAnnot SMPL json keyed by annotation id, absolute or relative to
             ``root`` (``data.smpl_file``; e.g. ``annotations/MSCOCO_train_SMPL_NeuralAnnot.json``).
 
@@ -159,7 +182,8 @@ class COCOKeypoints(PersonCropDataset):
             augment = AugmentConfig(enabled=True, scale_factor=0.0, rot_prob=0.0, flip_prob=flip_prob,
                                     color_factor=0.0)
         self.variant = variant
-        self.native_convention = WHOLEBODY_CONVENTION if variant == "wholebody" else KEYPOINT_CONVENTION
+        self.native_convention = NATIVE_WHOLEBODY_CONVENTION if variant == "wholebody" else NATIVE_KEYPOINT_CONVENTION
+        convention = convention or (WHOLEBODY_CONVENTION if variant == "wholebody" else KEYPOINT_CONVENTION)
         super().__init__(input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path)
         self.root = resolve_root(root, "COCO")
         self.ann_path = resolve_file(self.root, ann_file, "COCO", "annotation file", "data.ann_file")
@@ -178,12 +202,19 @@ class COCOKeypoints(PersonCropDataset):
         return line if self._smpl is None else smpl_summary(line, len(self.without_smpl))
 
     def _keypoints(self, ann: dict) -> np.ndarray:
-        """(J, 3) ``(x, y, v)`` of the variant's native convention (17 or 23 joints)."""
+        """(J, 3) ``(x, y, v)`` of the variant's native convention (``coco18``: 18, ``coco_wholebody32``: 32)."""
         kps = _finite_floats(self.ann_path, ann, "keypoints", 3 * NUM_COCO_JOINTS).reshape(NUM_COCO_JOINTS, 3)
+        parts = [kps, add_pelvis(kps)[None]]
         if self.variant == "wholebody":
             feet = _finite_floats(self.ann_path, ann, "foot_kpts", 3 * NUM_FOOT_JOINTS)
-            kps = np.concatenate([kps, feet.reshape(NUM_FOOT_JOINTS, 3)], axis=0)
-        return kps
+            parts.append(feet.reshape(NUM_FOOT_JOINTS, 3))
+            for field in ("lefthand_kpts", "righthand_kpts"):
+                if ann.get(field) is None:
+                    parts.append(np.zeros((len(HAND_MCP_INDICES), 3)))
+                    continue
+                hand = _finite_floats(self.ann_path, ann, field, 3 * NUM_HAND_JOINTS).reshape(NUM_HAND_JOINTS, 3)
+                parts.append(hand[list(HAND_MCP_INDICES)])
+        return np.concatenate(parts, axis=0)
 
     def _parse_annotation(
         self, ann: dict, coco: COCO, person_ids: set[int], image_cache: dict[Path, str | None]
@@ -242,7 +273,8 @@ class COCOKeypoints(PersonCropDataset):
 
 
 __all__ = [
-    "COCOKeypoints", "KEYPOINT_CONVENTION", "SKIP_BOX_OUTSIDE", "SKIP_DEGENERATE_BOX", "SKIP_ISCROWD",
+    "COCOKeypoints", "HAND_MCP_INDICES", "KEYPOINT_CONVENTION", "NATIVE_KEYPOINT_CONVENTION",
+    "NATIVE_WHOLEBODY_CONVENTION", "add_pelvis", "SKIP_BOX_OUTSIDE", "SKIP_DEGENERATE_BOX", "SKIP_ISCROWD",
     "SKIP_MISSING_IMAGE", "SKIP_NOT_PERSON", "SKIP_NO_KEYPOINTS", "SKIP_UNREADABLE_IMAGE", "VARIANTS",
     "WHOLEBODY_CONVENTION",
 ]

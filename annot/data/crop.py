@@ -19,7 +19,9 @@ def process_bbox(
 
     Steps (reference-spec A.0): ``x1 = max(0, x)``, ``y1 = max(0, y)``,
     ``x2 = min(img_w - 1, x1 + max(0, w - 1))``, ``y2 = min(img_h - 1, y1 + max(0, h - 1))``;
-    the box is rejected if ``w * h <= 0`` (input size) or ``x2 < x1`` or ``y2 < y1``. The clipped box
+    the box is kept only if ``w * h > 0`` (input size) **and** ``x2 > x1`` **and** ``y2 > y1``
+    (mks0601 ``sanitize_bbox``), so a box of zero width *or* zero height after clipping is rejected
+    (e.g. a 1-pixel-wide box, or one clipped to the last image column). The clipped box
     ``(x1, y1, x2 - x1, y2 - y1)`` is then grown around its centre, on its shorter side, to the
     aspect ratio ``aspect_wh = input_w / input_h``, and its width and height are multiplied by
     ``scale``. The result may extend past the image border (only the input box is clipped).
@@ -31,9 +33,8 @@ def process_bbox(
         scale: enlargement factor (1.25 in mks0601).
 
     Returns:
-        ``(4,)`` float64 processed box in pixels, or ``None`` for a degenerate box. As a guard
-        beyond mks0601, a clipped box of zero width *and* height (which would make a singular crop
-        affine) is also ``None``.
+        ``(4,)`` float64 processed box in pixels, or ``None`` for a degenerate box (the loaders skip
+        the sample with the reason ``"degenerate box"``, counted in their summary).
 
     Raises:
         ValueError: if the box is not 4 finite numbers or ``aspect_wh``/``scale`` are not positive.
@@ -47,11 +48,9 @@ def process_bbox(
     x1, y1 = max(0.0, x), max(0.0, y)
     x2 = min(img_w - 1.0, x1 + max(0.0, w - 1.0))
     y2 = min(img_h - 1.0, y1 + max(0.0, h - 1.0))
-    if w * h <= 0 or x2 < x1 or y2 < y1:
+    if not (w * h > 0 and x2 > x1 and y2 > y1):
         return None
     bw, bh = x2 - x1, y2 - y1
-    if bw <= 0 and bh <= 0:
-        return None
     cx, cy = x1 + bw / 2.0, y1 + bh / 2.0
     if bw > aspect_wh * bh:
         bh = bw / aspect_wh

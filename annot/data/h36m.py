@@ -324,7 +324,13 @@ class WorldFrameMocapDataset(PersonCropDataset):
         frame_keys: ``{sample_id: (subject, sequence..., frame_idx, cam_idx)}`` of every kept sample
             (H36M ``(subject, action_idx, subaction_idx, frame_idx, cam_idx)``, MPI-INF
             ``(subject_idx, seq_idx, frame_idx, cam_idx)``), e.g. to write fits back in NeuralAnnot keys.
+        cameras: ``{sample_id: WorldCamera}`` of every kept sample (world -> camera, ``t`` in mm).
     """
+
+    def reference_entry(self, sample_id: str) -> tuple[str, tuple[int, ...]]:  # pragma: no cover - abstract
+        """``(file name, (key, key, key))`` under which mks0601's ``*_SMPL_NeuralAnnot.json`` stores the
+        world-frame fit of kept sample ``sample_id`` (KeyError for a sample that is not kept)."""
+        raise NotImplementedError
 
     def __init__(self, use_smpl: bool = True, input_hw: tuple[int, int] = (256, 192),
                  convention: str | None = None, augment: AugmentConfig | None = None,
@@ -334,6 +340,7 @@ class WorldFrameMocapDataset(PersonCropDataset):
         self.use_smpl = bool(use_smpl)
         self.smpl_missing: dict[str, str] = {}
         self.frame_keys: dict[str, tuple[int, ...]] = {}
+        self.cameras: dict[str, WorldCamera] = {}
         self._image_status: dict[Path, str | None] = {}
 
     def summary(self) -> str:
@@ -470,6 +477,7 @@ class WorldFrameMocapDataset(PersonCropDataset):
         else:
             records.append(result)
             self.frame_keys[sample_id] = sample_key
+            self.cameras[sample_id] = files.cameras[camera_keys]
 
 
 def annotation_box(path: Path, ann: Any,
@@ -581,6 +589,11 @@ class Human36M(WorldFrameMocapDataset):
         for subject in self.subjects:
             self._load_subject(subject, records, skipped)
         self.finish_loading(records, skipped)
+
+    def reference_entry(self, sample_id: str) -> tuple[str, tuple[int, ...]]:
+        """``("Human36M_subject{S}_SMPL_NeuralAnnot.json", (action_idx, subaction_idx, frame_idx))``."""
+        subject, action, subaction, frame, _ = self.frame_keys[sample_id]
+        return h36m_files(self.ann_dir, subject)["smpl"].name, (action, subaction, frame)
 
     def _subject_files(self, subject: int) -> dict[str, Path]:
         files = h36m_files(self.ann_dir, subject)

@@ -107,6 +107,11 @@ class MPIINF3DHP(WorldFrameMocapDataset):
         self._load(records, skipped)
         self.finish_loading(records, skipped)
 
+    def reference_entry(self, sample_id: str) -> tuple[str, tuple[int, ...]]:
+        """``("MPI-INF-3DHP_SMPL_NeuralAnnot.json", (subject_idx, seq_idx, frame_idx))``."""
+        subject, seq, frame, _ = self.frame_keys[sample_id]
+        return self.files["smpl"].name, (subject, seq, frame)
+
     def _load(self, records: list[PersonRecord], skipped: dict[str, str]) -> None:
         """Parse the four files and fill ``records`` / ``skipped`` (annotation order)."""
         files = self.load_files(self.files, "focal", "princpt")

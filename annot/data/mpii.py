@@ -48,6 +48,7 @@ from annot.data.person import PersonCropDataset, PersonRecord
 from annot.data.registry import register
 
 NUM_JOINTS = 16
+SKIP_NO_SMPL_ENTRY = "no SMPL entry"
 
 
 @register("mpii")
@@ -60,7 +61,10 @@ class MPII(PersonCropDataset):
         img_dir: folder that the images' ``file_name`` is relative to, relative to ``root``
             (``data.img_dir``; "" = ``root``, as mks0601).
         smpl_file: optional NeuralAnnot SMPL json, absolute or relative to ``root`` (``data.smpl_file``;
-            e.g. ``annotations/MPII_train_SMPL_NeuralAnnot.json``).
+            e.g. ``annotations/MPII_train_SMPL_NeuralAnnot.json``). Annotation ids the file does not have
+            are never an error (not every MPII annotation has a NeuralAnnot fit).
+        require_smpl: with ``smpl_file``, skip annotations without a fit (reason "no SMPL entry",
+            counted) instead of keeping them without SMPL (``data.require_smpl``; default False).
         input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path: see
             :class:`annot.data.person.PersonCropDataset`.
 
@@ -69,6 +73,7 @@ class MPII(PersonCropDataset):
             ``smpl_file`` the fit and its camera, or ``None`` when the file has no entry).
         skipped: ``{annotation id: reason}``: "iscrowd", "invalid keypoints" (not 16 x 3 finite
             numbers), "no keypoints", "invalid bbox", "box outside image", "degenerate box",
+            "no SMPL entry" (``require_smpl``),
             "invalid smpl_param.<field>" / "invalid cam_param.<field>", "missing image file",
             "unreadable image".
         without_smpl: ids kept without an SMPL fit (counted in :meth:`summary`).
@@ -89,6 +94,7 @@ class MPII(PersonCropDataset):
         ann_file: str = "annotations/train.json",
         img_dir: str = "",
         smpl_file: str | None = None,
+        require_smpl: bool = False,
         input_hw: tuple[int, int] = (256, 192),
         convention: str | None = None,
         augment: AugmentConfig | None = None,
@@ -102,6 +108,7 @@ class MPII(PersonCropDataset):
         self.ann_path = resolve_file(self.root, ann_file, "MPII", "annotation file", "data.ann_file")
         self.image_dir = resolve_dir(self.root, img_dir, "MPII", "image folder", "data.img_dir")
         self._smpl = None if smpl_file is None else load_smpl_file(self.root, smpl_file, "MPII")
+        self.require_smpl = bool(require_smpl)
         self.without_smpl: list[str] = []
         data = load_coco_json(self.ann_path)
         coco, cache = coco_index(data), {}
@@ -133,6 +140,8 @@ class MPII(PersonCropDataset):
         if box is None:
             return SKIP_DEGENERATE_BOX
         aid = str(ann["id"])
+        if self._smpl is not None and aid not in self._smpl and self.require_smpl:
+            return SKIP_NO_SMPL_ENTRY
         fit = None if self._smpl is None or aid not in self._smpl else parse_smpl_entry(self._smpl[aid])
         if isinstance(fit, str):
             return fit
@@ -152,4 +161,4 @@ class MPII(PersonCropDataset):
         return check_image_size(super().read_image(record), record, self.ann_path)
 
 
-__all__ = ["MPII"]
+__all__ = ["MPII", "SKIP_NO_SMPL_ENTRY"]

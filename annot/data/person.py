@@ -81,6 +81,20 @@ class PersonRecord:
     cam_princpt_px: np.ndarray | None = None
 
 
+#: Shape sanity bound: SMPL targets with any ``|beta| > 3`` get ``betas = 0`` (mks0601 Hand4Whole
+#: ``common/utils/preprocessing.py::process_human_model_output``; SPIN ``datasets/base_dataset.py``).
+MAX_ABS_BETA = 3.0
+
+
+def sanitize_betas(betas: np.ndarray, max_abs: float = MAX_ABS_BETA) -> tuple[np.ndarray, bool]:
+    """mks0601 / SPIN shape sanity reset: ``(zeros, True)`` when any ``|beta| > max_abs``, else
+    ``(betas, False)`` (the first ten coefficients, float64, unchanged)."""
+    betas = np.asarray(betas, dtype=np.float64)[:10]
+    if np.any(np.abs(betas) > max_abs):
+        return np.zeros_like(betas), True
+    return betas, False
+
+
 def count_summary(name: str, loaded: int, skipped: dict[str, str]) -> str:
     """``"<name>: loaded N, skipped M: <reason>: k, ..."`` (reasons by count, then name)."""
     line = f"{name}: loaded {loaded}, skipped {len(skipped)}"
@@ -115,6 +129,10 @@ class PersonCropDataset(Dataset):
 
     name = "person"
     native_convention = "coco17"
+    #: What the estimators' validation scores against (:mod:`estimators.base`): ``"joints"`` = the
+    #: dataset's 3D joints (MoCap GT; Human3.6M in the mks0601 protocol, even when SMPL pseudo-GTs are
+    #: loaded), ``"smpl_mesh"`` = the mesh of the GT SMPL (3DPW).
+    eval_gt = "joints"
 
     def __init__(self, input_hw: tuple[int, int] = (256, 192), convention: str | None = None,
                  augment: AugmentConfig | None = None, bbox_scale: float = 1.25, seed: int = 0,
@@ -134,10 +152,12 @@ class PersonCropDataset(Dataset):
         self.skipped: dict[str, str] = {}
         self.pseudo_gt: dict[str, SmplParams] = {}
         self.cache: Any = None  # an annot.data.cache.PersonCache, see attach_cache
+        self.beta_resets: list[str] = []  # sample ids whose SMPL target betas are zeroed (|beta| > 3)
 
     # ----------------------------------------------------------------- bookkeeping
     def _set_records(self, records: list[PersonRecord], skipped: dict[str, str]) -> None:
         self.records, self.skipped = records, skipped
+        self._count_beta_resets()
         logging.getLogger(type(self).__module__).info(self.summary())
 
     def attach_pseudo_gt(self, params: dict[str, SmplParams]) -> int:
@@ -148,11 +168,24 @@ class PersonCropDataset(Dataset):
             The number of records that got a pseudo-GT.
         """
         self.pseudo_gt = dict(params)
+        self._count_beta_resets()
         return sum(r.sample_id in self.pseudo_gt for r in self.records)
 
+    def _count_beta_resets(self) -> None:
+        """Record (in ``beta_resets``) the samples whose SMPL target has a ``|beta| > 3`` and is zeroed."""
+        self.beta_resets = []
+        for record in self.records:
+            smpl = self.pseudo_gt.get(record.sample_id, record.smpl)
+            if smpl is not None and sanitize_betas(smpl.betas)[1]:
+                self.beta_resets.append(record.sample_id)
+
     def summary(self) -> str:
-        """One line: ``"<name>: loaded N, skipped M: <reason>: k, ..."``."""
-        return count_summary(self.name, len(self.records), self.skipped)
+        """One line: ``"<name>: loaded N, skipped M: <reason>: k, ..."``, plus
+        ``"; betas reset (|beta| > 3): K"`` when SMPL targets had their betas zeroed."""
+        line = count_summary(self.name, len(self.records), self.skipped)
+        if self.beta_resets:
+            line += f"; betas reset (|beta| > {MAX_ABS_BETA:g}): {len(self.beta_resets)}"
+        return line
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that seeds the augmentation draws."""
@@ -265,9 +298,10 @@ class PersonCropDataset(Dataset):
             return {"smpl_pose_rotvec": torch.zeros(24, 3), "smpl_betas": torch.zeros(10),
                     "smpl_transl_m": torch.zeros(3), "smpl_valid": torch.tensor(0.0), "smpl_gender": "neutral"}
         pose, transl = smpl.pose_rotvec, smpl.transl_m
+        betas, _ = sanitize_betas(smpl.betas)  # mks0601 / SPIN: any |beta| > 3 -> betas = 0 (counted at load)
         if not np.allclose(frame_map, np.eye(3)):
-            pose, transl = transform_smpl(pose, transl, self.root_joint(smpl.betas, smpl.gender), frame_map)
-        return {"smpl_pose_rotvec": _f32(pose), "smpl_betas": _f32(np.asarray(smpl.betas)[:10]),
+            pose, transl = transform_smpl(pose, transl, self.root_joint(betas, smpl.gender), frame_map)
+        return {"smpl_pose_rotvec": _f32(pose), "smpl_betas": _f32(betas),
                 "smpl_transl_m": _f32(transl), "smpl_valid": torch.tensor(1.0), "smpl_gender": smpl.gender}
 
     @staticmethod

@@ -115,6 +115,7 @@ class PW3D(PersonCropDataset):
 
     name = "3dpw"
     native_convention = "smpl24"
+    eval_gt = "smpl_mesh"  # mks0601 PW3D.evaluate: GT = the gendered SMPL mesh
 
     def __init__(
         self,

@@ -10,6 +10,12 @@ Conventions (``name``: source):
 - ``coco17``: COCO person keypoints (spec A.3). No pelvis, so ``root`` is None.
 - ``coco17_feet``: COCO-17 followed by the six COCO-WholeBody foot points in the WholeBody order
   L_Big_toe, L_Small_toe, L_Heel, R_Big_toe, R_Small_toe, R_Heel (spec A.3, 32-joint set, indices 18-23).
+- ``coco18``: COCO-17 plus ``Pelvis`` (17), the hip midpoint mks0601 appends (``add_pelvis`` /
+  ``add_joint``, spec A.3); the native convention of the COCO person-keypoint loader.
+- ``coco_wholebody32``: Hand4Whole's whole-body 32-joint set (spec A.3): COCO-17, ``Pelvis`` (17), the six
+  foot points (18-23), the left hand MCPs ``L_Index_1 .. L_Pinky_1`` (24-27) and the right ones (28-31),
+  taken from ``lefthand_kpts`` / ``righthand_kpts`` indices 5, 9, 13, 17; the native convention of the
+  COCO-WholeBody loader.
 - ``h36m17``: Human3.6M 17 joints, Hand4Whole names (spec A.1). Root Pelvis (index 0).
 - ``mpi_inf_3dhp17``: MPI-INF-3DHP 17 joints (spec A.2). Root Pelvis (index 14).
 - ``mupots17``: MuPoTS-3D 17 joints (spec A.6). Same order as ``mpi_inf_3dhp17`` but spelled
@@ -127,6 +133,21 @@ _CONVENTION_LIST: tuple[KeypointConvention, ...] = (
         + ("L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel"),
         flip_pairs=_COCO17_FLIP + ((17, 20), (18, 21), (19, 22)),
         root=None,
+    ),
+    KeypointConvention(
+        name="coco18",
+        joint_names=_COCO17_NAMES + ("Pelvis",),
+        flip_pairs=_COCO17_FLIP,
+        root="Pelvis",
+    ),
+    KeypointConvention(
+        name="coco_wholebody32",
+        joint_names=_COCO17_NAMES
+        + ("Pelvis", "L_Big_toe", "L_Small_toe", "L_Heel", "R_Big_toe", "R_Small_toe", "R_Heel",
+           "L_Index_1", "L_Middle_1", "L_Ring_1", "L_Pinky_1", "R_Index_1", "R_Middle_1", "R_Ring_1",
+           "R_Pinky_1"),
+        flip_pairs=_COCO17_FLIP + ((18, 21), (19, 22), (20, 23), (24, 28), (25, 29), (26, 30), (27, 31)),
+        root="Pelvis",
     ),
     KeypointConvention(
         name="h36m17",
