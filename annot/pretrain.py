@@ -749,7 +749,8 @@ def ensure_pretrained_backbone(depth: int, out_dir: str | Path) -> Path:
 
     Args:
         depth: ResNet depth (18, 34, 50, 101, 152).
-        out_dir: output folder (relative paths: to the working directory, the repository root).
+        out_dir: output folder. Relative paths here and in the config (``../shared/data/...``) resolve
+            against the working directory: call it from the repository root, as every tool does.
 
     Returns:
         the checkpoint path.
