@@ -640,7 +640,9 @@ def write_checkpoint(path: str | Path, net: PoseResNet, provenance: dict[str, An
     Raises:
         TypeError: ``provenance`` holds a value JSON cannot write (checked before writing).
     """
-    json.dumps(provenance)  # TypeError for anything weights_only could not read back either
+    # The JSON round trip raises TypeError for anything JSON cannot write, and turns str / int / float
+    # subclasses (e.g. torch.__version__, a TorchVersion) into the plain types weights_only accepts.
+    provenance = json.loads(json.dumps(provenance))
     buf = io.BytesIO()
     torch.save({"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                 "provenance": provenance}, buf)
@@ -728,7 +730,7 @@ def pretrain_backbone(cfg: PretrainConfig, progress: bool = True) -> dict[str, A
                 "per_joint": result["per_joint"]},
         "timing_s": {"render": round(render_s, 1), "train": round(train_s, 1),
                      "total": round(time.perf_counter() - start, 1)},
-        "config": cfg_dict, "torch": torch.__version__,
+        "config": cfg_dict, "torch": str(torch.__version__),
     }
     path = write_checkpoint(out / checkpoint_name(cfg.depth), net, provenance)
     atomic_write_json(out / f"{stem}.json", provenance)
@@ -750,7 +752,8 @@ def ensure_pretrained_backbone(depth: int, out_dir: str | Path) -> Path:
 
     Args:
         depth: ResNet depth (18, 34, 50, 101, 152).
-        out_dir: output folder (relative paths: to the working directory, the repository root).
+        out_dir: output folder. Relative paths here and in the config (``../shared/data/...``) resolve
+            against the working directory: call it from the repository root, as every tool does.
 
     Returns:
         the checkpoint path.

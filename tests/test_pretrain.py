@@ -144,9 +144,10 @@ def test_checkpoint_loads_through_annotator_backbone_weights(tmp_path, caplog):
     net = PoseResNet(18)
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.01)
-    path = write_checkpoint(tmp_path / checkpoint_name(18), net, {"data": "test", "steps": 0})
+    provenance = {"data": "test", "steps": 0, "torch": torch.__version__}  # a TorchVersion, not a str
+    path = write_checkpoint(tmp_path / checkpoint_name(18), net, provenance)
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert raw["provenance"] == {"data": "test", "steps": 0}
+    assert raw["provenance"] == {"data": "test", "steps": 0, "torch": str(torch.__version__)}
     module = AnnotatorModule(mode="itw", backbone_depth=18, backbone_weights=str(path), hidden_dim=32)
     got = module.net.backbone.state_dict()
     for key, value in net.backbone_state_dict().items():
