@@ -320,3 +320,15 @@ def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_pat
     assert victims and victims[0] not in stage_a and len(stage_a) >= 1
     assert f"h36m sample_id {victims[0]} skipped: failed to load" in caplog.text
     assert "prediction: 1 samples failed to load and are left out" in caplog.text
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "tools").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_every_tool_runs_inside_the_error_boundary(path):
+    """Each tool's ``__main__`` block exits through :func:`annot.cli.run_tool` (one clean line for bad input)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    mains = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+    assert mains, f"{path.name}: no __main__ block"
+    assert "run_tool(" in ast.unparse(mains[-1]), f"{path.name}: exit through annot.cli.run_tool"

@@ -98,16 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(a.out)
     results: dict[int, dict] = {}
-    try:
-        for n in a.sizes:
-            cfg = BenchConfig(out=str(out / f"N{n}"), size=n, mocap_size=min(4 * n, a.max_mocap),
-                              steps=int(round(a.base_steps * math.sqrt(n / 64))), seeds=tuple(a.seeds))
-            res = run_bench(cfg, METHODS)
-            res.pop("markdown", None)
-            results[n] = {k: res[k] for k in ("rows", "paired_vs_smplify_mpjpe_mm", "total_s", "config")}
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    for n in a.sizes:
+        cfg = BenchConfig(out=str(out / f"N{n}"), size=n, mocap_size=min(4 * n, a.max_mocap),
+                          steps=int(round(a.base_steps * math.sqrt(n / 64))), seeds=tuple(a.seeds))
+        res = run_bench(cfg, METHODS)
+        res.pop("markdown", None)
+        results[n] = {k: res[k] for k in ("rows", "paired_vs_smplify_mpjpe_mm", "total_s", "config")}
     table = scale_table(results)
     atomic_write_json(out / "scale.json", {str(n): r for n, r in results.items()})
     atomic_write_bytes(out / "scale.md", ("# bench-annot-scale\n\n" + table).encode())
@@ -119,4 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from annot.cli import run_tool
+
+    sys.exit(run_tool(main))

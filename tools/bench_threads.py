@@ -58,4 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from annot.cli import run_tool
+
+    sys.exit(run_tool(main))

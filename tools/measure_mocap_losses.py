@@ -22,6 +22,10 @@ Writes ``<out>/mocap_losses_<variants>.json`` and prints a table (``eq1_2d_pn``:
 """
 from __future__ import annotations
 
+from annot.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+
 import argparse
 import json
 import time
@@ -100,7 +104,7 @@ def _score(module: AnnotatorModule, dataset: PW3D, body: BodyModel) -> dict[str,
             "pa_mpvpe_mm": float(pa_mpvpe.compute()), "kp2d_err_px": float(torch.cat(err2d).nanmean())}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="outputs/mocap-losses")
     parser.add_argument("--samples", type=int, default=64)
@@ -111,7 +115,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="run only these (e.g. one per process, then compare the json files)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     root = _data(out, args.samples, args.seed)
@@ -134,5 +138,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from annot.cli import run_tool
+
     np.set_printoptions(precision=3)
-    main()
+    sys.exit(run_tool(main))

@@ -32,12 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     from annot.pretrain import load_pretrain_config, pretrain_backbone
 
     start = time.perf_counter()
-    try:
-        cfg = load_pretrain_config(args.config, args.overrides)
-        result = pretrain_backbone(cfg)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_pretrain_config(args.config, args.overrides)
+    result = pretrain_backbone(cfg)
     p = result["pck"]
     print(f"checkpoint {result['checkpoint']} ({result['steps']} steps, ResNet-{result['depth']})")
     print(f"held-out PCK@{p['alpha']} torso {p['value']:.3f} "
@@ -51,4 +47,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from annot.cli import run_tool
+
+    sys.exit(run_tool(main))
