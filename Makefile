@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench bench-annot test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior train-estimator eval-estimator sweep bench bench-annot wheelhouse-gpu gpu-check-dry-run test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ fixtures: setup ## write tiny copies of every supported dataset layout to output
 train-prior: setup ## train a VPoser-architecture prior on SMPL poses (POSES=file.npz; default: the CMU pseudo-GTs of annotate-body)
 	@test -f $(POSES) || { echo "no poses at $(POSES): run 'make annotate-body' first (its stage (a) writes them) or pass POSES=file.npz"; exit 2; }
 	$(PY) tools/train_prior.py --poses $(POSES) --out outputs/prior $(ARGS)
+
+wheelhouse-gpu: ## wheels the GPU machine lacks -> .whl/ (< 60 MiB), body model/CMU/photos -> .gpucheck/, EGL loaders -> .gl/ (no setup)
+	$(PYTHON) tools/wheelhouse_gpu.py
+
+gpu-check-dry-run: ## tools/gpu_check.sh --dry-run: the GPU check's every section at tiny sizes on CPU (needs a set-up venv)
+	PATH=$(abspath $(VENV))/bin:$$PATH bash tools/gpu_check.sh --dry-run
 
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py
