@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--smplify-iters", type=int, default=d.smplify_iters)
     p.add_argument("--eft-iters", type=int, default=d.eft_iters)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--cmu-root", default=d.cmu_root, help="CMU BVH folder (synthetic poses and stage (a))")
+    p.add_argument("--photos-dir", default=d.photos_dir, help="background photo folder ('none': procedural)")
+    p.add_argument("--cmu-frames", type=int, default=d.cmu_frames, help="CMU frames retargeted for the poses")
     p.add_argument("--methods", nargs="+", choices=list(LABELS), default=None)
     p.add_argument("--architecture", choices=("pose2pose", "regressor"), default=d.architecture)
     p.add_argument("--refine-iters", type=int, default=d.refine_iters,
@@ -44,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = BenchConfig(out=a.out, size=a.size, mocap_size=a.mocap_size, image_hw=tuple(a.image_hw), steps=a.steps,
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
-                      smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seed=a.seed,
+                      smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seed=a.seed, cmu_root=a.cmu_root,
+                      photos_dir=None if str(a.photos_dir).lower() == "none" else a.photos_dir,
+                      cmu_frames=a.cmu_frames,
                       architecture=a.architecture, refine_iters=a.refine_iters, extra_overrides=list(a.overrides))
     try:
         results = run_bench(cfg, tuple(a.methods) if a.methods else None)
