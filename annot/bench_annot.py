@@ -73,7 +73,8 @@ class BenchConfig:
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
     batch (CMU and synthetic 3D); ``prior_epochs``: VPoser-prior epochs; ``smplify_iters``: Adam steps per
     SMPLify stage; ``eft_iters``: EFT maximum steps per sample; ``num_overlays``: samples shown in the PNG;
-    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.synthetic``); ``architecture``:
+    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.synthetic``); ``cmu_fit_iters``: its
+    SMPLify3D steps per stage; ``architecture``:
     the annotator f (``pose2pose``, the Three Recipes f, or ``regressor``); ``refine_iters``: SMPLify3D
     refinement of the stage-(a) pseudo-GTs (``aux_stage.refine_iters``; 0 = as the paper); ``extra_overrides``:
     annotate-config ``key=value`` items applied to every NeuralAnnot variant.
@@ -94,6 +95,7 @@ class BenchConfig:
     photos_dir: str | None = "../shared/data/photos"
     cmu_root: str = "../shared/data/mocap_cmu"
     cmu_frames: int = 512
+    cmu_fit_iters: int = 200
     architecture: str = "pose2pose"
     refine_iters: int = 100
     extra_overrides: list[str] = field(default_factory=list)
@@ -115,7 +117,7 @@ def ensure_split(cfg: BenchConfig) -> Path:
     values = yaml.safe_load(path.read_text()) or {}
     values.update(sizes={"mocap": cfg.mocap_size, "itw": cfg.size, "test": 0}, image_hw=list(cfg.image_hw),
                   seed=cfg.seed, photos_dir=cfg.photos_dir, cmu_root=cfg.cmu_root,
-                  cmu_frames=cfg.cmu_frames)
+                  cmu_frames=cfg.cmu_frames, cmu_fit_iters=cfg.cmu_fit_iters)
     synth = config_from_dict(values)
     root = Path(cfg.out) / "synthetic"
     manifest = root / "synthetic_manifest.json"
