@@ -1,6 +1,7 @@
 """``tools/gpu_check.sh --dry-run``: the prepared GPU check (issue #15) at tiny sizes on CPU, so the script
 cannot rot between GPU loans. Every part must print its section line and succeed, the summary files must
-be written, and the whole run must stay under 5 minutes."""
+be written, and the whole run must stay under 5 minutes (times GPU_CHECK_BUDGET_SCALE, an integer the
+script multiplies its time budgets by, for a heavily shared CPU; default 1)."""
 from __future__ import annotations
 
 import json
@@ -49,10 +50,11 @@ def test_collect_writes_json_and_markdown(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
+    scale = int(os.environ.get("GPU_CHECK_BUDGET_SCALE", "1"))
     env = {**os.environ, "OUT": str(tmp_path), "GPU_CHECK_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     proc = subprocess.run(["bash", "tools/gpu_check.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=360)
+                          text=True, timeout=360 * scale)
     seconds = time.perf_counter() - start
     log = proc.stdout + proc.stderr
     for part in PARTS:
@@ -60,7 +62,7 @@ def test_gpu_check_dry_run(tmp_path):
         assert f"=== [{part}] ok" in log, f"part {part} not ok:\n{log[-6000:]}"
     assert "=== gpu-check done" in log
     assert proc.returncode == 0, log[-6000:]
-    assert seconds < 300, f"dry run took {seconds:.0f} s"
+    assert seconds < 300 * scale, f"dry run took {seconds:.0f} s"
     files = sorted(p.name for p in tmp_path.iterdir())
     assert {"gpu_check.json", "gpu_check.md", "gpu_check.log"} <= set(files) and len(files) <= 8, files
     result = json.loads((tmp_path / "gpu_check.json").read_text())

@@ -260,7 +260,7 @@ def markdown(result: dict[str, Any]) -> str:
              "| nvidia-smi peak (MiB) | max RSS (MiB) |", "|---|---|---|---|---|---|---|---|---|"]
     for p in result["parts"]:
         lines.append(f"| {p['part']} | {p['status']} | {p['wall_s']:.0f} | {p['budget_s']} | "
-                     f"{_f(p.get('cpu_s'), '.0f')} | {_f(p.get('samples_per_s'))} | {_f(p.get('cuda_peak_allocated_mib'), '.0f')} | "
+                     f"{_f(p.get('cpu_s'), '.0f')} | {_f(p.get('samples_per_s'), '.3g')} | {_f(p.get('cuda_peak_allocated_mib'), '.0f')} | "
                      f"{_f(p.get('nvidia_smi_peak_mib'), '.0f')} | {_f(p.get('max_rss_mib'), '.0f')} |")
     if result["throughput"]:
         lines += ["", "Throughput: annotator / bare ResNet (goals on the GPU, ResNet-50: training >= 0.60, "
@@ -281,7 +281,7 @@ def markdown(result: dict[str, Any]) -> str:
             sps = r.get("seconds_per_sample")
             lines.append(f"| {r.get('label', key)} | {_f(r.get('mpjpe_mm'))} | {_f(r.get('pa_mpjpe_mm'))} | "
                          f"{_f(r.get('mpvpe_mm'))} | {_f(r.get('kp2d_err_px'))} | {_f(sps, '.3f')} | "
-                         f"{_f(1 / sps if sps else None)} |")
+                         f"{_f(1 / sps if sps else None, '.3g')} |")
     failed = [p["part"] for p in result["parts"] if p["status"] != "ok"]
     lines += ["", f"{len(result['parts']) - len(failed)}/{len(result['parts'])} parts ok"
               + (f"; not ok: {', '.join(failed)}" if failed else "") + ".", ""]

@@ -13,7 +13,8 @@
 # temporary target for CPython 3.12 (the install step is exercised, the wheels are not imported). Data come
 # from .gpucheck/ when present (unpacked exactly as on the GPU machine), else from ../shared/data and the
 # baked body model. Environment: OUT (default outputs/gpu-check), GPU_CHECK_PYTHON (default python3),
-# GPU_CHECK_METHODS (bench-annot methods; unknown ones are skipped with a line).
+# GPU_CHECK_METHODS (bench-annot methods; unknown ones are skipped with a line), GPU_CHECK_BUDGET_SCALE
+# (integer factor on every time budget, default 1, e.g. 3 for a dry run on a heavily shared CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REPO=$PWD
@@ -60,6 +61,10 @@ else
   CMU_CLIPS=6                   # the smallest clips only (every third feeds the ITW split)
   B_ENV=60 B_VER=40 B_RENDER=40 B_TRAIN=60 B_ANNOT=45 B_SYNTH=90 B_NA=120 B_ALL=60 B_TRAIN_C=60 B_ANNOT_C=45
 fi
+SCALE=${GPU_CHECK_BUDGET_SCALE:-1}  # integer: multiplies every budget (a loaded or slow machine); default 1
+for v in TOTAL_S B_ENV B_VER B_RENDER B_TRAIN B_ANNOT B_SYNTH B_NA B_ALL B_TRAIN_C B_ANNOT_C; do
+  printf -v "$v" '%d' $((${!v} * SCALE))
+done
 export PYOPENGL_PLATFORM=$PLATFORM
 START=$(date +%s)
 DEADLINE=$((START + TOTAL_S))
@@ -104,12 +109,6 @@ part() {  # part NAME BUDGET_S CMD...: CMD under its own time limit (cut to what
   record "$name" "$status" "$rc" "$wall" "$budget"
 }
 
-run_py() {  # run_py NAME SCRIPT ARGS...: the script in tools/gpu_check.py run (memory peaks -> NAME.stats.json)
-  local name=$1
-  shift
-  "$PY" tools/gpu_check.py run --stats "$WORK/$name.stats.json" "$@"
-}
-
 # --------------------------------------------------------------------------- environment (in this shell)
 section_env() {
   local t0 rc=0
@@ -142,14 +141,16 @@ section_env() {
   else
     echo "wheelhouse: no .whl/ (dry run uses this environment's packages)"
   fi
-  if [[ $MODE == gpu ]]; then  # EGL: the glvnd loaders, only where the machine has none
-    if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then
+  if [[ $MODE == gpu ]]; then  # EGL: the glvnd loaders (PyOpenGL's egl platform opens libEGL and libOpenGL)
+    local libs
+    libs=$(ldconfig -p 2>/dev/null)
+    if ! grep -q 'libEGL.so.1' <<<"$libs" || ! grep -q 'libOpenGL.so.0' <<<"$libs" || ! grep -q 'libGL.so.1' <<<"$libs"; then
       if compgen -G ".gl/*.deb" >/dev/null; then
         for f in .gl/*.deb; do dpkg -x "$f" /; done
         ldconfig
         echo "GL: unpacked $(ls .gl/*.deb | wc -l) loader packages from .gl/"
       else
-        echo "warning: no libEGL.so.1 and no .gl/*.deb: EGL rendering will fail"
+        echo "warning: GL loaders missing and no .gl/*.deb: EGL rendering will fail"
       fi
     fi
     local vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
@@ -230,9 +231,9 @@ main() {
   section_env
   # shellcheck disable=SC2086
   {
-    part versions "$B_VER" "$PY" tools/gpu_check.py versions
-    part render "$B_RENDER" "$PY" tools/gpu_check.py render --frames "$RENDER_FRAMES" --json "$WORK/render.json" \
-      --body-model "$BODY_MODEL"
+    part versions "$B_VER" "$PY" tools/gpu_check.py run --stats "$WORK/versions.stats.json" tools/gpu_check.py versions
+    part render "$B_RENDER" "$PY" tools/gpu_check.py run --stats "$WORK/render.stats.json" tools/gpu_check.py render \
+      --frames "$RENDER_FRAMES" --json "$WORK/render.json" --body-model "$BODY_MODEL"
     part train_eager "$B_TRAIN" "$PY" tools/gpu_check.py run --stats "$WORK/train_eager.stats.json" \
       tools/bench_train.py $THR $THR_EAGER --body-model "$BODY_MODEL" --json "$WORK/train_eager.json"
     part annotate_eager "$B_ANNOT" "$PY" tools/gpu_check.py run --stats "$WORK/annotate_eager.stats.json" \
