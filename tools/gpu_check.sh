@@ -32,23 +32,24 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 TQDM_MININTERVAL=10
 
 if [[ $MODE == gpu ]]; then
-  TOTAL_S=475                   # the parts' budgets below add up to this: under 8 minutes with the summary
-  DEVICE=cuda PLATFORM=egl
+  TOTAL_S=470                   # the parts' budgets below add up to this: under 8 minutes with the summary
+  PLATFORM=egl
   # throughput: the paper's batch, bf16; eager with both layouts (2 interleaved repeats), compiled with NHWC
-  THR="--device cuda --batch 192 --precision bf16 --steps 20 --warmup 5"
+  THR="--device cuda --batch 192 --precision bf16 --steps 15 --warmup 3"
   THR_EAGER="--channels-last false true --repeats 2"
   THR_COMPILE="--channels-last true --repeats 1 --compile --backend inductor"
   RENDER_FRAMES=200
   # bench-annot at GPU scale: 2000 ITW people, ResNet-50, batch 192, 200 steps (LR step at 80 %), CMU stage (a)
   # and the prior shortened; SMPLify runs on the CPU, as in the bench
   BENCH_SIZE="--size 2000 --mocap-size 500 --image-hw 240 320 --steps 200 --aux-steps 100 --aux-batch 192
-    --prior-epochs 10 --smplify-iters 30 --refine-iters 0"
+    --prior-epochs 10 --smplify-iters 20 --refine-iters 0"
   BENCH_SET="model.backbone_depth=50 data.batch_size=192 data.num_workers=12 trainer.accelerator=gpu
     trainer.precision=bf16-mixed trainer.channels_last=true"
-  B_ENV=30 B_VER=15 B_RENDER=15 B_TRAIN=40 B_ANNOT=30 B_SYNTH=75 B_NA=105 B_ALL=75 B_TRAIN_C=60 B_ANNOT_C=30
+  # per-part budgets (s): estimates made without a GPU; a TIMED OUT line on the first run says which to move
+  B_ENV=30 B_VER=10 B_RENDER=10 B_TRAIN=45 B_ANNOT=30 B_SYNTH=85 B_NA=95 B_ALL=60 B_TRAIN_C=75 B_ANNOT_C=30
 else
   TOTAL_S=270                   # the slow test allows 5 minutes; a part's budget is cut to what is left
-  DEVICE=cpu PLATFORM=osmesa
+  PLATFORM=osmesa
   # fp32: bf16 on a CPU without bf16 units is emulated (slower than the whole dry run allows)
   THR="--device cpu --batch 2 --depth 18 --input-hw 64 48 --precision 32 --steps 1 --warmup 1 --threads 2"
   THR_EAGER="--channels-last false true --repeats 1"
