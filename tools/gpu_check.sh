@@ -46,7 +46,7 @@ if [[ $MODE == gpu ]]; then
   BENCH_SET="model.backbone_depth=50 data.batch_size=192 data.num_workers=12 trainer.accelerator=gpu
     trainer.precision=bf16-mixed trainer.channels_last=true"
   # per-part budgets (s): estimates made without a GPU; a TIMED OUT line on the first run says which to move
-  B_ENV=30 B_VER=10 B_RENDER=10 B_TRAIN=45 B_ANNOT=30 B_SYNTH=85 B_NA=95 B_ALL=60 B_TRAIN_C=75 B_ANNOT_C=30
+  B_ENV=30 B_VER=15 B_RENDER=15 B_TRAIN=45 B_ANNOT=30 B_SYNTH=80 B_NA=90 B_ALL=60 B_TRAIN_C=75 B_ANNOT_C=30
 else
   TOTAL_S=270                   # the slow test allows 5 minutes; a part's budget is cut to what is left
   PLATFORM=osmesa
