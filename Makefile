@@ -21,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-threads test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-threads wheelhouse-gpu gpu-check-dry-run test test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -77,6 +77,12 @@ train-prior: setup ## train a VPoser-architecture prior on SMPL poses (POSES=fil
 
 pretrain-backbone: setup ## second recipe, free data: SimpleBaseline pose_resnet on synthetic + COCO samples -> outputs/pretrain-backbone/pose_resnet_18_free.pth (PRETRAIN_ARGS="depth=50 ...")
 	$(PY) tools/pretrain_backbone.py --config configs/pretrain/backbone.yaml $(PRETRAIN_ARGS)
+
+wheelhouse-gpu: ## wheels the GPU machine lacks -> .whl/ (< 60 MiB), body model/CMU/photos -> .gpucheck/, EGL loaders -> .gl/ (no setup)
+	$(PYTHON) tools/wheelhouse_gpu.py
+
+gpu-check-dry-run: ## tools/gpu_check.sh --dry-run: the GPU check's every section at tiny sizes on CPU (needs a set-up venv)
+	PATH=$(abspath $(VENV))/bin:$$PATH bash tools/gpu_check.sh --dry-run
 
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py

@@ -91,14 +91,16 @@ class BenchConfig:
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
     batch (CMU and synthetic 3D); ``prior_epochs``: VPoser-prior epochs; ``smplify_iters``: Adam steps per
     SMPLify stage; ``eft_iters``: EFT maximum steps per sample; ``num_overlays``: samples shown in the PNG;
-    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.synthetic``); ``architecture``:
+    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.synthetic``); ``cmu_fit_iters``: its
+    SMPLify3D steps per stage; ``architecture``:
     the annotator f (``pose2pose``, the Three Recipes f, or ``regressor``); ``refine_iters``: SMPLify3D
     refinement of the stage-(a) pseudo-GTs (``aux_stage.refine_iters``; 0 = as the paper); ``extra_overrides``:
     annotate-config ``key=value`` items applied to every NeuralAnnot variant; ``seeds``: whole runs averaged
     (``seed`` is the one being run); ``clean_2d``: the first, clean ITW split instead of the realistic one;
     ``backbone_dir``: where the free SimpleBaseline backbone of the second recipe is built once
     (``make pretrain-backbone``); ``backbone_path``: its checkpoint, set by :func:`run_bench`; ``fit_iters`` /
-    ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`).
+    ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`); ``pretrained_backbone``: False
+    runs every variant from a random backbone (quick checks; the rows' labels then say the 2nd recipe is off).
     """
 
     out: str = "outputs/bench-annot"
@@ -116,6 +118,7 @@ class BenchConfig:
     photos_dir: str | None = "../shared/data/photos"
     cmu_root: str = "../shared/data/mocap_cmu"
     cmu_frames: int = 512
+    cmu_fit_iters: int = 200
     architecture: str = "pose2pose"
     refine_iters: int = 100
     extra_overrides: list[str] = field(default_factory=list)
@@ -125,6 +128,7 @@ class BenchConfig:
     backbone_path: str | None = None
     fit_iters: int = 60
     fit_stages: int = 2
+    pretrained_backbone: bool = True
 
 
 # --------------------------------------------------------------------------- data
@@ -143,7 +147,7 @@ def ensure_split(cfg: BenchConfig) -> Path:
     values = yaml.safe_load(path.read_text()) or {}
     values.update(sizes={"mocap": cfg.mocap_size, "itw": cfg.size, "test": 0}, image_hw=list(cfg.image_hw),
                   seed=cfg.seed, photos_dir=cfg.photos_dir, cmu_root=cfg.cmu_root,
-                  cmu_frames=cfg.cmu_frames, clean_2d=cfg.clean_2d)
+                  cmu_frames=cfg.cmu_frames, cmu_fit_iters=cfg.cmu_fit_iters, clean_2d=cfg.clean_2d)
     synth = config_from_dict(values)
     root = Path(cfg.out) / "synthetic"
     manifest = root / "synthetic_manifest.json"
@@ -396,7 +400,8 @@ def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
     manifest = json.loads((syn / "synthetic_manifest.json").read_text())
     return {"per_sample": {k: score(body, itw, m["entries"]) for k, m in done.items()},
             "seconds": {k: float(m["seconds"]) for k, m in done.items()},
-            "labels": {k: m.get("label", LABELS[k]) for k, m in done.items()},
+            "labels": {k: m.get("label", LABELS[k]) + ("" if cfg.backbone_path or k not in NEURALANNOT_ROWS
+                                                           else " [no pretrained backbone]") for k, m in done.items()},
             "sample_ids": list(itw), "split": manifest.get("itw_annotations"),
             "entries": {k: m["entries"] for k, m in done.items()}, "itw": itw, "body": body,
             "refine": done.get("neuralannot_fit", {}).get("refine")}
@@ -635,7 +640,7 @@ DEFAULT_METHODS = (*VARIANTS, "neuralannot_fit", "smplify", "smplify_crop_cam", 
 def ensure_backbone(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any] | None:
     """The second recipe's free SimpleBaseline backbone (:func:`annot.pretrain.ensure_pretrained_backbone`),
     built once under ``cfg.backbone_dir`` when a listed variant uses it; ``{"path", "seconds", "note"}``."""
-    if not any(VARIANTS[k][3] for k in methods if k in VARIANTS):
+    if not cfg.pretrained_backbone or not any(VARIANTS[k][3] for k in methods if k in VARIANTS):
         return None
     from annot.pretrain import ensure_pretrained_backbone
 

@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-2d", action="store_true", help="the clean ITW split (exact keypoints, one whole person "
                                                            "an image) instead of the realistic one")
     p.add_argument("--fit-iters", type=int, default=d.fit_iters, help="NeuralAnnot + fit: Adam steps per stage")
+    p.add_argument("--no-pretrained-backbone", dest="pretrained_backbone", action="store_false",
+                   help="every variant from a random backbone (skips building the free SimpleBaseline)")
+    p.add_argument("--cmu-root", default=d.cmu_root, help="CMU BVH folder (synthetic poses and stage (a))")
+    p.add_argument("--photos-dir", default=d.photos_dir, help="background photo folder ('none': procedural)")
+    p.add_argument("--cmu-frames", type=int, default=d.cmu_frames, help="CMU frames retargeted for the poses")
+    p.add_argument("--cmu-fit-iters", type=int, default=d.cmu_fit_iters, help="their SMPLify3D steps per stage")
     p.add_argument("--methods", nargs="+", choices=list(LABELS), default=None)
     p.add_argument("--architecture", choices=("pose2pose", "regressor"), default=d.architecture)
     p.add_argument("--refine-iters", type=int, default=d.refine_iters,
@@ -54,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BenchConfig(out=a.out, size=a.size, mocap_size=a.mocap_size, image_hw=tuple(a.image_hw), steps=a.steps,
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
                       smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seeds=tuple(a.seeds),
-                      clean_2d=a.clean_2d, fit_iters=a.fit_iters,
+                      clean_2d=a.clean_2d, fit_iters=a.fit_iters, cmu_root=a.cmu_root,
+                      pretrained_backbone=a.pretrained_backbone,
+                      photos_dir=None if str(a.photos_dir).lower() == "none" else a.photos_dir,
+                      cmu_frames=a.cmu_frames, cmu_fit_iters=a.cmu_fit_iters,
                       architecture=a.architecture, refine_iters=a.refine_iters, extra_overrides=list(a.overrides))
     try:
         results = run_bench(cfg, tuple(a.methods) if a.methods else None)
