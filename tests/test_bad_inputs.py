@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.test_runtime import TOOLS
 import torch
 
 from annot.cli import run_tool
@@ -322,8 +324,7 @@ def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_pat
     assert "prediction: 1 samples failed to load and are left out" in caplog.text
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "tools").glob("*.py")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TOOLS, ids=lambda p: p.name)
 def test_every_tool_runs_inside_the_error_boundary(path):
     """Each tool's ``__main__`` block exits through :func:`annot.cli.run_tool` (one clean line for bad input)."""
     import ast
