@@ -1,7 +1,10 @@
 """Independent references shared by the loader tests (kept out of the package on purpose)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 
@@ -24,3 +27,13 @@ def posed_joints(body, pose, betas, transl, convention: str) -> np.ndarray:
                    torch.as_tensor(np.asarray(transl), dtype=torch.float32)[None])
         joints, _ = body.regress(out.vertices_m, convention)
     return joints[0].double().numpy()
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+COCO = SHARED / "coco_samples"
+FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
+#: pytestmark of tests that run the pipeline on the COCO samples with the free body model.
+NEEDS_COCO_AND_FREE_MODEL = [
+    pytest.mark.skipif(not COCO.is_dir(), reason=f"COCO samples not found at {COCO}"),
+    pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (make setup)")]

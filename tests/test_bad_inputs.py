@@ -30,12 +30,9 @@ import torch
 
 from annot.cli import run_tool
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-COCO = SHARED / "coco_samples"
-FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
-pytestmark = [pytest.mark.skipif(not COCO.is_dir(), reason=f"COCO samples not found at {COCO}"),
-              pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (make setup)")]
+from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
+
+pytestmark = NEEDS_COCO_AND_FREE_MODEL
 #: Preflight wall-time bound on a loaded 2-core machine (measured 1-6 s; training would take minutes).
 PREFLIGHT_BOUND_S = 60.0
 

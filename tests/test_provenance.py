@@ -19,12 +19,9 @@ import pytest
 from annot.config import AnnotateConfig, load_config
 from annot.pipeline import run_annotate
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-COCO = SHARED / "coco_samples"
-FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
-pytestmark = [pytest.mark.skipif(not COCO.is_dir(), reason=f"COCO samples not found at {COCO}"),
-              pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (make setup)")]
+from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
+
+pytestmark = NEEDS_COCO_AND_FREE_MODEL
 
 
 def _config(root: Path, out: Path, ann_file: str = "test_coco.json"):
