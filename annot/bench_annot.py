@@ -85,7 +85,8 @@ METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px
 
 @dataclass
 class BenchConfig:
-    """Sizes and steps of the benchmark (defaults: about 20 min on 2 CPU cores, set-up included).
+    """Sizes and steps of the benchmark (defaults: one seed of five rows took 7.6 min of stage time on 2 CPU cores
+    beside other jobs; the three-seed, nine-row default is not yet timed).
 
     ``size``: ITW people (= images); ``mocap_size``: synthetic 3D auxiliary images; ``image_hw`` (H, W) px;
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
