@@ -85,7 +85,7 @@ METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px
 
 @dataclass
 class BenchConfig:
-    """Sizes and steps of the benchmark (defaults: one seed of five rows took 7.6 min of stage time on 2 CPU cores
+    """Sizes and steps of the benchmark (defaults: one seed of five rows took about 17 min of stage time on 2 CPU cores
     beside other jobs; the three-seed, nine-row default is not yet timed).
 
     ``size``: ITW people (= images); ``mocap_size``: synthetic 3D auxiliary images; ``image_hw`` (H, W) px;
