@@ -160,12 +160,14 @@ class ModelConfig:
 class LossConfig:
     """Loss weights. ``kp2d``: masked L1 on 2D joints in Pose2Pose heatmap units (32 crop pixels);
     ``joints3d``: L1 on root-relative 3D joints (m); ``smpl_param``: L1 to theta* of auxiliary samples;
+    ``root_orient``: an extra L1 on theta*'s root rotation alone (0 = off, as the paper; beyond the paper);
     ``pose_l2`` / ``z_l2`` / ``betas_l2``: regularisers (per-sample squared norms); ``joint_img``: L1 of
     the PositionNet joints in heatmap units (``model.architecture=pose2pose`` only)."""
 
     kp2d: float = 1.0
     joints3d: float = 1.0
     smpl_param: float = 1.0
+    root_orient: float = 0.0
     pose_l2: float = 1e-4
     z_l2: float = 1e-2
     betas_l2: float = 1e-2

@@ -87,6 +87,8 @@ class AnnotatorModule(pl.LightningModule):
         architecture: ``"regressor"`` or ``"pose2pose"`` (module docstring; ``hidden_dim`` is the
             regressor's only). Ignored (regressor) in ``"mocap_joints_only"`` mode.
         w_joint_img: weight of the PositionNet L1 (``pose2pose`` only; Pose2Pose uses 1).
+        w_root_orient: weight of an extra L1 on theta*'s root rotation matrix alone (0: off, the paper's loss;
+            inside ``w_smpl_param``'s term the root is 9 of 208 averaged entries).
         w_kp2d, w_joints3d, w_smpl_param: weights of the 2D L1, 3D-joint L1 and L1-to-theta* terms (theta* as
             the rotation matrices of joints 0..21 plus betas; NeuralAnnot writes an L1 on the parameters,
             SPIN compares rotation matrices, which stays continuous where axis-angle wraps at pi).
@@ -125,6 +127,7 @@ class AnnotatorModule(pl.LightningModule):
         w_kp2d: float = 1.0,
         w_joints3d: float = 1.0,
         w_smpl_param: float = 1.0,
+        w_root_orient: float = 0.0,
         w_pose_l2: float = 1e-4,
         w_z_l2: float = 1e-2,
         w_betas_l2: float = 1e-2,
@@ -256,6 +259,10 @@ class AnnotatorModule(pl.LightningModule):
             pred_theta = torch.cat([rotvec_to_rotmat(pred["pose_rotvec"][:, :22]).flatten(1), pred["betas"]],
                                    dim=1)
             terms["smpl_param"] = hp.w_smpl_param * masked_l1(pred_theta, target, valid[:, None].expand_as(target))
+            if hp.get("w_root_orient", 0.0) > 0:  # the root's 9 of theta*'s 208 entries, weighted on their own
+                root_target, root_pred = target[:, :9], pred_theta[:, :9]
+                terms["root_orient"] = hp.w_root_orient * masked_l1(root_pred, root_target,
+                                                                    valid[:, None].expand_as(root_target))
         if "z" in pred:
             terms["z_l2"] = hp.w_z_l2 * l2_regulariser(pred["z"])
         else:

@@ -341,7 +341,7 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
             _has_images(a.dataset) for a in cfg.auxiliary.values()) else "smpl24",
         pose_prior=cfg.prior.pose_prior, vposer_path=vposer_path, camera_model=cfg.model.camera_model,
         architecture=cfg.model.architecture, w_joint_img=cfg.loss.joint_img, w_kp2d=cfg.loss.kp2d,
-        w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param,
+        w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param, w_root_orient=cfg.loss.root_orient,
         w_pose_l2=cfg.loss.pose_l2, w_z_l2=cfg.loss.z_l2, w_betas_l2=cfg.loss.betas_l2, lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
         lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg), **_body_args(cfg))

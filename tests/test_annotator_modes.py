@@ -117,3 +117,23 @@ def test_smpl_param_term_compares_rotations_not_axis_angle():
     far = target.clone()
     far[0, 0] = torch.tensor([0.0, 0.0, 0.0])
     assert term(far) > 20 * term(near)
+
+
+@needs_free
+def test_root_orient_term_weights_the_root_rotation_alone():
+    """loss.root_orient: identity predicted for a theta* root of Rz(90 deg): |I - Rz(90)| has four entries of 1
+    (hand computed), so the mean over the root's 9 entries is 4 / 9, times the weight; the body joints do not
+    enter it, and with weight 0 the term is absent (the paper's loss)."""
+    batch = {"smpl_valid": torch.ones(1), "smpl_pose_rotvec": torch.zeros(1, 24, 3), "smpl_betas": torch.zeros(1, 10)}
+    batch["smpl_pose_rotvec"][0, 0] = torch.tensor([0.0, 0.0, math.pi / 2])
+    pose = torch.zeros(1, 24, 3)
+    pose[0, 5] = torch.tensor([0.7, 0.0, 0.0])  # a body joint off: not the root term's business
+    for weight in (0.0, 2.0):
+        module = AnnotatorModule(mode="itw", body_model_path=str(FREE), backbone_depth=18, hidden_dim=32,
+                                 input_hw=(64, 48), pose_prior="none", w_pose_l2=0.0, w_betas_l2=0.0,
+                                 w_root_orient=weight)
+        terms = module._losses({"pose_rotvec": pose, "betas": torch.zeros(1, 10)}, batch)
+        if weight == 0.0:
+            assert "root_orient" not in terms
+        else:
+            assert float(terms["root_orient"]) == pytest.approx(weight * 4 / 9, rel=1e-5)
