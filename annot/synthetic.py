@@ -150,7 +150,7 @@ class SyntheticConfig:
             cannot see (others stay in the image, unannotated, and are counted in the manifest).
         crowd_height_frac: realistic ITW split: accepted height (fraction of the image) of the second and
             later people of an image, which share the first one's camera.
-        min_person_gap_m: realistic ITW split: least distance between two pelvises of an image, metres.
+        min_person_gap_m: realistic ITW split: least distance between two body centres (mean vertices) of an image, metres.
         occlusion_margin_m: a keypoint is hidden when a surface lies this far in front of it, metres;
         occluded_noise_factor: annotator noise of hidden keypoints relative to visible ones;
         occluded_unlabelled_prob: probability that a hidden keypoint is left unlabelled (``v = 0``)
@@ -616,7 +616,7 @@ def sample_scene(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarra
                  image_key: str = "") -> list[SyntheticPerson]:
     """The people of one realistic ITW image: ``1 + k`` with probability ``people_per_image[k]``, each cut by
     the border with probability ``truncation_prob``; the first draws the camera, the others share it at
-    their own depth, at least ``min_person_gap_m`` from every other pelvis (they may overlap in the image).
+    their own depth, at least ``min_person_gap_m`` from every other body centre (mean vertex; they may overlap in the image).
     A later person that cannot be placed within ``max_tries`` is left out (the image has fewer people).
 
     Raises:
@@ -633,14 +633,14 @@ def sample_scene(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarra
                 person = sample_person(rng, body, pose_bank, config, f"{image_key}/{k}", camera, truncate)
             except RuntimeError:
                 break
-            gaps = [np.linalg.norm(_pelvis(person) - _pelvis(other)) for other in people]
+            gaps = [np.linalg.norm(_body_centre(person) - _body_centre(other)) for other in people]
             if min(gaps) >= config.min_person_gap_m:
                 people.append(person)
                 break
     return people
 
 
-def _pelvis(person: SyntheticPerson) -> np.ndarray:
+def _body_centre(person: SyntheticPerson) -> np.ndarray:
     """(3,) a body-centre point in the camera frame (mean vertex), metres: enough to keep people apart."""
     return person.vertices_cam_m.mean(0)
 
