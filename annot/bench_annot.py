@@ -85,10 +85,12 @@ METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px
 
 @dataclass
 class BenchConfig:
-    """Sizes and steps of the benchmark (defaults: one seed of five rows took about 17 min of stage time on 2 CPU cores
-    beside other jobs; the three-seed, nine-row default is not yet timed).
+    """Sizes and steps of the benchmark, sized so that the three-seed, nine-row default fits about an hour on 2
+    CPU cores (BENCHMARKS.md has the measured time).
 
-    ``size``: ITW people (= images); ``mocap_size``: synthetic 3D auxiliary images; ``image_hw`` (H, W) px;
+    ``size``: ITW people (= images); ``mocap_size``: synthetic 3D auxiliary images; ``image_hw`` (H, W) px of the
+    rendered images; ``input_hw`` (H, W) px of f's crops (128x96: the resolution the free backbone is pretrained at;
+    the step time on CPU is dominated by the backbone's convolutions, BENCHMARKS.md);
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
     batch (CMU and synthetic 3D); ``prior_epochs``: VPoser-prior epochs; ``smplify_iters``: Adam steps per
     SMPLify stage; ``eft_iters``: EFT maximum steps per sample; ``num_overlays``: samples shown in the PNG;
@@ -108,10 +110,11 @@ class BenchConfig:
     size: int = 64
     mocap_size: int = 256
     image_hw: tuple[int, int] = (240, 320)
-    steps: int = 500
-    aux_steps: int = 240
+    input_hw: tuple[int, int] = (128, 96)
+    steps: int = 350
+    aux_steps: int = 160
     aux_batch: int = 16
-    prior_epochs: int = 50
+    prior_epochs: int = 30
     smplify_iters: int = 60
     eft_iters: int = 20
     num_overlays: int = 4
@@ -207,7 +210,7 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
           f"trainer.max_steps={cfg.steps}", f"optim.lr_decay_steps=[{int(cfg.steps * 0.8)}]",
           "export.overlays=false", f"data.convention={DATA_CONVENTION}", f"export.out_dir={Path(cfg.out) / key}",
           "algorithm.second_round=false", f"model.architecture={cfg.architecture}",
-          f"aux_stage.refine_iters={cfg.refine_iters}"]
+          f"aux_stage.refine_iters={cfg.refine_iters}", f"data.input_hw=[{cfg.input_hw[0]},{cfg.input_hw[1]}]"]
     if pretrained and cfg.backbone_path:
         ov.append(f"model.backbone_weights={cfg.backbone_path}")
     if aux3d:
@@ -217,12 +220,13 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
 
 
 def _share_stages(cfg: BenchConfig, key: str) -> None:
-    """Copy completed stage-(a) folders of an earlier variant (same provenance: the pipeline re-checks it)."""
+    """Copy completed stage-(a) and prior folders of an earlier variant; the pipeline re-checks each one's
+    provenance and retrains what does not match (e.g. the prior of a variant whose stage-(a) pseudo-GTs differ)."""
     dst = Path(cfg.out) / key
     for other in VARIANTS:
         if other == key:
             continue
-        for src in sorted((Path(cfg.out) / other).glob("stage_a_*")):
+        for src in sorted([*(Path(cfg.out) / other).glob("stage_a_*"), Path(cfg.out) / other / "prior"]):
             if (src / "stage.json").is_file() and not (dst / src.name).exists():
                 dst.mkdir(parents=True, exist_ok=True)
                 shutil.copytree(src, dst / src.name)
@@ -679,7 +683,8 @@ def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[
     total_s = time.perf_counter() - t0
     model = _annotate_cfg(cfg, out, "neuralannot").model
     md = results_markdown(rows, paired, split, cfg, total_s, backbone, f"{model.architecture}, ResNet-{model.backbone_depth}")
-    results = {"config": {**asdict(cfg), "image_hw": list(cfg.image_hw), "seeds": list(cfg.seeds)},
+    results = {"config": {**asdict(cfg), "image_hw": list(cfg.image_hw), "input_hw": list(cfg.input_hw),
+                          "seeds": list(cfg.seeds)},
                "rows": rows, "paired_vs_smplify_mpjpe_mm": paired, "split": split, "backbone": backbone,
                "per_seed": {s: {"sample_ids": r["sample_ids"], "refine": r["refine"],
                                 "per_sample": {k: {m: v.tolist() for m, v in p.items()}

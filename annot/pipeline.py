@@ -463,8 +463,11 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     for name, aux in cfg.auxiliary.items():
         folder = out / f"stage_a_{name}"
         args = aux_loader_args(cfg, name)
+        # a 3D-joints-only set (no images) reads neither the image backbone nor the crop settings
+        image_mode = _has_images(aux.dataset)
+        model_read = to_container(cfg.model) if image_mode else {"camera_model": cfg.model.camera_model}
         prov = provenance({**common, "aux": to_container(aux), "args": args, "aux_stage": to_container(cfg.aux_stage),
-                           "model": to_container(cfg.model), "data": data_for_aux, "loss": loss_for_aux},
+                           "model": model_read, "data": data_for_aux if image_mode else {}, "loss": loss_for_aux},
                           {"root": args["root"]} if "root" in args else {})
         run_stage(f"a:{name}", folder, prov, lambda d, n=name: _stage_a(cfg, n, d), log.info, seed=cfg.seed)
         aux_folders[name] = folder

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=d.size, help="ITW people")
     p.add_argument("--mocap-size", type=int, default=d.mocap_size, help="synthetic 3D auxiliary images")
     p.add_argument("--image-hw", type=int, nargs=2, default=list(d.image_hw), metavar=("H", "W"))
+    p.add_argument("--input-hw", type=int, nargs=2, default=list(d.input_hw), metavar=("H", "W"),
+                   help="f's crop size (the free backbone is pretrained at 128x96)")
     p.add_argument("--steps", type=int, default=d.steps, help="stage-(b) steps per NeuralAnnot variant")
     p.add_argument("--aux-steps", type=int, default=d.aux_steps)
     p.add_argument("--aux-batch", type=int, default=d.aux_batch)
@@ -57,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = BenchConfig(out=a.out, size=a.size, mocap_size=a.mocap_size, image_hw=tuple(a.image_hw), steps=a.steps,
+    cfg = BenchConfig(out=a.out, size=a.size, mocap_size=a.mocap_size, image_hw=tuple(a.image_hw),
+                      input_hw=tuple(a.input_hw), steps=a.steps,
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
                       smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seeds=tuple(a.seeds),
                       clean_2d=a.clean_2d, fit_iters=a.fit_iters, cmu_root=a.cmu_root,

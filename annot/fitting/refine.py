@@ -4,7 +4,10 @@ The annotator f's prediction initialises :class:`annot.fitting.smplify.SMPLify2D
 prior: its body pose is encoded to the prior's latent mean, and only the last, low-regularisation body
 stages run (SMPLify-X's weights 57.4 / 4.78 for the pose and 10 / 5 for the shape), because the warm start
 already sits near the answer; SMPLify-X's authors give the same advice for a good initialisation. Every
-sample is refined at once in one batch.
+sample is refined at once in one batch. With ``try_flipped`` (default) a second fit starts from f's orientation
+turned 180 deg about the body's own vertical axis and the lower final objective wins per sample: the same
+two-facing trial that the SMPLify baseline (:class:`annot.fitting.smplify.SMPLify2D`, ``try_flipped``) makes,
+so the warm start is not the only one of the two to be held to one facing.
 
 A refined fit is **kept** only when both hold:
 
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from annot.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from annot.fitting.smplify import POSE_PRIOR_WEIGHTS, SHAPE_PRIOR_WEIGHTS, SMPLify2D
 
 #: the export's pseudo-GT record (kept a plain Any here so that fitting does not import the export room).
@@ -54,7 +58,8 @@ class RefineConfig:
 
     ``iters``: Adam steps per stage; ``stages``: how many of SMPLify-X's last body stages run (1-4);
     ``min_gain_px``: least 2D improvement to keep a fit (pixels); ``max_z_norm``: typical-set bound on |z|
-    (None: :func:`typical_z_norm` of the prior); ``max_abs_beta``: shape bound.
+    (None: :func:`typical_z_norm` of the prior); ``max_abs_beta``: shape bound; ``try_flipped``: also fit from
+    f's orientation turned 180 deg about the body's vertical axis and keep the lower objective.
     """
 
     iters: int = 60
@@ -62,6 +67,7 @@ class RefineConfig:
     min_gain_px: float = 0.0
     max_z_norm: float | None = None
     max_abs_beta: float = 3.0
+    try_flipped: bool = True
 
     def __post_init__(self) -> None:
         if self.iters < 1 or not 1 <= self.stages <= len(POSE_PRIOR_WEIGHTS) or self.min_gain_px < 0:
@@ -94,6 +100,29 @@ def kp2d_error_px(body_model: Any, entries: Sequence[PseudoGTLike], kp2d_px: Ten
     dist = (proj - kp2d_px.to(proj.dtype)).norm(dim=-1)
     count = mask.sum(1)
     return torch.where(count > 0, (dist * mask).sum(1) / count.clamp(min=1), torch.full_like(count, float("nan")))
+
+
+def turned_about_body_vertical(global_orient_rotvec: Tensor) -> Tensor:
+    """(B, 3) axis-angle global orientations turned 180 deg about the body's own vertical (SMPL y) axis:
+    ``R' = R Ry(pi)``, the person facing the other way in place (camera frame, radians)."""
+    flip = global_orient_rotvec.new_tensor([0.0, math.pi, 0.0]).expand_as(global_orient_rotvec)
+    return rotmat_to_rotvec(rotvec_to_rotmat(global_orient_rotvec) @ rotvec_to_rotmat(flip))
+
+
+def _fit_facings(fitter: SMPLify2D, kp2d_px: Tensor, conf: Tensor, focal_px: Tensor, princpt_px: Tensor,
+                 convention: str, init: dict[str, Tensor], try_flipped: bool) -> Any:
+    """One warm-started fit, or (``try_flipped``) the better by final objective of the fits from f's facing and
+    from the turned one, run as one batch of 2N."""
+    if not try_flipped:
+        return fitter.fit(kp2d_px, conf, focal_px, princpt_px, convention, init)
+    n = kp2d_px.shape[0]
+    both = {k: torch.cat([v, v]) for k, v in init.items()}
+    both["global_orient"] = torch.cat([init["global_orient"], turned_about_body_vertical(init["global_orient"])])
+    fit = fitter.fit(*(torch.cat([t, t]) for t in (kp2d_px, conf, focal_px, princpt_px)), convention, both)
+    pick = torch.arange(n) + n * (fit.loss[n:] < fit.loss[:n]).long()
+    return replace(fit, pose_rotvec=fit.pose_rotvec[pick], betas=fit.betas[pick], transl_m=fit.transl_m[pick],
+                   loss=fit.loss[pick], z=fit.z[pick] if fit.z is not None else None,
+                   kp2d_err_px=fit.kp2d_err_px[pick])
 
 
 def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Tensor, body_model: Any,
@@ -136,7 +165,8 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     fitter = SMPLify2D(body_model, prior="vposer", vposer=vposer, num_iters_per_stage=config.iters,
                        pose_prior_weights=POSE_PRIOR_WEIGHTS[-config.stages:],
                        shape_prior_weights=SHAPE_PRIOR_WEIGHTS[-config.stages:])
-    fit = fitter.fit(kp2d_px, conf, _stack(entries, "focal_px"), _stack(entries, "princpt_px"), convention, init)
+    fit = _fit_facings(fitter, kp2d_px, conf, _stack(entries, "focal_px"), _stack(entries, "princpt_px"),
+                       convention, init, config.try_flipped)
     candidates = [replace(e, pose_rotvec=fit.pose_rotvec[i].detach().numpy().astype(np.float64),
                           betas=fit.betas[i].detach().numpy().astype(np.float64),
                           transl_m=fit.transl_m[i].detach().numpy().astype(np.float64)) for i, e in enumerate(entries)]
@@ -155,4 +185,5 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     return out, {"kept": int(keep.sum()), "total": n, "seconds": float(fit.seconds), "max_z_norm": bound}
 
 
-__all__ = ["RefineConfig", "kp2d_error_px", "project_keypoints_px", "refine_pseudo_gts", "typical_z_norm"]
+__all__ = ["RefineConfig", "kp2d_error_px", "project_keypoints_px", "refine_pseudo_gts", "turned_about_body_vertical",
+           "typical_z_norm"]
