@@ -80,3 +80,34 @@ def test_a_fit_outside_the_typical_set_is_not_kept(body, vposer):
     assert refined[0].quality["kp2d_err_px"] == refined[0].quality["kp2d_err_px_f"]
     with pytest.raises(ValueError, match="VPoser"):
         refine_pseudo_gts(start, kp, torch.ones(kp.shape[:2]), body, None)
+
+
+def test_turning_about_the_body_vertical_is_a_right_multiplied_ry_pi():
+    from scipy.spatial.transform import Rotation
+
+    from annot.fitting.refine import turned_about_body_vertical
+
+    orient = torch.tensor([[math.pi, 0.0, 0.0], [0.3, -1.2, 0.4]], dtype=torch.float64)
+    turned = turned_about_body_vertical(orient)
+    expected = Rotation.from_rotvec(orient.numpy()) * Rotation.from_rotvec([0.0, math.pi, 0.0])  # scipy reference
+    np.testing.assert_allclose(Rotation.from_rotvec(turned.numpy()).as_matrix(), expected.as_matrix(), atol=1e-6)
+    # upright, facing the camera (Rx(pi)) turned about its own vertical = Rz(pi): facing away, still upright
+    np.testing.assert_allclose(Rotation.from_rotvec(turned[0].numpy()).as_matrix(),
+                               Rotation.from_rotvec([0.0, 0.0, math.pi]).as_matrix(), atol=1e-6)
+
+
+def test_the_flipped_trial_recovers_a_person_that_f_turned_the_wrong_way(body, vposer):
+    """f facing away from a person who faces the camera: the fit from f's facing alone has to turn the body
+    through 180 deg; the flipped trial starts at the right facing (SMPLify's two-facing trial, same batch)."""
+    from scipy.spatial.transform import Rotation
+
+    truth = [_entry(vposer, torch.zeros(32), [math.pi, 0.0, 0.0], [0.0, 0.2, 4.0])]
+    kp = project_keypoints_px(body, truth, "coco17")
+    start = [_entry(vposer, torch.zeros(32), [0.0, 0.0, math.pi], [0.0, 0.2, 4.0])]  # facing away
+    conf = torch.ones(kp.shape[:2])
+    angles = {}
+    for flip in (True, False):
+        fit, _ = refine_pseudo_gts(start, kp, conf, body, vposer, "coco17", RefineConfig(iters=30, try_flipped=flip))
+        rel = Rotation.from_rotvec(fit[0].pose_rotvec[0]).inv() * Rotation.from_rotvec([math.pi, 0, 0])
+        angles[flip] = math.degrees(rel.magnitude())
+    assert angles[True] < 45.0 < 120.0 < angles[False], angles
