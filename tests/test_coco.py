@@ -449,7 +449,7 @@ def test_smpl_and_wholebody_file_errors(posed_root, tmp_path):
     data["annotations"][1].pop("foot_kpts")
     (tmp_path / "wb.json").write_text(json.dumps(data))
     wholebody = COCOKeypoints(posed_root, str(tmp_path / "wb.json"), fx.IMG_DIR, variant="wholebody")
-    assert wholebody.skipped["1001"] == "invalid keypoints"
+    assert wholebody.skipped["1001"] == "invalid foot_kpts (missing)"
     # the person_keypoints variant does not read foot_kpts
     assert len(COCOKeypoints(posed_root, str(tmp_path / "wb.json"), fx.IMG_DIR)) == 4
 
@@ -468,8 +468,11 @@ def test_config_file_builds_the_loader(posed_root):
 @pytest.mark.parametrize(
     "mutate, sample_id, reason",
     [
-        (lambda d: d["annotations"][0].update(keypoints=[1.0] * 50), "11", "invalid keypoints"),
-        (lambda d: d["annotations"][2].update(bbox=[float("nan"), 1, 2, 3]), "13", "invalid bbox"),
+        (lambda d: d["annotations"][0].update(keypoints=[1.0] * 50), "11", "invalid keypoints (wrong length)"),
+        (lambda d: d["annotations"][2].update(bbox=[float("nan"), 1, 2, 3]), "13", "invalid bbox (NaN or inf)"),
+        (lambda d: d["annotations"][0]["keypoints"].__setitem__(3, float("nan")), "11", "invalid keypoints (NaN or inf)"),
+        (lambda d: d["annotations"][0].update(keypoints="1 2 2"), "11", "invalid keypoints (not numeric)"),
+        (lambda d: d["annotations"][2].update(bbox=[30, 1, -20, 3]), "13", "negative box size"),
     ],
 )
 def test_a_bad_annotation_is_skipped_with_a_counted_reason(tmp_path, mutate, sample_id, reason):

@@ -117,11 +117,11 @@ def _mutated(root: Path, tmp_path: Path, name: str, mutate) -> Path:
 
 
 @pytest.mark.parametrize("mutate, aid, reason", [
-    (lambda d: d["annotations"][0]["keypoints"].__setitem__(4, float("nan")), "1", "invalid keypoints"),
-    (lambda d: d["annotations"][0].update(keypoints=[1.0] * 45), "1", "invalid keypoints"),
+    (lambda d: d["annotations"][0]["keypoints"].__setitem__(4, float("nan")), "1", "invalid keypoints (NaN or inf)"),
+    (lambda d: d["annotations"][0].update(keypoints=[1.0] * 45), "1", "invalid keypoints (wrong length)"),
     (lambda d: d["annotations"][1].update(iscrowd=1), "2", "iscrowd"),
     (lambda d: d["annotations"][1].update(num_keypoints=0), "2", "no keypoints"),
-    (lambda d: d["annotations"][2].update(bbox=[20, 20, 30]), "3", "invalid bbox"),
+    (lambda d: d["annotations"][2].update(bbox=[20, 20, 30]), "3", "invalid bbox (wrong length)"),
     (lambda d: d["images"][0].update(file_name="images/nothere.jpg"), "1", "missing image file"),
 ])
 def test_bad_sample_skipped_with_reason(root, tmp_path, mutate, aid, reason):

@@ -55,7 +55,7 @@ def _h36m(body, t) -> np.ndarray:
 def test_counts_skips_and_defaults(ds):
     assert [r.sample_id for r in ds.records] == ["0", "1", "3"]
     assert ds.skipped == BAD_AIDS
-    assert ds.summary() == "mupots: loaded 3, skipped 2: invalid keypoints_cam: 1, is_valid == 0: 1"
+    assert ds.summary() == "mupots: loaded 3, skipped 2: invalid keypoints_cam (wrong length): 1, is_valid == 0: 1"
     assert DATASETS["mupots"] is MuPoTS
     assert not ds.augment.enabled and not any(bool(ds[i]["flipped"]) for i in range(len(ds)))
 
@@ -123,9 +123,10 @@ def _mutated(root: Path, tmp_path: Path, mutate) -> Path:
 
 @pytest.mark.parametrize("mutate, aid, reason", [
     (lambda d: d["annotations"][0]["keypoints_img"][5].__setitem__(0, float("nan")), "0",
-     "invalid keypoints_img"),
-    (lambda d: d["annotations"][1].update(keypoints_vis=[1] * 15), "1", "invalid keypoints_vis"),
+     "invalid keypoints_img (NaN or inf)"),
+    (lambda d: d["annotations"][1].update(keypoints_vis=[1] * 15), "1", "invalid keypoints_vis (wrong length)"),
     (lambda d: d["annotations"][1].update(bbox=[-900, 10, 50, 80]), "1", "box outside image"),
+    (lambda d: d["annotations"][1].update(bbox=[100, 10, -50, 80]), "1", "negative box size"),
     (lambda d: d["images"][1].update(intrinsic=[450.0, 450.0, 238.0]), "3", "invalid intrinsic"),
     (lambda d: d["images"][1].update(file_name="TS6/img_000099.jpg"), "3", "missing image file"),
 ])

@@ -56,7 +56,7 @@ def test_counts_and_skip_reasons(root):
     ds = _ds(root)
     assert [r.sample_id for r in ds.records] == ["100", "101", "200", "201"]
     assert ds.skipped == BAD_AIDS
-    assert ds.summary() == "3dpw: loaded 4, skipped 2: invalid joint_cam: 1, no joint inside the image: 1"
+    assert ds.summary() == "3dpw: loaded 4, skipped 2: invalid joint_cam (wrong length): 1, no joint inside the image: 1"
     assert [r.sample_id for r in _ds(root, split="train").records] == ["300"]
     assert [r.sample_id for r in _ds(root, split="validation").records] == ["400"]
     assert DATASETS["3dpw"] is PW3D
@@ -129,11 +129,12 @@ def _ann(data, aid):
 
 
 @pytest.mark.parametrize("mutate, aid, reason", [
-    (lambda d: _ann(d, 100)["joint_cam"][3].__setitem__(1, float("nan")), "100", "invalid joint_cam"),
+    (lambda d: _ann(d, 100)["joint_cam"][3].__setitem__(1, float("nan")), "100", "invalid joint_cam (NaN or inf)"),
     (lambda d: _ann(d, 101)["smpl_param"].update(gender="x"), "101", "invalid smpl_param.gender"),
     (lambda d: _ann(d, 101)["smpl_param"].update(shape=[0.0] * 9), "101", "invalid smpl_param.shape"),
     (lambda d: _ann(d, 200).update(bbox=[5000, 10, 50, 80]), "200", "box outside image"),
     (lambda d: _ann(d, 200).update(bbox=[10, 10, 0, 80]), "200", "degenerate box"),
+    (lambda d: _ann(d, 200).update(bbox=[60, 10, -50, 80]), "200", "negative box size"),
     (lambda d: d["images"][1].update(file_name="image_00099.jpg"), "201", "missing image file"),
     (lambda d: d["images"][1]["cam_param"].update(focal=[500.0]), "201", "invalid cam_param.focal"),
 ])

@@ -42,7 +42,8 @@ from annot.data.parsing import (
     SKIP_MISSING_IMAGE,
     SKIP_NO_KEYPOINTS,
     SKIP_UNREADABLE_IMAGE,
-    box_outside,
+    array_problem,
+    box_problem,
     check_image_size,
     coco_index,
     collect,
@@ -137,7 +138,8 @@ class COCOKeypoints(PersonCropDataset):
             and ``record.cam_focal_px`` / ``cam_princpt_px`` its camera, or all three ``None`` when the
             file has no entry for the annotation.
         skipped: ``{sample_id: reason}`` for every annotation not kept; reasons are
-            "not person", "invalid bbox", "invalid keypoints", "iscrowd", "no keypoints",
+            "not person", "invalid bbox (<what>)", "invalid keypoints (<what>)" (``<what>``: "missing",
+            "not numeric", "wrong length" or "NaN or inf"), "iscrowd", "no keypoints", "negative box size",
             "box outside image", "degenerate box",
             "missing image file", "unreadable image", and with ``smpl_file``
             "invalid smpl_param.<field>" / "invalid cam_param.<field>" (a malformed fit).
@@ -150,7 +152,7 @@ class COCOKeypoints(PersonCropDataset):
             list, a repeated annotation id, an annotation with a missing image); the message names the
             file, the annotation (or image) id and the field. A single annotation whose 'bbox' is not 4
             finite numbers or whose 'keypoints' (wholebody: also 'foot_kpts') are not 3 x J finite
-            numbers is skipped with the reason "invalid bbox" / "invalid keypoints".
+            numbers is skipped with the reason "invalid bbox (...)" / "invalid keypoints (...)".
     """
 
     name = "coco"
@@ -216,6 +218,17 @@ class COCOKeypoints(PersonCropDataset):
                 parts.append(hand[list(HAND_MCP_INDICES)])
         return np.concatenate(parts, axis=0)
 
+    def _keypoints_reason(self, ann: dict) -> str:
+        """``"invalid keypoints (<what>)"`` for the first keypoint field of the variant that is unusable."""
+        fields = [("keypoints", 3 * NUM_COCO_JOINTS)]
+        if self.variant == "wholebody":
+            fields += [("foot_kpts", 3 * NUM_FOOT_JOINTS)] + [
+                (f, 3 * NUM_HAND_JOINTS) for f in ("lefthand_kpts", "righthand_kpts") if ann.get(f) is not None]
+        for field, length in fields:
+            if (why := array_problem(ann.get(field), (length,))) is not None:
+                return f"{SKIP_INVALID_KEYPOINTS} ({why})" if field == "keypoints" else f"invalid {field} ({why})"
+        return SKIP_INVALID_KEYPOINTS
+
     def _parse_annotation(
         self, ann: dict, coco: COCO, person_ids: set[int], image_cache: dict[Path, str | None]
     ) -> PersonRecord | str:
@@ -224,21 +237,20 @@ class COCOKeypoints(PersonCropDataset):
             return SKIP_NOT_PERSON
         img = image_of(self.ann_path, coco, ann)
         img_hw = image_size(self.ann_path, img)
-        try:
-            bbox = _finite_floats(self.ann_path, ann, "bbox", 4)
-        except ValueError:
-            return SKIP_INVALID_BBOX
+        if (why := array_problem(ann.get("bbox"), (4,))) is not None:
+            return f"{SKIP_INVALID_BBOX} ({why})"
+        bbox = np.asarray(ann["bbox"], dtype=np.float64).reshape(4)
         try:
             kps = self._keypoints(ann)
         except ValueError:
-            return SKIP_INVALID_KEYPOINTS
+            return self._keypoints_reason(ann)
         if ann.get("iscrowd", 0):
             return SKIP_ISCROWD
         visible = kps[:, 2] > 0
         if ann.get("num_keypoints", int(visible.sum())) == 0 or not visible.any():
             return SKIP_NO_KEYPOINTS
-        if box_outside(bbox, img_hw):
-            return SKIP_BOX_OUTSIDE
+        if (problem := box_problem(bbox, img_hw)) is not None:
+            return problem
         box = self.process_box(bbox, img_hw)
         if box is None:
             return SKIP_DEGENERATE_BOX

@@ -26,11 +26,10 @@ from pycocotools.coco import COCO
 from annot.data.augment import AugmentConfig
 from annot.data.neuralannot import load_smpl_file, parse_smpl_entry, smpl_summary
 from annot.data.parsing import (
-    SKIP_BOX_OUTSIDE,
     SKIP_DEGENERATE_BOX,
     SKIP_ISCROWD,
     SKIP_NO_KEYPOINTS,
-    box_outside,
+    box_problem,
     check_image_size,
     coco_index,
     collect,
@@ -127,15 +126,15 @@ class MPII(PersonCropDataset):
             return SKIP_ISCROWD
         kps = float_array(ann.get("keypoints"), (NUM_JOINTS, 3))
         if kps is None:
-            return invalid("keypoints")
+            return invalid("keypoints", ann.get("keypoints"), (NUM_JOINTS, 3))
         visible = kps[:, 2] > 0
         if ann.get("num_keypoints", int(visible.sum())) == 0 or not visible.any():
             return SKIP_NO_KEYPOINTS
         bbox = float_array(ann.get("bbox"), (4,))
         if bbox is None:
-            return invalid("bbox")
-        if box_outside(bbox, img_hw):
-            return SKIP_BOX_OUTSIDE
+            return invalid("bbox", ann.get("bbox"), (4,))
+        if (problem := box_problem(bbox, img_hw)) is not None:
+            return problem
         box = self.process_box(bbox, img_hw)
         if box is None:
             return SKIP_DEGENERATE_BOX

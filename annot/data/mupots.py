@@ -38,9 +38,8 @@ from pycocotools.coco import COCO
 
 from annot.data.augment import AugmentConfig
 from annot.data.parsing import (
-    SKIP_BOX_OUTSIDE,
     SKIP_DEGENERATE_BOX,
-    box_outside,
+    box_problem,
     check_image_size,
     coco_index,
     collect,
@@ -252,13 +251,13 @@ class MuPoTS(PersonCropDataset):
         """``(joints_cam_m (17, 3), kp_img_px (17, 2), vis (17,) bool)`` or the skip reason."""
         joints_mm = float_array(ann.get("keypoints_cam"), (NUM_JOINTS, 3))
         if joints_mm is None:
-            return invalid("keypoints_cam")
+            return invalid("keypoints_cam", ann.get("keypoints_cam"), (NUM_JOINTS, 3))
         kp = float_array(ann.get("keypoints_img"), (NUM_JOINTS, 2))
         if kp is None:
-            return invalid("keypoints_img")
+            return invalid("keypoints_img", ann.get("keypoints_img"), (NUM_JOINTS, 2))
         vis = float_array(ann.get("keypoints_vis"), (NUM_JOINTS,))
         if vis is None:
-            return invalid("keypoints_vis")
+            return invalid("keypoints_vis", ann.get("keypoints_vis"), (NUM_JOINTS,))
         return joints_mm / MM_PER_M, kp, vis > 0
 
     def _parse(self, ann: dict[str, Any], coco: COCO, cache: dict[Path, str | None]) -> PersonRecord | str:
@@ -272,12 +271,12 @@ class MuPoTS(PersonCropDataset):
             return camera
         bbox = float_array(ann.get("bbox"), (4,))
         if bbox is None:
-            return invalid("bbox")
+            return invalid("bbox", ann.get("bbox"), (4,))
         joints = self._joints(ann)
         if isinstance(joints, str):
             return joints
-        if box_outside(bbox, img_hw):
-            return SKIP_BOX_OUTSIDE
+        if (problem := box_problem(bbox, img_hw)) is not None:
+            return problem
         box = self.process_box(bbox, img_hw)
         if box is None:
             return SKIP_DEGENERATE_BOX

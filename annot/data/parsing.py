@@ -36,9 +36,32 @@ SKIP_NO_KEYPOINTS = "no keypoints"
 SKIP_ISCROWD = "iscrowd"
 
 
-def invalid(field: str) -> str:
-    """Skip reason for a sample whose ``field`` is missing, non-numeric, non-finite or mis-shaped."""
-    return f"invalid {field}"
+SKIP_NEGATIVE_BOX = "negative box size"
+_UNSET = object()
+
+
+def array_problem(value: Any, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with ``value`` as a finite float array of ``shape``: ``"missing"``, ``"not numeric"``,
+    ``"wrong length"`` (another number of entries) or ``"NaN or inf"``; None when nothing is."""
+    if value is None:
+        return "missing"
+    if isinstance(value, (str, bytes, dict)):
+        return "not numeric"
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "not numeric"
+    if arr.size != int(np.prod(shape)):
+        return "wrong length"
+    return None if np.all(np.isfinite(arr)) else "NaN or inf"
+
+
+def invalid(field: str, value: Any = _UNSET, shape: tuple[int, ...] | None = None) -> str:
+    """Skip reason for a sample whose ``field`` is missing, non-numeric, non-finite or mis-shaped:
+    ``"invalid <field>"``, or with the offending ``value`` and its expected ``shape``
+    ``"invalid <field> (<what>)"``, ``<what>`` from :func:`array_problem` (e.g. ``"invalid keypoints (NaN or inf)"``)."""
+    why = array_problem(value, shape) if value is not _UNSET and shape is not None else None
+    return f"invalid {field}" + (f" ({why})" if why else "")
 
 
 def field_error(path: Path, kind: str, item_id: Any, field: str, what: str) -> ValueError:
@@ -170,6 +193,14 @@ def box_outside(bbox_xywh: np.ndarray, img_hw: tuple[int, int]) -> bool:
     """True when the ``(x, y, w, h)`` box (pixels) does not overlap the image at all."""
     x, y, w, h = bbox_xywh
     return bool(x >= img_hw[1] or y >= img_hw[0] or x + w <= 0 or y + h <= 0)
+
+
+def box_problem(bbox_xywh: np.ndarray, img_hw: tuple[int, int]) -> str | None:
+    """Skip reason for an ``(x, y, w, h)`` box in pixels: ``"negative box size"`` (``w < 0`` or ``h < 0``),
+    ``"box outside image"`` (no overlap with the image), or None."""
+    if bbox_xywh[2] < 0 or bbox_xywh[3] < 0:
+        return SKIP_NEGATIVE_BOX
+    return SKIP_BOX_OUTSIDE if box_outside(bbox_xywh, img_hw) else None
 
 
 def image_problem(path: Path, cache: dict[Path, str | None]) -> str | None:

@@ -30,10 +30,9 @@ from pycocotools.coco import COCO
 from annot.data.augment import AugmentConfig
 from annot.data.neuralannot import parse_smpl_param
 from annot.data.parsing import (
-    SKIP_BOX_OUTSIDE,
     SKIP_DEGENERATE_BOX,
     SKIP_NO_JOINT_INSIDE,
-    box_outside,
+    box_problem,
     check_image_size,
     coco_index,
     collect,
@@ -152,10 +151,10 @@ class PW3D(PersonCropDataset):
             return camera
         bbox = float_array(ann.get("bbox"), (4,))
         if bbox is None:
-            return invalid("bbox")
+            return invalid("bbox", ann.get("bbox"), (4,))
         joints = float_array(ann.get("joint_cam"), (NUM_JOINTS, 3))
         if joints is None:
-            return invalid("joint_cam")
+            return invalid("joint_cam", ann.get("joint_cam"), (NUM_JOINTS, 3))
         smpl_raw = ann.get("smpl_param")
         gender = smpl_raw.get("gender") if isinstance(smpl_raw, dict) else None
         smpl = parse_smpl_param(smpl_raw, gender if gender in GENDERS else "neutral")
@@ -166,8 +165,8 @@ class PW3D(PersonCropDataset):
         kp, front = project_joints(joints, *camera)
         if not inside_image(kp, front, img_hw).any():
             return SKIP_NO_JOINT_INSIDE
-        if box_outside(bbox, img_hw):
-            return SKIP_BOX_OUTSIDE
+        if (problem := box_problem(bbox, img_hw)) is not None:
+            return problem
         box = self.process_box(bbox, img_hw)
         if box is None:
             return SKIP_DEGENERATE_BOX
