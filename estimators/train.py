@@ -38,6 +38,7 @@ from annot.config import to_container
 from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedTrainValDataModule, split_global_batch
+from annot.data.robust import SkippingDataset, load_errors, validate_image_records
 from estimators.base import EVAL_CONVENTION, EstimatorModule
 from estimators.config import METRIC_KEYS, EstimatorConfig, check_config, estimator_input_hw
 from estimators.hmr import HMRModule
@@ -156,10 +157,13 @@ def build_train_datasets(cfg: DictConfig, input_hw: tuple[int, int]) -> tuple[di
     common = _common_args(cfg, input_hw, train=True)
     datasets, fallbacks = {}, {}
     for name, spec in cfg.data.train.items():
-        datasets[name], used = _build_one("train", name, spec, common)
+        dataset, used = _build_one("train", name, spec, common)
         if used is not None:
             fallbacks[name] = used
-        _check_not_empty("train", name, datasets[name])
+        _check_images(dataset)
+        _check_not_empty("train", name, dataset)
+        # a sample that still fails to load mid-training is replaced and counted, not fatal (annot.data.robust)
+        datasets[name] = SkippingDataset(dataset, "train")
     return datasets, fallbacks
 
 
@@ -172,8 +176,16 @@ def build_val_datasets(cfg: DictConfig, input_hw: tuple[int, int]) -> tuple[dict
         datasets[name], used = _build_one("val", name, spec, common)
         if used is not None:
             fallbacks[name] = used
+        _check_images(datasets[name])
         _check_not_empty("val", name, datasets[name])
     return datasets, fallbacks
+
+
+def _check_images(dataset: Dataset) -> None:
+    """Truncated or undecodable images become counted skips before training (the file's size wins over the
+    json's), as in the annotator's stages (:func:`annot.data.robust.validate_image_records`)."""
+    if getattr(dataset, "records", None) and hasattr(dataset, "skipped"):
+        validate_image_records(dataset)
 
 
 def _check_not_empty(section: str, name: str, dataset: Dataset) -> None:
@@ -277,6 +289,19 @@ class _LossCurve(pl.Callback):
             self.rows.append({"step": trainer.global_step, "epoch": trainer.current_epoch, "loss": float(loss)})
 
 
+class _LoadFailures(pl.Callback):
+    """``failures = {sample_id: reason}``: training samples that failed to load and were replaced by the next
+    loadable one (:class:`annot.data.robust.SkippingDataset`, read from the batches: workers have their own
+    copies of the dataset)."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, str] = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.failures.update(load_errors(batch))
+
+
 class _EstimatorRecord(pl.Callback):
     """Write the estimator's registry name and class into every checkpoint (``checkpoint["estimator"]``)."""
 
@@ -303,6 +328,8 @@ def build_trainer(cfg: DictConfig, out: Path, callbacks: list[pl.Callback], step
 
 
 def _callbacks(cfg: DictConfig, out: Path) -> tuple[list[pl.Callback], LastEveryEpochCheckpoint, _LossCurve]:
+    """The run's callbacks (checkpoints, LR monitor, mixture counts, loss curve, estimator record, load-failure
+    counter, prediction grids); returns them with the checkpoint callback and the loss curve."""
     checkpoint = LastEveryEpochCheckpoint(dirpath=str(out / "checkpoints"), filename="epoch_{epoch:03d}",
                                          save_last=True, monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
                                          save_top_k=cfg.checkpoint.save_top_k,
@@ -310,7 +337,7 @@ def _callbacks(cfg: DictConfig, out: Path) -> tuple[list[pl.Callback], LastEvery
                                          auto_insert_metric_name=False)
     curve = _LossCurve()
     callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch"), MixCounts(), curve,
-                                    _EstimatorRecord(cfg.estimator)]
+                                    _EstimatorRecord(cfg.estimator), _LoadFailures()]
     if cfg.grid.enabled:
         callbacks.append(PredictionGridCallback(out / "grids", num_images=cfg.grid.num_images,
                                                 every_n_epochs=cfg.grid.every_n_epochs,
@@ -327,6 +354,21 @@ def _clear_previous_run(out: Path) -> None:
         log.info("removing %d checkpoint / grid file(s) of a previous run in %s", len(stale), out)
     for path in stale:
         path.unlink()
+
+
+def _write_skipped(out: Path, train_sets: Mapping[str, Dataset], val_sets: Mapping[str, Dataset],
+                   callbacks: list[pl.Callback]) -> dict[str, int]:
+    """``<out>/skipped.json``: ``{"train" | "val": {set: {sample_id: reason}}, "load_failed_in_training":
+    {sample_id: reason}}``, every sample a loader or the image check dropped, and every sample replaced during
+    training; returns the counts (also in ``metrics.json``)."""
+    failures = next(c.failures for c in callbacks if isinstance(c, _LoadFailures))
+    record = {section: {name: dict(getattr(ds, "skipped", {}) or {}) for name, ds in sets.items()}
+              for section, sets in (("train", train_sets), ("val", val_sets))}
+    record["load_failed_in_training"] = failures
+    atomic_write_json(out / "skipped.json", record)
+    counts = {f"{section}.{name}": len(v) for section in ("train", "val") for name, v in record[section].items()}
+    counts["load_failed_in_training"] = len(failures)
+    return counts
 
 
 def _resolved_config(cfg: DictConfig, fallbacks: Mapping[str, Mapping[str, dict]]) -> DictConfig:
@@ -432,6 +474,7 @@ def _run(cfg: DictConfig) -> dict[str, Any]:
         "grids": [str(p) for c in callbacks if isinstance(c, PredictionGridCallback) for p in c.written],
         "wall_time_s": time.perf_counter() - start,
     }
+    result["skipped"] = _write_skipped(out, train_sets, val_sets, callbacks)
     result["table"] = format_metrics_table(final, title=f"{cfg.estimator}: final weights after {trainer.global_step} "
                                                         f"steps (best {cfg.checkpoint.monitor} = "
                                                         f"{result['best']['score']})")

@@ -289,3 +289,38 @@ def test_prediction_grid_failure_is_logged_not_raised(tmp_path, caplog):
     trainer.sanity_checking = True  # sanity checks never render
     grid.on_validation_epoch_end(trainer, Broken())
     assert caplog.text.count("skipped") == 1
+
+
+def test_damaged_training_samples_are_counted_not_fatal(fixtures, tmp_path, monkeypatch):
+    """A truncated H36M frame is skipped before training (counted, with its reason, in skipped.json) and a COCO
+    sample that raises mid-training is replaced by the next one and counted (issue #12)."""
+    import shutil
+
+    from annot.data.coco import COCOKeypoints
+    from estimators.train import run
+
+    h36m = tmp_path / "h36m"
+    shutil.copytree(fixtures["h36m"], h36m)
+    data = json.loads((h36m / "annotations" / "Human36M_subject1_data.json").read_text())
+    first = data["annotations"][0]
+    image = next(i for i in data["images"] if i["id"] == first["image_id"])
+    path = h36m / "images" / image["file_name"]
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    original = COCOKeypoints.__getitem__
+
+    def flaky(self, index):
+        if index == 0:
+            raise OSError("simulated read error")
+        return original(self, index)
+
+    monkeypatch.setattr(COCOKeypoints, "__getitem__", flaky)
+    overrides = [o.replace(f"data.train.h36m.args.root={fixtures['h36m']}", f"data.train.h36m.args.root={h36m}")
+                 for o in _overrides(fixtures, tmp_path / "run", "pose2pose")]
+    cfg = load_config(EstimatorConfig, None, overrides + ["trainer.max_epochs=1", "grid.enabled=false"])
+    result = run(cfg)
+    skipped = json.loads((tmp_path / "run" / "skipped.json").read_text())
+    assert skipped["train"]["h36m"][str(first["id"])].startswith("truncated image")
+    failed = skipped["load_failed_in_training"]
+    assert len(failed) == 1 and "OSError: simulated read error" in next(iter(failed.values()))
+    assert result["skipped"]["load_failed_in_training"] == 1 and result["steps"] == 4
