@@ -52,8 +52,8 @@ import numpy as np
 import torch
 import yaml
 
-from annot.atomic import atomic_write_bytes, atomic_write_json
-from annot.export import PseudoGT, pseudo_gts_from_predictions, read_pseudo_gt
+from annot.io.atomic import atomic_write_bytes, atomic_write_json
+from annot.io.export import PseudoGT, pseudo_gts_from_predictions, read_pseudo_gt
 from annot.keypoints import H36M_EVAL_JOINTS
 
 log = logging.getLogger(__name__)

@@ -213,7 +213,7 @@ def _write_png(path: Path, image_rgb: np.ndarray) -> None:
     """Encode an RGB uint8 image as PNG and write it atomically. RuntimeError if encoding fails."""
     import cv2
 
-    from annot.atomic import atomic_write_bytes
+    from annot.io.atomic import atomic_write_bytes
 
     ok, png = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     if not ok:

@@ -25,7 +25,7 @@ without some PositionNet joints (``coco17`` has no ``Pelvis``, ``Neck`` or feet)
 Frames: image modes predict SMPL in the *crop camera* frame (OpenCV axes: x right, y down, z forward;
 metres) of the chosen camera model (:func:`annot.geometry.cameras.project_camera_model`); the
 joints-only mode predicts in the MoCap source's own world frame. The module never touches files;
-:mod:`annot.export` maps predictions to the original image camera.
+:mod:`annot.io.export` maps predictions to the original image camera.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@
 
 Each stage writes its artefacts in its own folder under ``export.out_dir`` with a ``stage.json``
 marker (:mod:`annot.stages`); a second invocation skips complete stages. The final outputs at the top
-of ``export.out_dir``: ``pseudo_gt.json`` (NeuralAnnot layout, :mod:`annot.export`), ``skipped.json``,
+of ``export.out_dir``: ``pseudo_gt.json`` (NeuralAnnot layout, :mod:`annot.io.export`), ``skipped.json``,
 ``report.json``, ``kp2d_error_curve.png``, ``overlays/<aid>.png``, and the stage folders.
 """
 from __future__ import annotations
@@ -41,17 +41,17 @@ from annot.data.robust import (
     drop_failed_predictions,
     validate_image_records,
 )
-from annot.atomic import atomic_write_bytes, atomic_write_json
-from annot.export import (
+from annot.io.atomic import atomic_write_bytes, atomic_write_json
+from annot.io.export import (
     PseudoGT,
     pseudo_gts_from_predictions,
     read_pseudo_gt,
     write_pseudo_gt,
 )
 from annot.module import AnnotatorModule
-from annot.export_mocap import write_reference_layout
+from annot.io.export_mocap import write_reference_layout
 from annot.resume import RESUME_FILE, StepCheckpoint, StepSampler, resume_step, stage_seed
-from annot.runtime import worker_init_fn
+from annot.app.runtime import worker_init_fn
 from annot.stages import package_versions, provenance, run_stage
 
 log = logging.getLogger(__name__)
@@ -440,7 +440,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         The report written to ``report.json``.
 
     Raises:
-        annot.errors.PreflightError: every problem :func:`annot.preflight.preflight` found in the config,
+        annot.app.errors.PreflightError: every problem :func:`annot.preflight.preflight` found in the config,
             the datasets (target and auxiliary, zero samples included), the VPoser and the body model,
             before any training.
         FileNotFoundError / ValueError: a problem found later (a file removed during the run).

@@ -11,7 +11,7 @@
    indexed with the loaders of the run, image files checked (:func:`annot.data.robust.validate_image_records`);
    a dataset with zero samples is an error (with its skip reasons and, for Human3.6M, the frame stride).
 
-All problems are raised together as one :class:`annot.errors.PreflightError` (the CLI prints them as a
+All problems are raised together as one :class:`annot.app.errors.PreflightError` (the CLI prints them as a
 short block, exit status 2). On success it returns a :class:`PreflightResult` with the per-dataset
 summaries and the fingerprint of the target's image files used by the stage provenance.
 """
@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from annot.errors import PreflightError, Problem
+from annot.app.errors import PreflightError, Problem
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def check_values(cfg: DictConfig) -> list[Problem]:
 
 def _guard(problems: list[Problem], where: str, action: Callable[[], Any]) -> Any:
     """``action()``; an input error becomes a Problem at ``where`` (returns None then)."""
-    from annot.cli import INPUT_ERRORS
+    from annot.app.cli import INPUT_ERRORS
 
     try:
         return action()

@@ -41,7 +41,7 @@ Toshev & Szegedy 2014), averaged over the valid keypoints of the held-out synthe
 reported too. A mean-pose baseline (every keypoint at its mean training crop position) gives the
 chance level.
 
-Checkpoint (:func:`pretrain_backbone`, written atomically with :mod:`annot.atomic`)::
+Checkpoint (:func:`pretrain_backbone`, written atomically with :mod:`annot.io.atomic`)::
 
     {"state_dict": PoseResNet state dict (conv1, bn1, layer1..4, deconv_layers.*, final_layer.*),
      "provenance": {data, seeds, steps, config, pck, timing, ...}}   # plain types: weights_only loads it
@@ -65,8 +65,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from annot.runtime import worker_init_fn
-from annot.atomic import atomic_write_bytes, atomic_write_json
+from annot.app.runtime import worker_init_fn
+from annot.io.atomic import atomic_write_bytes, atomic_write_json
 from annot.data.augment import AugmentConfig
 from annot.data.crop import apply_affine, crop_affine
 from annot.data.person import PersonCropDataset, PersonRecord

@@ -6,22 +6,22 @@ across ranks and survive being killed. The pieces (architecture.md, "How data fl
 
 1. :class:`ShardedPseudoGTWriter` (a Lightning ``BasePredictionWriter``) maps every
    :meth:`annot.module.AnnotatorModule.predict_step` output from the crop camera to the original image
-   camera (:func:`annot.export.pseudo_gts_from_predictions`) and, every ``batches_per_shard`` batches
+   camera (:func:`annot.io.export.pseudo_gts_from_predictions`) and, every ``batches_per_shard`` batches
    and at the end, writes ``<out_dir>/shards/rank{r:02d}-{n:05d}.json`` atomically
-   (:func:`annot.atomic.atomic_write_json`): a reader never sees half a shard, and a killed run loses
+   (:func:`annot.io.atomic.atomic_write_json`): a reader never sees half a shard, and a killed run loses
    at most the batches buffered since its last shard.
 2. :func:`remaining_indices` lists the dataset items whose sample id no finished shard (of any rank,
    any earlier run) covers; :func:`predict_sharded` predicts only those (``torch.utils.data.Subset``
    built *before* the DataLoader, so every rank splits the same list).
 3. :func:`merge_shards` checks that every input sample id is annotated or skipped with a reason exactly
-   once and writes the merged NeuralAnnot JSON (:func:`annot.export.write_pseudo_gt`).
+   once and writes the merged NeuralAnnot JSON (:func:`annot.io.export.write_pseudo_gt`).
 
 Shard file (one JSON object, written in one atomic rename)::
 
     {"format": "annot-pseudo-gt-shard", "version": 1, "rank": r, "world_size": w, "shard": n,
      "run_key": "<caller's fingerprint of model + data>",
      "sample_ids": ["<id>", ...],                 # every id this shard covers, prediction order
-     "pseudo_gt": {"<aid>": {NeuralAnnot entry}},  # the annotated ones (annot.export layout)
+     "pseudo_gt": {"<aid>": {NeuralAnnot entry}},  # the annotated ones (annot.io.export layout)
      "skipped": {"<id>": "non-finite prediction"}, # predicted but unusable
      "extras": {"<aid>": {"image_path": ..., "kp2d_img_px": [[x, y], ...], ...}}}  # for overlays
 
@@ -59,9 +59,9 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from annot.atomic import atomic_write_json
-from annot.export import PseudoGT, parse_entry, pseudo_gts_from_predictions, write_pseudo_gt
-from annot.runtime import worker_init_fn
+from annot.io.atomic import atomic_write_json
+from annot.io.export import PseudoGT, parse_entry, pseudo_gts_from_predictions, write_pseudo_gt
+from annot.app.runtime import worker_init_fn
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class ShardedPseudoGTWriter(BasePredictionWriter):
     Raises:
         ValueError: ``batches_per_shard < 1``; a prediction without a field of :data:`REQUIRED_KEYS`
             (message names the field and the batch's first sample id); a rotated crop
-            (:func:`annot.export.crop_to_image_camera`); stale or malformed shards at setup.
+            (:func:`annot.io.export.crop_to_image_camera`); stale or malformed shards at setup.
     """
 
     def __init__(self, out_dir: str | Path, batches_per_shard: int = 1, run_key: str = "",

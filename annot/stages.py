@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from annot.atomic import atomic_write_json
+from annot.io.atomic import atomic_write_json
 
 MARKER = "stage.json"
 

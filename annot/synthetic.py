@@ -313,7 +313,7 @@ def cmu_pose_bank(config: SyntheticConfig, body: BodyModel, cache: Path | None =
     """
     import io
 
-    from annot.atomic import atomic_write_bytes
+    from annot.io.atomic import atomic_write_bytes
 
     provenance = _bank_provenance(config)
     fitted = None

@@ -21,7 +21,7 @@ mean.
 
 A setting is a name and an environment: ``before`` is the old behaviour (no thread configuration at all:
 PyTorch's defaults, ``libgomp``'s default wait policy); ``after`` calls
-:func:`annot.runtime.configure_threads` first, as every entry point now does; the others are explicit
+:func:`annot.app.runtime.configure_threads` first, as every entry point now does; the others are explicit
 variants (threads, ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``) run *without* ``configure_threads`` so
 that each shows the effect of one knob. Settings are given as ``name:VAR=value,VAR=value``; the
 pseudo-variables ``TORCH_THREADS`` / ``INTEROP_THREADS`` call ``torch.set_num_threads`` /
@@ -106,7 +106,7 @@ def child_main(argv: list[str]) -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     args = p.parse_args(argv)
     if os.environ.get("CONFIGURE") == "1":
-        from annot.runtime import configure_threads
+        from annot.app.runtime import configure_threads
         configure_threads()
     import tempfile
 

@@ -32,7 +32,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import Dataset
 
-from annot.atomic import atomic_write_bytes, atomic_write_json
+from annot.io.atomic import atomic_write_bytes, atomic_write_json
 from annot.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
 from annot.config import to_container
 from annot.data import build_dataset

@@ -30,9 +30,9 @@ protocol-2 module names are rewritten to their Python 2 era spellings (``numpy.c
 
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before numpy / torch load: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before numpy / torch load: OpenMP reads its environment once (annot/app/runtime.py)
 
 import contextlib
 import pickle

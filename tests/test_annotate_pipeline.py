@@ -13,7 +13,7 @@ import pytest
 
 from annot.body_models import BodyModel
 from annot.config import AnnotateConfig, load_config
-from annot.export import read_pseudo_gt
+from annot.io.export import read_pseudo_gt
 from annot.pipeline import run_annotate
 
 REPO = Path(__file__).resolve().parents[1]

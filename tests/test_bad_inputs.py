@@ -7,7 +7,7 @@ BENCHMARKS.md "Bad input".
 * Damaged samples at run time are skipped with a counted reason in ``skipped.json`` and never exported;
   the run finishes.
 
-The commands run in-process through the same boundary as the CLI (``annot.cli.run_tool``), except one
+The commands run in-process through the same boundary as the CLI (``annot.app.cli.run_tool``), except one
 real subprocess that checks the whole command line. References: the written files and the known
 content of the COCO samples (14 annotations, 2 without keypoints; image 785 holds annotation 442619,
 image 40083 holds 198196, 230195 and 1202706).
@@ -28,7 +28,7 @@ import pytest
 from tests.test_runtime import TOOLS
 import torch
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 
 from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
 
@@ -323,10 +323,10 @@ def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_pat
 
 @pytest.mark.parametrize("path", TOOLS, ids=lambda p: p.name)
 def test_every_tool_runs_inside_the_error_boundary(path):
-    """Each tool's ``__main__`` block exits through :func:`annot.cli.run_tool` (one clean line for bad input)."""
+    """Each tool's ``__main__`` block exits through :func:`annot.app.cli.run_tool` (one clean line for bad input)."""
     import ast
 
     tree = ast.parse(path.read_text())
     mains = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
     assert mains, f"{path.name}: no __main__ block"
-    assert "run_tool(" in ast.unparse(mains[-1]), f"{path.name}: exit through annot.cli.run_tool"
+    assert "run_tool(" in ast.unparse(mains[-1]), f"{path.name}: exit through annot.app.cli.run_tool"

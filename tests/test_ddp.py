@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from annot.export import pseudo_gts_from_predictions, read_pseudo_gt
+from annot.io.export import pseudo_gts_from_predictions, read_pseudo_gt
 from annot.sharding import annotate_sharded, read_shards
 from tests.test_sharding import FakeDataset, FakeModule
 

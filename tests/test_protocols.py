@@ -447,7 +447,7 @@ def _mesh(body, pose, betas, trans) -> torch.Tensor:
 def _camera_pseudo_gts(ds) -> dict:
     """Pseudo-GTs as stage (a) writes them: the camera-frame fit, with the depth of a virtual camera
     (transl scaled, as a 5000 px focal length would), one 3D error per view."""
-    from annot.export import PseudoGT
+    from annot.io.export import PseudoGT
 
     out = {}
     for i, r in enumerate(ds.records):
@@ -465,7 +465,7 @@ def test_mocap_pseudo_gts_written_in_the_mks0601_world_layout(tmp_path, dataset)
     from annot.data.fixtures.mpi_inf_3dhp import write_mpi_inf_3dhp_fixture
     from annot.data.h36m import Human36M
     from annot.data.mpi_inf_3dhp import MPIINF3DHP
-    from annot.export_mocap import write_reference_layout
+    from annot.io.export_mocap import write_reference_layout
 
     body = BodyModel.from_config("free", path=FREE)
     if dataset == "h36m":

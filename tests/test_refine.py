@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from annot.body_models import BodyModel
-from annot.export import PseudoGT
+from annot.io.export import PseudoGT
 from annot.fitting.refine import RefineConfig, project_keypoints_px, refine_pseudo_gts, typical_z_norm
 from annot.priors import VPoser
 

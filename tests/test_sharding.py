@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset, Subset
 
-from annot.export import read_pseudo_gt
+from annot.io.export import read_pseudo_gt
 from annot.sharding import (
     SKIP_NON_FINITE,
     ShardedPseudoGTWriter,

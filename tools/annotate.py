@@ -14,16 +14,16 @@ stages and the outputs. ``trainer.logger=wandb`` logs to Weights & Biases
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
 import logging
 import sys
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
 from annot.logging_utils import log_report
 from annot.pipeline import run_annotate

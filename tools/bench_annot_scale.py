@@ -15,9 +15,9 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import io
@@ -62,7 +62,7 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from annot.atomic import atomic_write_bytes
+    from annot.io.atomic import atomic_write_bytes
 
     sizes = sorted(results)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -91,7 +91,7 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from annot.atomic import atomic_write_bytes, atomic_write_json
+    from annot.io.atomic import atomic_write_bytes, atomic_write_json
     from annot.bench_annot import BenchConfig, run_bench
 
     a = _parser().parse_args(argv)
@@ -115,6 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from annot.cli import run_tool
+    from annot.app.cli import run_tool
 
     sys.exit(run_tool(main))

@@ -15,14 +15,14 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import sys
 
 from annot.benchmark import main
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 
 if __name__ == "__main__":
     sys.exit(run_tool(lambda argv: main(train=True, argv=argv)))

@@ -17,9 +17,9 @@ error.
 
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import sys
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from annot.body_models import free_model
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -13,9 +13,9 @@ OpenGL is imported); the default is OSMesa (CPU). Prints each split's loader roo
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import os
@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,9 +22,9 @@ Writes ``<out>/mocap_losses_<variants>.json`` and prints a table (``eq1_2d_pn``:
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     import sys
 
-    from annot.cli import run_tool
+    from annot.app.cli import run_tool
 
     np.set_printoptions(precision=3)
     sys.exit(run_tool(main))

@@ -34,9 +34,9 @@ the mean 2D error per point).
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import itertools
@@ -52,7 +52,7 @@ from typing import Any
 
 import yaml
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
 
 log = logging.getLogger("annot.sweep")
@@ -300,7 +300,7 @@ def results_png(rows: list[dict], path: Path) -> None:
 
 def write_results(rows: list[dict], out: Path, title: str, command: str) -> None:
     """``results.json``, ``results.md`` and ``results.png`` under ``out``."""
-    from annot.atomic import atomic_write_json
+    from annot.io.atomic import atomic_write_json
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", {"title": title, "command": command, "rows": rows})

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annot.atomic import atomic_write
+from annot.io.atomic import atomic_write
 
 LogFn = Callable[[str], None]
 
@@ -1518,6 +1518,6 @@ def check_free_model_file(path: str | Path) -> list[str]:
 
 
 def save_free_model_file(model_dict: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``model_dict`` as a pickle (protocol 4) atomically (:func:`annot.atomic.atomic_write`:
+    """Write ``model_dict`` as a pickle (protocol 4) atomically (:func:`annot.io.atomic.atomic_write`:
     readers never see a half-written file). Creates the parent folders. Returns the path."""
     return atomic_write(path, lambda handle: pickle.dump(dict(model_dict), handle, protocol=4))

@@ -72,7 +72,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from annot.data.crop import compose_affine, crop_affine, flip_affine, invert_affine
 from annot.data.person import PersonCropDataset, PersonRecord
-from annot.runtime import worker_init_fn
+from annot.app.runtime import worker_init_fn
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from annot.data.mixing import MixedBatchSampler, build_mixed_dataset
 from annot.data.registry import build_dataset
-from annot.runtime import worker_init_fn
+from annot.app.runtime import worker_init_fn
 
 
 def build_datasets(specs: Mapping[str, Mapping[str, Any]], **common: Any) -> dict[str, Dataset]:

@@ -4,14 +4,14 @@ Follows Joo et al., "Exemplar Fine-Tuning for 3D Human Model Fitting" (3DV 2021)
 details: Adam (default PyTorch betas) with learning rate 5e-6 on the network weights, batch normalisation
 and dropout switched off, iterate until the average 2D re-projection error is below 3 pixels or at most 50
 iterations, the network weights restored before the next sample, and the sanity check that rejects a fit
-whose max |beta| > 5 or whose normalised 2D loss > 0.01 (:func:`annot.export.quality_scores`).
+whose max |beta| > 5 or whose normalised 2D loss > 0.01 (:func:`annot.io.export.quality_scores`).
 
 Loss (``loss="eft"``, default): the annotator's own 2D keypoint term alone (its ``_losses()["kp2d"]``, L1 in
 heatmap units), i.e. EFT's eq. (3) with gamma = 0; EFT also ignores the hips (inconsistent annotation),
 ``ignore_hips=True`` does the same for the loss and the stopping error. ``loss="annotator"`` adds the
 annotator's regularisers (``z_l2`` / ``pose_l2``, ``betas_l2``, PositionNet ``joint_img``). EFT's extra
 lower-leg orientation term is not implemented. The stopping error is measured in *original-image* pixels
-(crop prediction mapped through ``crop_to_img``, as :mod:`annot.export` reports ``kp2d_err_img_px``).
+(crop prediction mapped through ``crop_to_img``, as :mod:`annot.io.export` reports ``kp2d_err_img_px``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import default_collate
 
-from annot.export import quality_scores
+from annot.io.export import quality_scores
 from annot.keypoints import get_convention
 from annot.losses import kp2d_error_px
 
@@ -39,7 +39,7 @@ class EFTResult:
     """Per-sample EFT output: ``pred`` (a :meth:`AnnotatorModule.predict_step` dict of one sample, CPU),
     ``iterations`` (optimiser steps taken), ``kp2d_err_px`` (final mean 2D error, original pixels, all
     visible keypoints), ``initial_err_px`` (before fine-tuning), ``seconds`` and ``quality``
-    (:func:`annot.export.quality_scores`, with ``eft_reject``)."""
+    (:func:`annot.io.export.quality_scores`, with ``eft_reject``)."""
 
     pred: dict[str, Any]
     iterations: int

@@ -104,7 +104,7 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     Args:
         entries: N records with ``pose_rotvec`` (24, 3) radians, ``betas`` (B,), ``transl_m`` (3,) metres in the
             camera frame of the original image, ``focal_px`` / ``princpt_px`` (2,) pixels and a ``quality`` dict
-            (:class:`annot.export.PseudoGT`); the camera is kept fixed.
+            (:class:`annot.io.export.PseudoGT`); the camera is kept fixed.
         kp2d_px: (N, J, 2) annotated keypoints of ``convention`` in original-image pixels.
         conf: (N, J) visibility / confidence, 0 = not labelled.
         body_model: :class:`annot.body_models.BodyModel`; vposer: the frozen prior f was trained with.

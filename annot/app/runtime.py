@@ -169,7 +169,7 @@ def configure_threads(num_threads: int | None = None, *, worker: bool = False) -
         env_effective = not torch_loaded or not env_set
         if not env_effective:
             log.warning("configure_threads() ran after `import torch`: %s will only reach child processes; "
-                        "call it before importing torch (see annot/runtime.py)", ", ".join(env_set))
+                        "call it before importing torch (see annot/app/runtime.py)", ", ".join(env_set))
 
     source = "default"
     wanted: int | None = None

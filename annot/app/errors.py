@@ -3,9 +3,9 @@
 Two kinds of failure end a command (style.md: clear errors name file, sample id, field, config key):
 
 * a problem with the input: a config value, a missing / malformed / unreadable file, an empty
-  dataset. The message is meant for the user; :mod:`annot.cli` prints it as one line (or a short
+  dataset. The message is meant for the user; :mod:`annot.app.cli` prints it as one line (or a short
   block for a :class:`PreflightError`) without a traceback and exits with :data:`EXIT_INPUT`;
-* anything else is a bug: :mod:`annot.cli` prints the traceback.
+* anything else is a bug: :mod:`annot.app.cli` prints the traceback.
 
 :class:`InputError` and :class:`PreflightError` subclass ``ValueError`` so that existing callers that
 catch ``ValueError`` (and tests using ``pytest.raises(ValueError)``) keep working.

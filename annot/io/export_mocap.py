@@ -1,6 +1,6 @@
 """Stage-(a) pseudo-GTs of the MoCap sets in mks0601's world-frame layouts, for the reference code.
 
-Besides the per-annotation-id file (:mod:`annot.export`), stage (a) writes the fits of a world-frame
+Besides the per-annotation-id file (:mod:`annot.io.export`), stage (a) writes the fits of a world-frame
 MoCap set the way NeuralAnnot_RELEASE ships them, so that they can replace the released files in
 mks0601's loaders (Hand4Whole ``data/Human36M/Human36M.py``, ``data/MPI_INF_3DHP/MPI_INF_3DHP.py``;
 reference-spec A.1, A.2, A.8)::
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from annot.atomic import atomic_write_json
-from annot.export import PseudoGT
+from annot.io.atomic import atomic_write_json
+from annot.io.export import PseudoGT
 from annot.keypoints import get_convention
 
 REFERENCE_DIR = "reference_layout"
@@ -67,7 +67,7 @@ def world_frame_fits(dataset: Any, entries: Mapping[str, PseudoGT], body_model: 
     Args:
         dataset: a :class:`annot.data.h36m.WorldFrameMocapDataset` (``cameras``, ``records`` with
             ``joints_cam_m`` in ``native_convention``, ``reference_entry``).
-        entries: ``{annotation id: PseudoGT}`` in each sample's camera frame (:mod:`annot.export`).
+        entries: ``{annotation id: PseudoGT}`` in each sample's camera frame (:mod:`annot.io.export`).
         body_model: the :class:`annot.body_models.BodyModel` the pseudo-GTs were predicted with.
         batch_size: samples per body-model call.
 

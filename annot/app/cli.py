@@ -7,9 +7,9 @@ Every tool ends with ``sys.exit(run_tool(main))``. :func:`run_tool`:
    deprecation warnings that Lightning / torch emit about their own internals;
 3. calls ``main(argv)``; a problem with the input (:data:`INPUT_ERRORS`: config errors, missing or
    unreadable files, malformed data, preflight reports) prints ``error: <message>`` on stderr (one line,
-   or the short block of a :class:`annot.errors.PreflightError`) and returns
-   :data:`annot.errors.EXIT_INPUT` (2); with ``--debug`` the traceback is printed as well. Any other
-   exception is a bug: its traceback is always printed and the status is :data:`annot.errors.EXIT_BUG`.
+   or the short block of a :class:`annot.app.errors.PreflightError`) and returns
+   :data:`annot.app.errors.EXIT_INPUT` (2); with ``--debug`` the traceback is printed as well. Any other
+   exception is a bug: its traceback is always printed and the status is :data:`annot.app.errors.EXIT_BUG`.
    Ctrl-C returns 130 with one line.
 """
 from __future__ import annotations
@@ -23,13 +23,13 @@ import warnings
 import zipfile
 from typing import Callable, Sequence
 
-from annot.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED
+from annot.app.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED
 
 #: Environment variable that turns on tracebacks for input errors (like ``--debug``).
 DEBUG_ENV = "NEURAL_ANNOT_DEBUG"
 
 #: Exception types that describe a problem with the user's input; their messages name the file /
-#: config key / sample id (``annot.config.ConfigError`` and ``annot.errors.InputError`` are ValueErrors,
+#: config key / sample id (``annot.config.ConfigError`` and ``annot.app.errors.InputError`` are ValueErrors,
 #: ``BodyModelNotFoundError`` a FileNotFoundError). ``EOFError`` / ``UnpicklingError`` /
 #: ``zipfile.BadZipFile``: a truncated or corrupt pickle / checkpoint / npz.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, pickle.UnpicklingError,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annot.atomic import atomic_write_json
+from annot.io.atomic import atomic_write_json
 
 SCHEMA_VERSION = "1.0"
 
