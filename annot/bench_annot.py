@@ -8,7 +8,7 @@ same people (mean paired difference with a stratified bootstrap interval).
 
 Methods (one row each in ``results.md``):
 
-* ``NeuralAnnot (all three recipes)``: Algorithm 1 (:func:`annot.pipeline.run_annotate`, one round) with
+* ``NeuralAnnot (all three recipes)``: Algorithm 1 (:func:`annot.annotator.pipeline.run_annotate`, one round) with
   the VPoser prior (third recipe), the synthetic ``mocap`` split as an auxiliary 3D image set (first
   recipe) and the backbone of a SimpleBaseline 2D pose network trained on free data (second recipe,
   :mod:`annot.pretrain`, built once and reported separately);
@@ -197,7 +197,8 @@ def load_itw(root: Path) -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- methods
 def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
-    from annot.config import AnnotateConfig, load_config
+    from annot.annotator.config import AnnotateConfig
+    from annot.config import load_config
 
     _, vposer, aux3d, pretrained = VARIANTS[key]
     ov = [f"seed={cfg.seed}", f"data.root={syn / 'itw'}", f"data.ann_file={ITW_ANN}", f"data.img_dir={ITW_IMG}",
@@ -230,7 +231,7 @@ def _share_stages(cfg: BenchConfig, key: str) -> None:
 
 def run_neuralannot(cfg: BenchConfig, syn: Path, key: str) -> dict[str, Any]:
     """One NeuralAnnot variant -> ``{"entries": {aid: PseudoGT}, "seconds": total stage wall time}``."""
-    from annot.pipeline import run_annotate
+    from annot.annotator.pipeline import run_annotate
 
     _share_stages(cfg, key)
     report = run_annotate(_annotate_cfg(cfg, syn, key))
@@ -299,13 +300,13 @@ def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neurala
 def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:
     """EFT from the trained ``recipes on`` annotator, one sample at a time (its fine-tuning time only)."""
     from annot.fitting.eft import eft_annotate
-    from annot.module import AnnotatorModule
-    from annot.pipeline import _target_dataset
+    from annot.annotator.module import AnnotatorModule
+    from annot.annotator.datasets import target_dataset
 
     acfg = _annotate_cfg(cfg, syn, "neuralannot")
     module = AnnotatorModule.load_from_checkpoint(Path(cfg.out) / "neuralannot" / "stage_b_round1" / "annotator.ckpt",
                                                   map_location="cpu")
-    dataset = _target_dataset(acfg, train=False)
+    dataset = target_dataset(acfg, train=False)
     start = time.perf_counter()
     results = eft_annotate(module, dataset, max_iters=cfg.eft_iters)
     seconds = time.perf_counter() - start

@@ -8,11 +8,11 @@ with the load, the ratio much less (the two are interleaved, A-B-B-A, so both se
 
 What runs:
 
-* **annotator**: :class:`annot.module.AnnotatorModule` in in-the-wild mode with a VPoser prior (the
+* **annotator**: :class:`annot.annotator.module.AnnotatorModule` in in-the-wild mode with a VPoser prior (the
   target stage (b) / (c) of Algorithm 1): backbone, regressor, frozen VPoser decoder, body-model forward,
   joint regression, projection, 2D L1 + L2 regularisers. Driven by a Lightning ``Trainer`` with the
-  pipeline's own switches (precision, :class:`annot.callbacks.ChannelsLast`,
-  :class:`annot.callbacks.CompileModule`), so Lightning's per-step overhead is included.
+  pipeline's own switches (precision, :class:`annot.training.callbacks.ChannelsLast`,
+  :class:`annot.training.callbacks.CompileModule`), so Lightning's per-step overhead is included.
 * **bare ResNet**: ``ResNetBackbone(depth)`` in a plain loop; training = forward, ``mean`` of the layer4
   map as loss, backward, ``Adam.step``; prediction = forward under ``torch.inference_mode``.
   ``torch.autocast`` (bf16) when the precision is bf16.
@@ -57,7 +57,7 @@ class BenchSettings:
         device: ``"cpu"`` or ``"cuda"`` (one device).
         depth: ResNet depth of both networks.
         steps: timed steps; warmup: untimed steps before them.
-        module_kwargs: extra :class:`annot.module.AnnotatorModule` arguments (e.g. ``hidden_dim``).
+        module_kwargs: extra :class:`annot.annotator.module.AnnotatorModule` arguments (e.g. ``hidden_dim``).
     """
 
     batch_size: int = 8
@@ -218,9 +218,9 @@ class _Repeat(torch.utils.data.Dataset):
 
 
 def build_annotator(settings: BenchSettings, vposer_path: str | Path, body_model_path: str | Path | None):
-    """The in-the-wild :class:`annot.module.AnnotatorModule` of the benchmark (VPoser prior, coco17 2D
+    """The in-the-wild :class:`annot.annotator.module.AnnotatorModule` of the benchmark (VPoser prior, coco17 2D
     keypoints, perspective camera, free body model unless ``body_model_path`` says otherwise)."""
-    from annot.module import AnnotatorModule
+    from annot.annotator.module import AnnotatorModule
 
     kwargs: dict[str, Any] = dict(mode="itw", backbone_depth=settings.depth, input_hw=settings.input_hw,
                                   kp2d_convention="coco17", pose_prior="vposer", vposer_path=str(vposer_path),
@@ -236,7 +236,7 @@ def annotator_samples_per_s(settings: BenchSettings, train: bool, vposer_path: s
 
     A fresh module is built unless ``module`` is given (prediction reuses one safely; training changes it).
     """
-    from annot.callbacks import ChannelsLast, CompileModule
+    from annot.training.callbacks import ChannelsLast, CompileModule
 
     s = settings
     module = module if module is not None else build_annotator(s, vposer_path, body_model_path)

@@ -5,7 +5,7 @@
 
 What one *job* is: a fresh Python process (so that the OpenMP environment variables of the setting are
 in place before ``torch`` loads ``libgomp``) that builds the stage-(b) annotator of
-``make annotate-body`` (:class:`annot.module.AnnotatorModule`, in-the-wild mode, VPoser prior with random
+``make annotate-body`` (:class:`annot.annotator.module.AnnotatorModule`, in-the-wild mode, VPoser prior with random
 weights, ResNet-``depth`` backbone, the free body model, 256x192 crops, batch 12), runs ``warmup``
 untimed training steps (forward, 2D L1 + L2 losses, backward, Adam), reports *ready*, waits for the
 parent's *go*, then runs training steps for ``seconds`` of wall time and reports

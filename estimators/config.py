@@ -196,7 +196,7 @@ class CheckpointConfig:
 
 @dataclass
 class GridConfig:
-    """:class:`annot.callbacks.PredictionGridCallback`: ``num_images`` fixed validation crops (taken in
+    """:class:`annot.training.callbacks.PredictionGridCallback`: ``num_images`` fixed validation crops (taken in
     turn from each set), rendered every ``every_n_epochs`` validation epochs, tiles ``tile_height_px`` high."""
 
     enabled: bool = True

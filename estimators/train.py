@@ -8,8 +8,8 @@
 2. builds the module by name from :data:`ESTIMATORS` with explicit arguments and the resolved config
    (stored in every checkpoint, so checkpoints describe themselves, style.md §10.3);
 3. fits with a CSVLogger, ``ModelCheckpoint`` (best by ``checkpoint.monitor`` + ``last.ckpt`` of the
-   latest epoch, :class:`annot.callbacks.LastEveryEpochCheckpoint`),
-   ``LearningRateMonitor``, the per-dataset mix counts and :class:`annot.callbacks.PredictionGridCallback`;
+   latest epoch, :class:`annot.training.callbacks.LastEveryEpochCheckpoint`),
+   ``LearningRateMonitor``, the per-dataset mix counts and :class:`annot.training.callbacks.PredictionGridCallback`;
 4. validates the final weights once more and writes ``metrics.json`` (see :func:`run`).
 
 Validation computes MPJPE / PA-MPJPE (and MPVPE / PA-MPVPE where the set has GT meshes) with the mks0601 protocol
@@ -33,7 +33,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import Dataset
 
 from annot.io.atomic import atomic_write_bytes, atomic_write_json
-from annot.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
+from annot.training.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
 from annot.config import to_container
 from annot.data import build_dataset
 from annot.data.augment import AugmentConfig

@@ -14,7 +14,7 @@ import torch
 
 from annot.geometry.cameras import perspective_project
 from annot.keypoints import get_convention
-from annot.module import AnnotatorModule
+from annot.annotator.module import AnnotatorModule
 from annot.nets.pose2pose import Pose2PoseNet
 from annot.nets.pose2pose_joints import position_targets
 from annot.priors.vposer import VPoser

@@ -285,10 +285,11 @@ def test_skipping_dataset_train_substitutes_predict_masks(tmp_path):
 def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_path, caplog, monkeypatch):
     """An auxiliary set with images (the H36M fixture, mixed batches): a sample whose loading fails is
     substituted in training (stages (a) and (b)) and left out of stage (a)'s pseudo-GTs; the run finishes."""
-    from annot.config import AnnotateConfig, load_config
+    from annot.annotator.config import AnnotateConfig
+    from annot.config import load_config
     from annot.data.fixtures import fixture_writer
     from annot.data.h36m import Human36M
-    from annot.pipeline import run_annotate
+    from annot.annotator.pipeline import run_annotate
 
     h36m = fixture_writer("h36m")(tmp_path / "h36m", body_model_path=str(FREE))
     coco = fixture_writer("coco")(tmp_path / "coco", body_model_path=str(FREE))

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from annot.config import AnnotateConfig, ConfigError, load_config
+from annot.annotator.config import AnnotateConfig
+from annot.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

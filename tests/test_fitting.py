@@ -146,7 +146,7 @@ def test_smplify3d_svd_init_and_fit(body_model):
 
 
 def _tiny_module():
-    from annot.module import AnnotatorModule
+    from annot.annotator.module import AnnotatorModule
     torch.manual_seed(0)
     return AnnotatorModule(mode="itw", body_model_path=str(FREE), backbone_depth=18, hidden_dim=32,
                            input_hw=(64, 48), pose_prior="none")

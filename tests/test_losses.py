@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
+from annot.annotator.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 
 
 def test_masked_l1_hand_computed():

@@ -148,7 +148,7 @@ def test_pseudo_gt_betas_zeroed_above_three_and_counted(tmp_path):
 
 # --------------------------------------------------------------------------- item 6: EFT normalised loss
 def test_eft_normalised_loss_is_spin_keypoint_loss():
-    from annot.losses import eft_kp2d_loss_norm
+    from annot.annotator.losses import eft_kp2d_loss_norm
 
     crop_hw = (256, 192)
     gt_px = torch.tensor([[[96.0, 128.0], [50.0, 40.0], [150.0, 200.0], [10.0, 10.0]]])
@@ -533,8 +533,8 @@ def test_mpii_ids_without_pseudo_gt_are_kept_or_skipped_with_a_reason_never_a_ke
 
 # --------------------------------------------------------------------------- item 10: MoCap-mode switches
 def test_mocap_mode_2d_and_positionnet_terms_are_switches(smpl_tree):
-    from annot.config import AuxStageConfig
-    from annot.module import AnnotatorModule
+    from annot.annotator.config import AuxStageConfig
+    from annot.annotator.module import AnnotatorModule
 
     # default: NeuralAnnot Eq. 1 alone (measured better in 3D, README "Evaluation")
     assert not AuxStageConfig().kp2d_loss and not AuxStageConfig().joint_img_loss

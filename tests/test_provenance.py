@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from annot.config import AnnotateConfig, load_config
-from annot.pipeline import run_annotate
+from annot.annotator.config import AnnotateConfig
+from annot.config import load_config
+from annot.annotator.pipeline import run_annotate
 
 from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
 

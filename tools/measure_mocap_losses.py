@@ -36,10 +36,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from annot.body_models import BodyModel
-from annot.config import LossConfig
+from annot.annotator.config import LossConfig
 from annot.data.pw3d import PW3D
 from annot.metrics import MPVPE, PAMPVPE
-from annot.module import AnnotatorModule
+from annot.annotator.module import AnnotatorModule
 from annot.synthetic import SyntheticConfig, make_synthetic
 
 VARIANTS = {  # name -> (mocap_kp2d, mocap_joint_img)

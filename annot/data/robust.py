@@ -23,7 +23,7 @@ Two layers, both keyed by sample id and both ending in ``skipped.json`` (issue #
 
    * ``mode="train"``: the next loadable index (deterministic) stands in for it, so batches keep their size;
    * ``mode="predict"``: a stand-in with the failed sample's id, all targets masked; the pseudo-GT
-     writer (:class:`annot.sharding.ShardedPseudoGTWriter`) records the id as skipped with the reason
+     writer (:class:`annot.annotator.sharding.ShardedPseudoGTWriter`) records the id as skipped with the reason
      and never exports it.
 
    :func:`load_errors` reads the failures back from a collated batch.

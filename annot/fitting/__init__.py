@@ -6,7 +6,7 @@ Public API::
     eft:     eft_fit, eft_annotate, EFTResult
 
 ``smplify`` uses ``body_models`` / ``geometry`` / ``keypoints`` (and an optional ``priors.VPoser``);
-``eft`` works on a trained :class:`annot.module.AnnotatorModule` and ``annot.io.export.quality_scores``.
+``eft`` works on a trained :class:`annot.annotator.module.AnnotatorModule` and ``annot.io.export.quality_scores``.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from torch.utils.data import default_collate
 
 from annot.io.export import quality_scores
 from annot.keypoints import get_convention
-from annot.losses import kp2d_error_px
+from annot.annotator.losses import kp2d_error_px
 
 EFT_LR = 5e-6
 EFT_MAX_ITERS = 50
@@ -76,7 +76,7 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
     """Fine-tune ``module``'s network on one sample, predict, and restore the weights exactly.
 
     Args:
-        module: a trained image-mode :class:`annot.module.AnnotatorModule` (any device; the batch must be on it).
+        module: a trained image-mode :class:`annot.annotator.module.AnnotatorModule` (any device; the batch must be on it).
         batch: one collated sample (batch size 1) with ``img`` (1,3,H,W), ``kp2d_px`` (1,J,2) crop pixels,
             ``kp2d_mask`` (1,J), ``crop_to_img`` (1,2,3), ``kp2d_img_px`` (1,J,2) and the fields
             ``predict_step`` reads (``sample_id``, ``image_path``).
@@ -142,7 +142,7 @@ def eft_annotate(module: Any, dataset: Sequence[dict[str, Any]], indices: Sequen
     """Run :func:`eft_fit` on every (or the ``indices``) sample of ``dataset``, one at a time.
 
     Args:
-        module: trained :class:`annot.module.AnnotatorModule`.
+        module: trained :class:`annot.annotator.module.AnnotatorModule`.
         dataset: anything indexable returning :class:`annot.data.sample.Sample` dicts.
         indices: subset of sample indices, default all.
         device: where to move each sample (default: the module's device).

@@ -160,7 +160,7 @@ EFT_MAX_KP2D_LOSS_NORM = 0.01
 
 def quality_scores(pred: dict[str, Any], index: int) -> dict[str, float]:
     """Per-sample quality of one prediction: ``kp2d_err_px`` (original-image pixels), ``kp2d_loss_norm``
-    (EFT's normalised 2D loss, :func:`annot.losses.eft_kp2d_loss_norm`: SPIN's ``keypoint_loss``, the mean
+    (EFT's normalised 2D loss, :func:`annot.annotator.losses.eft_kp2d_loss_norm`: SPIN's ``keypoint_loss``, the mean
     of ``conf * squared error`` over all J x 2 coordinates in crop coordinates scaled to [-1, 1]), ``z_norm``
     (|z| of the VPoser code, when used), ``max_abs_beta`` and ``eft_reject`` (1.0 when max |beta| > 5
     or the normalised 2D loss > 0.01, EFT's rule; users filter on it)."""

@@ -50,14 +50,14 @@ class PreflightResult:
 
 def _choices() -> dict[str, tuple[Any, ...]]:
     """Allowed values of the choice keys, from the modules that define them."""
+    from annot.annotator.module import POSE_PRIORS
     from annot.body_models.resolver import MODEL_GENDERS
     from annot.data import DATASETS
     from annot.geometry.cameras import CAMERA_MODELS
     from annot.keypoints import CONVENTIONS
-    from annot.logging_utils import LOGGER_KINDS
-    from annot.module import POSE_PRIORS
     from annot.nets.annotator import ARCHITECTURES
     from annot.nets.resnet import RESNET_SPECS
+    from annot.training.loggers import LOGGER_KINDS
 
     return {
         "body_model.model_type": tuple(MODEL_GENDERS), "data.dataset": tuple(DATASETS),
@@ -69,7 +69,7 @@ def _choices() -> dict[str, tuple[Any, ...]]:
     }
 
 
-#: ``key: (test, requirement)`` of the numeric keys of :class:`annot.config.AnnotateConfig`.
+#: ``key: (test, requirement)`` of the numeric keys of :class:`annot.annotator.config.AnnotateConfig`.
 _POSITIVE = (lambda v: v > 0, "> 0")
 _NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -99,7 +99,7 @@ def _choice_problem(key: str, value: Any, allowed: Iterable[Any]) -> Problem | N
 
 
 def check_values(cfg: DictConfig) -> list[Problem]:
-    """Choices and ranges of ``cfg`` (an :class:`annot.config.AnnotateConfig`); one Problem per bad key."""
+    """Choices and ranges of ``cfg`` (an :class:`annot.annotator.config.AnnotateConfig`); one Problem per bad key."""
     problems: list[Problem] = []
     choices = _choices()
     genders = choices.pop("_genders")
@@ -177,9 +177,9 @@ def _empty_hint(dataset: Any) -> str:
 
 
 def _check_datasets(cfg: DictConfig, problems: list[Problem], result: PreflightResult) -> None:
-    from annot.pipeline import _aux_dataset, _has_images, _target_dataset
+    from annot.annotator.datasets import aux_dataset, has_images, target_dataset
 
-    target = _guard(problems, "data", lambda: _target_dataset(cfg, train=False))
+    target = _guard(problems, "data", lambda: target_dataset(cfg, train=False))
     if target is not None:
         result.datasets["data"] = target.summary()
         result.target_images = getattr(target, "image_fingerprint", "")
@@ -190,14 +190,14 @@ def _check_datasets(cfg: DictConfig, problems: list[Problem], result: PreflightR
         where = f"auxiliary.{name}"
         if aux.dataset not in _choices()["data.dataset"]:
             continue  # already reported by check_values
-        dataset = _guard(problems, where, lambda n=name: _aux_dataset(
+        dataset = _guard(problems, where, lambda n=name: aux_dataset(
             cfg, n, train=False, convention=cfg.aux_stage.joints3d_convention))
         if dataset is None:
             continue
         summary = dataset.summary() if hasattr(dataset, "summary") else f"{len(dataset)} samples"
         result.datasets[where] = summary
         if len(dataset) == 0:
-            hint = _empty_hint(dataset) if _has_images(aux.dataset) else "check the file pattern and root"
+            hint = _empty_hint(dataset) if has_images(aux.dataset) else "check the file pattern and root"
             problems.append(Problem(where, f"zero samples ({summary})", hint))
 
 
@@ -205,7 +205,7 @@ def preflight(cfg: DictConfig) -> PreflightResult:
     """Check ``cfg`` and every file and dataset it names (module docstring) before any training.
 
     Args:
-        cfg: an :class:`annot.config.AnnotateConfig`.
+        cfg: an :class:`annot.annotator.config.AnnotateConfig`.
 
     Returns:
         :class:`PreflightResult`.

@@ -1,6 +1,8 @@
-"""Lightning callbacks: training curves that end up in reports and images.
+"""Lightning callbacks shared by the annotator and the estimators: training curves that end up in reports
+and images, throughput, memory layout, ``torch.compile`` and checkpoints.
 
 Rendering and bookkeeping live here, never in the LightningModule (style.md §10.14).
+:func:`scale_callbacks` picks the run-level ones from ``cfg.trainer``.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 log = logging.getLogger(__name__)
@@ -157,6 +160,8 @@ class PredictionGridCallback(pl.Callback):
         """
         import torch
 
+        from annot.render import tile_grid
+
         batch, labels = self.fixed_batch(trainer, pl_module)
         with torch.no_grad():
             pred = pl_module(batch["img"].to(pl_module.device))
@@ -164,7 +169,7 @@ class PredictionGridCallback(pl.Callback):
         focal, princpt = (t.detach().double().cpu().numpy() for t in pl_module.crop_camera())
         faces = pl_module.body_model.faces
         tiles = [self._tile(batch, i, vertices[i], faces, focal, princpt, labels[i]) for i in range(len(labels))]
-        return _assemble(tiles, self.columns)
+        return tile_grid(tiles, self.columns)
 
     def _tile(self, batch: dict[str, Any], i: int, vertices_cam_m: np.ndarray, faces: np.ndarray, focal_px: np.ndarray,
               princpt_px: np.ndarray, label: str) -> np.ndarray:
@@ -195,18 +200,6 @@ class PredictionGridCallback(pl.Callback):
                 logger.log_image(key="val/prediction_grid", images=[grid], step=trainer.global_step)
             elif hasattr(getattr(logger, "experiment", None), "add_image"):
                 logger.experiment.add_image("val/prediction_grid", grid, trainer.global_step, dataformats="HWC")
-
-
-def _assemble(tiles: list[np.ndarray], columns: int) -> np.ndarray:
-    """Tiles of equal height side by side, ``columns`` per row, black padding (uint8 RGB)."""
-    height = tiles[0].shape[0]
-    width = max(t.shape[1] for t in tiles)
-    rows = -(-len(tiles) // columns)
-    grid = np.zeros((rows * height, columns * width, 3), np.uint8)
-    for k, tile in enumerate(tiles):
-        r, c = divmod(k, columns)
-        grid[r * height:(r + 1) * height, c * width:c * width + tile.shape[1]] = tile
-    return grid
 
 
 def _write_png(path: Path, image_rgb: np.ndarray) -> None:
@@ -333,7 +326,7 @@ class CompileModule(pl.Callback):
     """``torch.compile`` the module's network in place at ``setup`` (``nn.Module.compile``).
 
     Compiles ``pl_module.<attr>`` (default ``net``: backbone + regressor of
-    :class:`annot.module.AnnotatorModule`; the body model and VPoser stay eager) or, without that
+    :class:`annot.annotator.module.AnnotatorModule`; the body model and VPoser stay eager) or, without that
     attribute, the whole module's forward. In-place compilation keeps the state-dict keys (no
     ``_orig_mod.`` prefix), so checkpoints load into eager modules. The first steps pay the
     compilation (minutes for ResNet-50 with ``inductor``).
@@ -378,3 +371,19 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
     def _refresh_last(self, trainer: pl.Trainer, this_hook_saves: bool) -> None:
         if self.save_last and this_hook_saves and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def scale_callbacks(cfg: DictConfig, has_logger: bool) -> list[pl.Callback]:
+    """The run-level callbacks chosen by ``cfg.trainer``: throughput, learning rate (with a logger),
+    channels-last layout and ``torch.compile`` (this module's classes)."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    t = cfg.trainer
+    callbacks: list[pl.Callback] = [SamplesPerSecond()]
+    if has_logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if t.channels_last:
+        callbacks.append(ChannelsLast())
+    if t.compile:
+        callbacks.append(CompileModule())
+    return callbacks

@@ -79,7 +79,7 @@ def run_stage(name: str, folder: Path, prov: dict[str, Any], work: Callable[[Pat
     """Run ``work(folder) -> outputs`` unless the stage is already complete; then write the marker.
 
     With a ``seed``, the random generators are seeded from ``(seed, name)`` just before ``work``
-    (:func:`annot.resume.seed_stage`), so the stage's result does not depend on the stages run before
+    (:func:`annot.annotator.resume.seed_stage`), so the stage's result does not depend on the stages run before
     it in the same process (a resumed run equals an uninterrupted one).
 
     Returns:
@@ -92,7 +92,7 @@ def run_stage(name: str, folder: Path, prov: dict[str, Any], work: Callable[[Pat
     log(f"[{name}] running -> {folder}")
     start = time.perf_counter()
     if seed is not None:
-        from annot.resume import seed_stage
+        from annot.annotator.resume import seed_stage
 
         seed_stage(seed, name)
     outputs = work(folder)

@@ -11,13 +11,12 @@
 (d) Optionally a second round trained on its own first-round pseudo-GTs (two-stage NeuralAnnot).
 
 Each stage writes its artefacts in its own folder under ``export.out_dir`` with a ``stage.json``
-marker (:mod:`annot.stages`); a second invocation skips complete stages. The final outputs at the top
+marker (:mod:`annot.annotator.stages`); a second invocation skips complete stages. The final outputs at the top
 of ``export.out_dir``: ``pseudo_gt.json`` (NeuralAnnot layout, :mod:`annot.io.export`), ``skipped.json``,
 ``report.json``, ``kp2d_error_curve.png``, ``overlays/<aid>.png``, and the stage folders.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -29,30 +28,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from annot.callbacks import MetricHistory, MixCounts
+from annot.annotator.datasets import aux_dataset, aux_loader_args, has_images, target_dataset
+from annot.annotator.module import AnnotatorModule
+from annot.annotator.report import finalise, write_overlays
+from annot.annotator.resume import RESUME_FILE, StepCheckpoint, StepSampler, resume_step, stage_seed
+from annot.annotator.stages import provenance, run_stage
+from annot.app.runtime import worker_init_fn
 from annot.config import to_container
-from annot.data import build_dataset
-from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedDataModule
 from annot.data.person import PersonCropDataset, SmplParams
-from annot.data.robust import (
-    LoadErrorsToPredictions,
-    SkippingDataset,
-    drop_failed_predictions,
-    validate_image_records,
-)
+from annot.data.robust import LoadErrorsToPredictions, SkippingDataset, drop_failed_predictions
 from annot.io.atomic import atomic_write_bytes, atomic_write_json
-from annot.io.export import (
-    PseudoGT,
-    pseudo_gts_from_predictions,
-    read_pseudo_gt,
-    write_pseudo_gt,
-)
-from annot.module import AnnotatorModule
+from annot.io.export import PseudoGT, pseudo_gts_from_predictions, read_pseudo_gt, write_pseudo_gt
 from annot.io.export_mocap import write_reference_layout
-from annot.resume import RESUME_FILE, StepCheckpoint, StepSampler, resume_step, stage_seed
-from annot.app.runtime import worker_init_fn
-from annot.stages import package_versions, provenance, run_stage
+from annot.training.callbacks import MetricHistory, MixCounts
 
 log = logging.getLogger(__name__)
 CURVE_KEYS = ("train/kp2d_err_img_px", "train/loss/total", "train/loss/kp2d")
@@ -65,94 +54,14 @@ def _body_args(cfg: DictConfig) -> dict[str, Any]:
             "num_betas": b.num_betas}
 
 
-def _target_dataset(cfg: DictConfig, train: bool) -> PersonCropDataset:
-    """The target set, its images checked (:func:`annot.data.robust.validate_image_records`: truncated /
-    undecodable files skipped, the file's size over the json's)."""
-    d = cfg.data
-    augment = AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False)
-    args = dict(root=d.root, ann_file=d.ann_file, img_dir=d.img_dir, input_hw=tuple(d.input_hw),
-                bbox_scale=d.bbox_scale, convention=d.convention, augment=augment, seed=cfg.seed,
-                body_model_type=cfg.body_model.model_type, body_model_path=cfg.body_model.path)
-    accepted = _loader_parameters(d.dataset)
-    if accepted is not None:  # ann_file / img_dir are COCO-layout keys: other loaders find their own files
-        args = {k: v for k, v in args.items() if k in accepted or k not in ("ann_file", "img_dir")}
-    dataset = build_dataset(d.dataset, **_checked_args(d.dataset, {**args, **to_container(d.extra)}, "data.extra"))
-    validate_image_records(dataset)
-    return dataset
-
-
-def _loader_parameters(registry_name: str) -> set[str] | None:
-    """Keyword arguments the loader's constructor accepts (None: it takes ``**kwargs``)."""
-    import inspect
-
-    from annot.data import DATASETS
-
-    params = inspect.signature(DATASETS[registry_name].__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return {name for name in params if name != "self"}
-
-
-def _checked_args(registry_name: str, args: dict[str, Any], key: str) -> dict[str, Any]:
-    """``args`` unchanged; ConfigError naming ``key.<name>`` for an argument the loader does not take."""
-    from annot.config import ConfigError
-
-    accepted = _loader_parameters(registry_name)
-    unknown = sorted(set(args) - accepted) if accepted is not None else []
-    if unknown:
-        raise ConfigError(f"{', '.join(f'{key}.{u}' for u in unknown)}: not an argument of the {registry_name!r} "
-                          f"loader (it takes: {', '.join(sorted(accepted))})")
-    return args
-
-
-PIPELINE_KEYS = ("dataset", "input_hw", "convention", "augment", "flip_prob", "seed", "body_model_type",
-                 "body_model_path")
-
-
-def aux_loader_args(cfg: DictConfig, name: str) -> dict[str, Any]:
-    """Loader arguments of auxiliary dataset ``name``: its ``configs/data`` file's location keys, then
-    ``args`` (pipeline-owned keys such as the crop size or the convention are dropped from the file)."""
-    from omegaconf import OmegaConf
-
-    aux = cfg.auxiliary[name]
-    args: dict[str, Any] = {}
-    if aux.config:
-        if not Path(aux.config).is_file():
-            raise FileNotFoundError(f"auxiliary dataset {name}: data config not found: {aux.config} "
-                                    f"(config key auxiliary.{name}.config)")
-        args = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(aux.config)).items() if k not in PIPELINE_KEYS}
-    args.update(to_container(aux.args))
-    return args
-
-
-def _aux_dataset(cfg: DictConfig, name: str, train: bool, convention: str) -> Dataset:
-    aux = cfg.auxiliary[name]
-    args = aux_loader_args(cfg, name)
-    args["convention"] = convention
-    if _has_images(aux.dataset):
-        d = cfg.data
-        args.update(input_hw=tuple(d.input_hw), seed=cfg.seed, body_model_type=cfg.body_model.model_type,
-                    body_model_path=cfg.body_model.path,
-                    augment=AugmentConfig(**to_container(d.augment)) if train else AugmentConfig(enabled=False))
-        dataset = build_dataset(aux.dataset, **_checked_args(aux.dataset, args, f"auxiliary.{name}.args"))
-        validate_image_records(dataset)
-        return dataset
-    return build_dataset(aux.dataset, **_checked_args(aux.dataset, args, f"auxiliary.{name}.args"))
-
-
-def _has_images(registry_name: str) -> bool:
-    from annot.data import DATASETS
-
-    return issubclass(DATASETS[registry_name], PersonCropDataset)
-
-
 def _trainer(cfg: DictConfig, folder: Path, max_steps: int, callbacks: list[pl.Callback], steps_per_epoch: int,
              **kwargs: Any) -> pl.Trainer:
     """Trainer of one stage: ``cfg.trainer`` (devices, nodes, strategy, precision), the loggers of
-    :func:`annot.logging_utils.build_loggers` and the run-level callbacks (throughput, learning rate,
+    :func:`annot.training.loggers.build_loggers` and the run-level callbacks (throughput, learning rate,
     channels-last, compile). ValueError when a global batch does not divide over the ranks."""
     from annot.data.datamodule import split_global_batch
-    from annot.logging_utils import build_loggers, scale_callbacks
+    from annot.training.callbacks import scale_callbacks
+    from annot.training.loggers import build_loggers
 
     t = cfg.trainer
     loggers = build_loggers(folder, cfg, Path(cfg.export.out_dir).name, wandb_dir=cfg.export.out_dir,
@@ -179,7 +88,7 @@ def _steps_loader(dataset: Dataset, batch_size: int, max_steps: int, num_workers
 
     ``batch_size`` is global: each of ``world_size`` ranks loads ``batch_size / world_size`` samples per
     step (Lightning splits the sampler across ranks), so the optimiser sees the same global batch.
-    With a ``seed`` on one rank the batches come from :class:`annot.resume.StepSampler` (step ``i``'s
+    With a ``seed`` on one rank the batches come from :class:`annot.annotator.resume.StepSampler` (step ``i``'s
     batch depends on ``(seed, i)`` only; a resumed run starts at ``start_step``).
     """
     from annot.data.datamodule import split_global_batch
@@ -236,8 +145,8 @@ def _pseudo_gt_params(entries: dict[str, PseudoGT]) -> dict[str, SmplParams]:
 # --------------------------------------------------------------------------- stage (a)
 def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
     a = cfg.aux_stage
-    image_mode = _has_images(cfg.auxiliary[name].dataset)
-    train_set = _aux_dataset(cfg, name, train=True, convention=a.joints3d_convention)
+    image_mode = has_images(cfg.auxiliary[name].dataset)
+    train_set = aux_dataset(cfg, name, train=True, convention=a.joints3d_convention)
     module = AnnotatorModule(
         mode="mocap" if image_mode else "mocap_joints_only", backbone_depth=cfg.model.backbone_depth,
         backbone_weights=cfg.model.backbone_weights if image_mode else None, hidden_dim=a.hidden_dim,
@@ -253,7 +162,7 @@ def _stage_a(cfg: DictConfig, name: str, folder: Path) -> list[str]:
     trainer = _trainer(cfg, folder, a.max_steps, [LoadErrorsToPredictions()], len(loader))
     trainer.fit(module, loader)
     trainer.save_checkpoint(folder / "annotator.ckpt")
-    pred_set = _aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
+    pred_set = aux_dataset(cfg, name, train=False, convention=a.joints3d_convention)
     predict_set = SkippingDataset(pred_set, "predict") if image_mode else pred_set
     pred = _predict(trainer, module, predict_set, a.batch_size, cfg.data.num_workers)
     if a.refine_iters > 0:
@@ -275,7 +184,7 @@ def _root_relative_error_mm(body_model: Any, pose_rotvec: torch.Tensor, betas: t
                             pred: dict[str, Any], convention: str, chunk: int = 512) -> torch.Tensor:
     """(N,) mean root-relative joint error (mm) of ``pose_rotvec`` / ``betas`` against ``joints3d_gt_rel_m``,
     measured as stage (a) measures its own (the convention's root joint subtracted)."""
-    from annot.module import _root_index
+    from annot.annotator.module import _root_index
 
     root, errors = _root_index(convention), []
     with torch.no_grad():
@@ -338,7 +247,7 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
         mode="itw", backbone_depth=cfg.model.backbone_depth, backbone_weights=cfg.model.backbone_weights,
         hidden_dim=cfg.model.hidden_dim, input_hw=tuple(cfg.data.input_hw), kp2d_convention=cfg.data.convention,
         joints3d_convention=cfg.data.convention if cfg.auxiliary and any(
-            _has_images(a.dataset) for a in cfg.auxiliary.values()) else "smpl24",
+            has_images(a.dataset) for a in cfg.auxiliary.values()) else "smpl24",
         pose_prior=cfg.prior.pose_prior, vposer_path=vposer_path, camera_model=cfg.model.camera_model,
         architecture=cfg.model.architecture, w_joint_img=cfg.loss.joint_img, w_kp2d=cfg.loss.kp2d,
         w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param, w_root_orient=cfg.loss.root_orient,
@@ -352,7 +261,7 @@ def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[
     """The target alone (batches from ``start_step`` on, see :func:`_steps_loader`), or a MixedDataModule of
     target + auxiliary image sets with exact ratios. Every dataset skips samples that fail to load
     (:class:`annot.data.robust.SkippingDataset`)."""
-    image_aux = {n: a for n, a in cfg.auxiliary.items() if _has_images(a.dataset)}
+    image_aux = {n: a for n, a in cfg.auxiliary.items() if has_images(a.dataset)}
     if not image_aux:
         return _steps_loader(SkippingDataset(target, "train"), cfg.data.batch_size, cfg.trainer.max_steps,
                              cfg.data.num_workers, _world_size(cfg), seed=seed, start_step=start_step), None
@@ -360,7 +269,7 @@ def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[
     total = sum(a.ratio for a in image_aux.values())
     ratios = {"target": 1.0 - cfg.algorithm.aux_ratio}
     for name, aux in image_aux.items():
-        ds = _aux_dataset(cfg, name, train=True, convention=cfg.data.convention)
+        ds = aux_dataset(cfg, name, train=True, convention=cfg.data.convention)
         ds.attach_pseudo_gt(aux_entries[name])
         datasets[name], ratios[name] = SkippingDataset(ds, "train"), cfg.algorithm.aux_ratio * aux.ratio / total
     return None, MixedDataModule(datasets, ratios, cfg.data.batch_size, num_batches_per_epoch=cfg.trainer.max_steps,
@@ -371,9 +280,9 @@ def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders
              own_pseudo_gt: Path | None, history: MetricHistory, resume_key: str = "",
              seed: int | None = None) -> list[str]:
     """Train the target annotator; ``folder/resume.ckpt`` every ``trainer.checkpoint_every_n_steps`` steps
-    (:class:`annot.resume.StepCheckpoint`), from which a rerun with the same ``resume_key`` continues.
-    ``seed``: the stage seed of the step-indexed batches (:class:`annot.resume.StepSampler`)."""
-    target = _target_dataset(cfg, train=True)
+    (:class:`annot.annotator.resume.StepCheckpoint`), from which a rerun with the same ``resume_key`` continues.
+    ``seed``: the stage seed of the step-indexed batches (:class:`annot.annotator.resume.StepSampler`)."""
+    target = target_dataset(cfg, train=True)
     if len(target) == 0:
         raise ValueError(f"{cfg.data.root}: no annotatable sample ({target.summary()})")
     if own_pseudo_gt is not None:
@@ -401,12 +310,12 @@ def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders
 
 def _stage_c(cfg: DictConfig, folder: Path, ckpt: Path) -> tuple[list[str], dict[str, Any]]:
     """Sharded, resumable prediction on the target set (every rank writes its own shards), then the merge
-    that checks every sample id appears exactly once (:mod:`annot.sharding`)."""
-    from annot.sharding import annotate_sharded, load_overlay_inputs
-    from annot.stages import config_hash, file_checksum
+    that checks every sample id appears exactly once (:mod:`annot.annotator.sharding`)."""
+    from annot.annotator.sharding import annotate_sharded, load_overlay_inputs
+    from annot.annotator.stages import config_hash, file_checksum
 
     module = AnnotatorModule.load_from_checkpoint(ckpt, map_location="cpu")
-    dataset = SkippingDataset(_target_dataset(cfg, train=False), "predict")
+    dataset = SkippingDataset(target_dataset(cfg, train=False), "predict")
     t = cfg.trainer
     # the images' identity too: shards predicted from images since repaired in place are stale
     run_key = config_hash({"annotator": file_checksum(ckpt), "data": to_container(cfg.data),
@@ -434,18 +343,18 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     """Run Algorithm 1 (stages skipped when complete) and write the final outputs and report.
 
     Args:
-        cfg: an :class:`annot.config.AnnotateConfig` structured config.
+        cfg: an :class:`annot.annotator.config.AnnotateConfig` structured config.
 
     Returns:
         The report written to ``report.json``.
 
     Raises:
-        annot.app.errors.PreflightError: every problem :func:`annot.preflight.preflight` found in the config,
+        annot.app.errors.PreflightError: every problem :func:`annot.annotator.preflight.preflight` found in the config,
             the datasets (target and auxiliary, zero samples included), the VPoser and the body model,
             before any training.
         FileNotFoundError / ValueError: a problem found later (a file removed during the run).
     """
-    from annot.preflight import preflight
+    from annot.annotator.preflight import preflight
 
     t0 = time.perf_counter()
     check = preflight(cfg)
@@ -517,7 +426,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
                             {"pseudo_gt": c_dir / "pseudo_gt.json", **({"prior": vposer_path} if vposer_path else {})})
         run_stage("refine", final_dir, prov_r, lambda d: _stage_refine(cfg, d, c_dir, b_dir, vposer_path), log.info,
                   seed=cfg.seed)
-    return _finalise(cfg, out, c_dir, b_dir, result, time.perf_counter() - t0, final_dir)
+    return finalise(cfg, out, c_dir, b_dir, result, time.perf_counter() - t0, final_dir)
 
 
 def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vposer_path: str | None) -> list[str]:
@@ -528,9 +437,9 @@ def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vpose
     Raises:
         ValueError: no VPoser prior (``prior.pose_prior=none``), or the shards lack the keypoints.
     """
+    from annot.annotator.sharding import load_overlay_inputs
     from annot.fitting.refine import RefineConfig, project_keypoints_px, refine_pseudo_gts
     from annot.priors import load_vposer
-    from annot.sharding import load_overlay_inputs
 
     if vposer_path is None:
         raise ValueError("algorithm.refine=true needs the VPoser prior (prior.pose_prior=vposer)")
@@ -566,106 +475,3 @@ def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[st
     return outputs
 
 
-def _finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict[str, Any],
-              total_s: float, final_dir: Path | None = None) -> dict[str, Any]:
-    """Copy the last round's outputs (``final_dir``: the refinement's when it ran, else stage (c)'s) to the top
-    folder and write report.json and the curve PNG."""
-    import shutil
-
-    final_dir = final_dir or c_dir
-    entries = read_pseudo_gt(final_dir / "pseudo_gt.json")
-    write_pseudo_gt(out / "pseudo_gt.json", entries)
-    skipped = json.loads((c_dir / "skipped.json").read_text())
-    atomic_write_json(out / "skipped.json", skipped)
-    overlays = final_dir / "overlays" if (final_dir / "overlays").is_dir() else c_dir / "overlays"
-    if overlays.is_dir():
-        shutil.copytree(overlays, out / "overlays", dirs_exist_ok=True)
-    curve = json.loads((b_dir / "history.json").read_text())
-    write_curve_png(out / "kp2d_error_curve.png", curve)
-    errors = {aid: e.quality.get("kp2d_err_px", float("nan")) for aid, e in entries.items()}
-    finite = [v for v in errors.values() if np.isfinite(v)]
-    reasons: dict[str, int] = {}
-    for reason in skipped.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
-    report = {
-        "dataset": cfg.data.dataset,
-        "counts": {"annotated": len(entries), "skipped": len(skipped), "skip_reasons": reasons,
-                   "eft_rejected": int(sum(e.quality.get("eft_reject", 0.0) for e in entries.values())),
-                   "image_check": result.get("image_check", {}),
-                   **({"refine_kept": int(sum(e.quality.get("refine_kept", 0.0) for e in entries.values()))}
-                      if cfg.algorithm.refine else {})},
-        "kp2d_err_px": {"mean": float(np.mean(finite)) if finite else None, "per_sample": errors,
-                        "units": "original-image pixels, mean over visible keypoints"},
-        "kp2d_err_px_during_training": curve,
-        "merge": result.get("merge"),
-        "stages": {p.name: json.loads((p / "stage.json").read_text())
-                   for p in sorted(out.iterdir()) if (p / "stage.json").is_file()},
-        "wall_time": _wall_times(out, total_s, c_dir, len(entries)),
-        "config": to_container(cfg),
-        "versions": package_versions(),
-    }
-    atomic_write_json(out / "report.json", report)
-    return report
-
-
-def _wall_times(out: Path, total_s: float, c_dir: Path, num: int) -> dict[str, float]:
-    """This invocation's wall time, and every stage's own wall time from its marker (also for stages a
-    resumed run skipped), so the report always says what the annotation cost."""
-    stages = {p.name: json.loads((p / "stage.json").read_text())["wall_time_s"]
-              for p in sorted(out.iterdir()) if (p / "stage.json").is_file()}
-    return {"this_invocation_s": total_s, "stages_total_s": sum(stages.values()),
-            **{f"{name}_s": value for name, value in stages.items()},
-            "predict_s_per_sample": stages.get(c_dir.name, float("nan")) / max(1, num)}
-
-
-def write_curve_png(path: Path, curve: list[dict[str, float]]) -> None:
-    """Plot the 2D reprojection error (original-image px) against the training step."""
-    if not curve:
-        return
-    import io
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [row["step"] for row in curve]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(steps, [row["train/kp2d_err_img_px"] for row in curve], marker="o", ms=3)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("mean 2D error (px, original image)")
-    ax.set_title("Annotator f: 2D reprojection error during training")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def write_overlays(folder: Path, entries: dict[str, PseudoGT], preds: dict[str, Any], module: AnnotatorModule) -> None:
-    """Render every pseudo-GT mesh over its original image, from the *exported* parameters.
-
-    Green dots: GT keypoints; red dots: projected pseudo-GT joints. One PNG per annotation id.
-    """
-    import cv2
-    from tqdm import tqdm
-
-    from annot.render import MeshRenderer, draw_keypoints
-
-    renderer = MeshRenderer()
-    body = module.body_model.cpu()
-    faces = body.faces
-    for i, aid in enumerate(tqdm(preds["sample_id"], desc="overlays", leave=False)):
-        entry = entries[str(aid)]
-        image = cv2.cvtColor(cv2.imread(preds["image_path"][i], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        kw = entry.smplx_kwargs()
-        with torch.no_grad():
-            verts = body(kw["global_orient"], kw["body_pose"], kw["betas"], kw["transl"]).vertices_m[0].numpy()
-        shown = renderer.overlay(image, verts, faces, entry.focal_px, entry.princpt_px)
-        mask = preds["kp2d_mask"][i].numpy() > 0
-        shown = draw_keypoints(shown, preds["kp2d_img_px"][i].numpy(), mask, color=(0, 255, 0))
-        shown = draw_keypoints(shown, preds["kp2d_pred_img_px"][i].numpy(), mask, color=(255, 0, 0))
-        ok, png = cv2.imencode(".png", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise RuntimeError(f"could not encode overlay for annotation {aid}")
-        atomic_write_bytes(folder / f"{aid}.png", png.tobytes())

@@ -5,7 +5,7 @@ NeuralAnnot's protocol runs the trained annotator f in ``predict`` over its whol
 across ranks and survive being killed. The pieces (architecture.md, "How data flows", step 4):
 
 1. :class:`ShardedPseudoGTWriter` (a Lightning ``BasePredictionWriter``) maps every
-   :meth:`annot.module.AnnotatorModule.predict_step` output from the crop camera to the original image
+   :meth:`annot.annotator.module.AnnotatorModule.predict_step` output from the crop camera to the original image
    camera (:func:`annot.io.export.pseudo_gts_from_predictions`) and, every ``batches_per_shard`` batches
    and at the end, writes ``<out_dir>/shards/rank{r:02d}-{n:05d}.json`` atomically
    (:func:`annot.io.atomic.atomic_write_json`): a reader never sees half a shard, and a killed run loses
@@ -59,9 +59,9 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from annot.app.runtime import worker_init_fn
 from annot.io.atomic import atomic_write_json
 from annot.io.export import PseudoGT, parse_entry, pseudo_gts_from_predictions, write_pseudo_gt
-from annot.app.runtime import worker_init_fn
 
 log = logging.getLogger(__name__)
 
@@ -504,7 +504,7 @@ def load_overlay_inputs(shards_dir: str | Path, run_key: str | None = None) -> d
         ``{"sample_id": [aid, ...] (numeric order, first occurrence), "image_path": [...],
         "kp2d_img_px": (N, J, 2), "kp2d_pred_img_px": (N, J, 2), "kp2d_mask": (N, J)}`` (tensors,
         original-image pixels); keys absent from the shards are left out. This is what
-        :func:`annot.pipeline.write_overlays` reads.
+        :func:`annot.annotator.report.write_overlays` reads.
     """
     extras: dict[str, dict[str, Any]] = {}
     for shard in read_shards(shards_dir, run_key):
@@ -557,7 +557,7 @@ def predict_sharded(module: pl.LightningModule, dataset: Dataset, out_dir: str |
     afterwards on global rank zero (:func:`annotate_sharded` does both).
 
     Args:
-        module: an image-mode :class:`annot.module.AnnotatorModule` (or anything whose ``predict_step``
+        module: an image-mode :class:`annot.annotator.module.AnnotatorModule` (or anything whose ``predict_step``
             returns the same fields).
         dataset: items with a ``sample_id`` (:func:`dataset_sample_ids`); no augmentation.
         out_dir: run folder (shards in ``out_dir/shards``).

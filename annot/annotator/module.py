@@ -34,11 +34,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from annot.annotator.losses import eft_kp2d_loss_norm, kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.body_models import BodyModel
 from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
 from annot.keypoints import get_convention
-from annot.losses import eft_kp2d_loss_norm, kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.nets.annotator import ARCHITECTURES, build_annotator_net
 from annot.nets.pose2pose_joints import position_targets
 
@@ -323,7 +323,7 @@ class AnnotatorModule(pl.LightningModule):
         ``image_path``, ``transl_m`` (B,3), ``focal_crop_px`` / ``princpt_crop_px`` (B,2),
         ``crop_to_img`` (B,2,3), ``kp2d_pred_img_px`` / ``kp2d_img_px`` (B,J,2) original-image pixels,
         ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D
-        loss (:func:`annot.losses.eft_kp2d_loss_norm`: SPIN/EFT ``keypoint_loss`` of each sample alone).
+        loss (:func:`annot.annotator.losses.eft_kp2d_loss_norm`: SPIN/EFT ``keypoint_loss`` of each sample alone).
         """
         pred = self._predict_batch(batch)
         bsz = pred["betas"].shape[0]
