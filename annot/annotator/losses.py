@@ -30,22 +30,6 @@ def masked_l1_kp2d(pred_px: torch.Tensor, target_px: torch.Tensor, mask: torch.T
     return diff.sum() / (2.0 * mask.sum()).clamp(min=1.0)
 
 
-def kp2d_error_px(pred_px: torch.Tensor, target_px: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean Euclidean 2D error over valid joints, in the pixels of the inputs.
-
-    Args:
-        pred_px, target_px: (B, J, 2) pixels (crop or original image, both the same).
-        mask: (B, J) 0/1.
-
-    Returns:
-        (B,) mean error in pixels; NaN for a sample with no valid joint.
-    """
-    dist = (pred_px - target_px).norm(dim=-1)
-    count = mask.sum(dim=-1)
-    err = (dist * mask).sum(dim=-1) / count.clamp(min=1.0)
-    return torch.where(count > 0, err, torch.full_like(err, float("nan")))
-
-
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L1 over valid entries: ``sum |pred - target| * mask / (number of valid entries)``.
 

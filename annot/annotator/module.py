@@ -34,11 +34,12 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from annot.annotator.losses import eft_kp2d_loss_norm, kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
+from annot.annotator.losses import eft_kp2d_loss_norm, l2_regulariser, masked_l1, masked_l1_kp2d
 from annot.body_models import BodyModel
 from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
 from annot.keypoints import get_convention
+from annot.metrics import kp2d_error_px
 from annot.nets.annotator import ARCHITECTURES, build_annotator_net
 from annot.nets.pose2pose_joints import position_targets
 

@@ -25,7 +25,7 @@ from torch.utils.data import default_collate
 
 from annot.io.export import quality_scores
 from annot.keypoints import get_convention
-from annot.annotator.losses import kp2d_error_px
+from annot.metrics import kp2d_error_px
 
 EFT_LR = 5e-6
 EFT_MAX_ITERS = 50
