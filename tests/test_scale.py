@@ -296,7 +296,7 @@ def test_results_table_and_chart(tmp_path):
 # ----------------------------------------------------------------------------- benchmarks
 @needs_free
 def test_benchmarks_run_one_tiny_iteration(tmp_path):
-    from annot.benchmark import (BenchSettings, annotator_samples_per_s, bare_resnet_samples_per_s, compare,
+    from annot.benchmarks.throughput import (BenchSettings, annotator_samples_per_s, bare_resnet_samples_per_s, compare,
                                  make_random_vposer)
 
     threads = torch.get_num_threads()

@@ -18,7 +18,7 @@ import argparse
 import logging
 import sys
 
-from annot.bench_annot import LABELS, BenchConfig, run_bench
+from annot.benchmarks.quality import LABELS, BenchConfig, run_bench
 from annot.app.cli import run_tool
 
 

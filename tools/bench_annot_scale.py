@@ -3,7 +3,7 @@
 
 The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
 sample) as N grows, while per-sample fitting stays where it is. For every N this runs
-:func:`annot.bench_annot.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
+:func:`annot.benchmarks.quality.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
 --max-mocap)`` auxiliary 3D images and ``steps = 500 sqrt(N / 64)`` training steps, then writes
 ``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
 Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed.
@@ -92,7 +92,7 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from annot.io.atomic import atomic_write_bytes, atomic_write_json
-    from annot.bench_annot import BenchConfig, run_bench
+    from annot.benchmarks.quality import BenchConfig, run_bench
 
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

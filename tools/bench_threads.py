@@ -3,7 +3,7 @@
 Every job is a fresh process with the setting's environment in place before torch loads; ``copies``
 jobs of one setting are released together and each one's steps/s over ``--seconds`` is recorded.
 Alone (``--copies 1``) and beside (``--copies 2``) runs of every setting are interleaved over
-``--repeats`` rounds; ``/proc/loadavg`` is logged around each. Details: :mod:`annot.thread_bench`.
+``--repeats`` rounds; ``/proc/loadavg`` is logged around each. Details: :mod:`annot.benchmarks.threads`.
 
 Usage::
 
@@ -29,7 +29,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from annot.thread_bench import DEFAULT_SETTINGS, format_table, loadavg, parse_setting, run_bench
+    from annot.benchmarks.threads import DEFAULT_SETTINGS, format_table, loadavg, parse_setting, run_bench
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="name:VAR=value,... (see above)")

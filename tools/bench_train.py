@@ -5,7 +5,7 @@ The annotator (in-the-wild mode, VPoser prior, ResNet-50, 256x192) is trained by
 synthetic batch already on the device (the data loader is not measured); the bare
 ``annot.nets.resnet.ResNetBackbone(50)`` runs forward, backward and an Adam step at the same batch,
 resolution, precision and layout, interleaved with it. The ratio annotator / bare is the figure to
-compare across machines (see ``annot.benchmark``).
+compare across machines (see ``annot.benchmarks.throughput``).
 
 Usage::
 
@@ -21,7 +21,7 @@ configure_threads()  # first, before torch loads: OpenMP reads its environment o
 
 import sys
 
-from annot.benchmark import main
+from annot.benchmarks.throughput import main
 from annot.app.cli import run_tool
 
 if __name__ == "__main__":

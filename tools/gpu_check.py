@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- methods
 def cmd_methods(args: argparse.Namespace) -> int:
     """Print the requested methods that this checkout's bench_annot knows; one line per unknown one."""
-    from annot.bench_annot import LABELS
+    from annot.benchmarks.quality import LABELS
 
     known = [m for m in args.methods if m in LABELS]
     for m in args.methods:
@@ -148,7 +148,7 @@ def cmd_synth(argv: list[str]) -> int:
         return 2
     json_path, argv = Path(argv[1]), argv[2:]
 
-    from annot.bench_annot import BenchConfig, ensure_split
+    from annot.benchmarks.quality import BenchConfig, ensure_split
 
     spec = importlib.util.spec_from_file_location("bench_annot_cli", Path(__file__).with_name("bench_annot.py"))
     cli = importlib.util.module_from_spec(spec)

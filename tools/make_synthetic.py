@@ -1,4 +1,4 @@
-"""Render the free synthetic benchmark (annot.synthetic) into the standard dataset layouts.
+"""Render the free synthetic benchmark (annot.benchmarks.synthetic) into the standard dataset layouts.
 
 Usage::
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.platform:
         os.environ["PYOPENGL_PLATFORM"] = args.platform
-    from annot.synthetic import config_from_dict, make_synthetic  # after PYOPENGL_PLATFORM
+    from annot.benchmarks.synthetic import config_from_dict, make_synthetic  # after PYOPENGL_PLATFORM
 
     bars: list[tqdm] = []
 

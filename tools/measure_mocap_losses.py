@@ -4,7 +4,7 @@
 NeuralAnnot Eq. 1 (MoCap mode): L1 on root-relative 3D joints + L2 regularisers. Our image MoCap mode
 also adds the 2D reprojection L1 (``mocap_kp2d``) and, with the Pose2Pose architecture, the PositionNet
 L1 (``mocap_joint_img``). This script renders a small synthetic 3DPW-layout MoCap set with exact GT
-(:mod:`annot.synthetic`, ``pose_source="random"`` so that no CMU retargeting is needed), trains one
+(:mod:`annot.benchmarks.synthetic`, ``pose_source="random"`` so that no CMU retargeting is needed), trains one
 MoCap-mode annotator per variant with the same seed, data order and steps, predicts on the same set
 (train-and-test, as stage (a)) and reports, against the GT SMPL:
 
@@ -40,7 +40,7 @@ from annot.annotator.config import LossConfig
 from annot.data.pw3d import PW3D
 from annot.metrics import MPVPE, PAMPVPE
 from annot.annotator.module import AnnotatorModule
-from annot.synthetic import SyntheticConfig, make_synthetic
+from annot.benchmarks.synthetic import SyntheticConfig, make_synthetic
 
 VARIANTS = {  # name -> (mocap_kp2d, mocap_joint_img)
     "eq1_2d_pn": (True, True),  # Eq. 1 + 2D reprojection + PositionNet (before #13)

@@ -325,7 +325,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- command line (tools/bench_*.py)
-DEFAULT_BODY_MODEL = Path(__file__).resolve().parents[1] / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
+DEFAULT_BODY_MODEL = Path(__file__).resolve().parents[2] / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
 
 
 def main(train: bool, argv: list[str] | None = None) -> int:

@@ -116,7 +116,7 @@ def child_main(argv: list[str]) -> int:
         torch.set_num_threads(int(os.environ["TORCH_THREADS"]))
     if os.environ.get("INTEROP_THREADS"):
         torch.set_num_interop_threads(int(os.environ["INTEROP_THREADS"]))
-    from annot.benchmark import BenchSettings, build_annotator, make_random_vposer, synthetic_batch
+    from annot.benchmarks.throughput import BenchSettings, build_annotator, make_random_vposer, synthetic_batch
 
     torch.manual_seed(0)
     settings = BenchSettings(batch_size=args.batch, depth=args.depth)
@@ -154,7 +154,7 @@ def _job_env(setting: Setting) -> dict[str, str]:
            if not k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NEURAL_ANNOT_"))
            and k not in _PSEUDO}
     env.update(setting.env)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the checkout: <root>/annot/benchmarks/threads.py
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -172,7 +172,7 @@ def run_group(setting: Setting, copies: int, seconds: float, depth: int = 18, ba
     """
     if copies < 1 or seconds <= 0:
         raise ValueError(f"copies must be >= 1 and seconds > 0, got {copies}, {seconds}")
-    cmd = [python, "-c", "import sys; from annot.thread_bench import child_main; "
+    cmd = [python, "-c", "import sys; from annot.benchmarks.threads import child_main; "
            "sys.exit(child_main(sys.argv[1:]))", "--depth", str(depth), "--batch", str(batch),
            "--warmup", str(warmup), "--seconds", str(seconds)]
     env = _job_env(setting)

@@ -1,9 +1,9 @@
 """``make bench-annot``: pseudo-GT annotators scored against the hidden GT of the free synthetic ITW split.
 
-The ITW split is realistic by default (:mod:`annot.synthetic`): COCO-like annotator noise, occluded
+The ITW split is realistic by default (:mod:`annot.benchmarks.synthetic`): COCO-like annotator noise, occluded
 keypoints flagged ``v = 1``, people cut by the border and 1-4 overlapping people an image. Every row is
 the mean over ``seeds`` whole runs (split generation, training, fitting) with a 95 % t interval
-(:mod:`annot.bench_stats`); the best NeuralAnnot row and NeuralAnnot + fit are compared with SMPLify on the
+(:mod:`annot.benchmarks.stats`); the best NeuralAnnot row and NeuralAnnot + fit are compared with SMPLify on the
 same people (mean paired difference with a stratified bootstrap interval).
 
 Methods (one row each in ``results.md``):
@@ -25,7 +25,7 @@ Methods (one row each in ``results.md``):
 * ``SMPLify on clean 2D (reference)``: the same SMPLify given the exact projections of all 17 keypoints
   (no noise, nothing hidden): what per-sample fitting would reach on perfect annotations.
 
-Data (:mod:`annot.synthetic`): CMU poses retargeted to the free model by SMPLify3D; the ITW split's poses
+Data (:mod:`annot.benchmarks.synthetic`): CMU poses retargeted to the free model by SMPLify3D; the ITW split's poses
 come from clips that the ``mocap`` split never shows. The CMU joints themselves (all clips) are the
 3D-joints-only auxiliary set of stage (a), and the prior trains on their pseudo-GTs, as NeuralAnnot's prior
 trains on MoCap.
@@ -36,10 +36,11 @@ between the predicted and GT root rotations in the camera frame, degrees), 2D er
 (original pixels) of the projected COCO-17 joints to the labelled (``v > 0``) annotated keypoints; wall
 time per sample of each method, measured in this run (NeuralAnnot: all of its stages' wall times / samples).
 Our own benchmark; the comparison follows NeuralAnnot (Moon et al., CVPRW 2022) Table 1 in spirit.
+
+Tables and figure: :mod:`annot.benchmarks.quality_report`.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
@@ -62,6 +63,7 @@ SYNTH_CONFIG = "configs/data/synthetic.yaml"
 ITW_ANN = "annotations/person_keypoints_train2017.json"
 ITW_IMG = "images/train2017"
 GT_FILE = "scoring/gt_smpl.json"
+
 #: NeuralAnnot variants: key -> (label, VPoser prior (3rd recipe), synthetic 3D aux (1st), pretrained backbone (2nd)).
 VARIANTS: dict[str, tuple[str, bool, bool, bool]] = {
     "neuralannot": ("NeuralAnnot (all three recipes)", True, True, True),
@@ -75,8 +77,10 @@ LABELS = {**{k: v[0] for k, v in VARIANTS.items()},
           "smplify_crop_cam": "SMPLify (2D, f's crop camera, both facings)",
           "eft": "EFT (from NeuralAnnot f)",
           "smplify_clean": "SMPLify on clean 2D (reference: exact keypoints, all visible)"}
+
 #: rows compared with SMPLify by the paired bootstrap (the best NeuralAnnot row is added at run time).
 NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit")
+
 #: 2D convention of every variant: COCO-17 plus a Pelvis root, which the image auxiliary set's 3D-joint loss
 #: needs (the pipeline uses ``data.convention`` for it; ``coco17`` has no root joint).
 DATA_CONVENTION = "pose2pose25"
@@ -92,7 +96,7 @@ class BenchConfig:
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
     batch (CMU and synthetic 3D); ``prior_epochs``: VPoser-prior epochs; ``smplify_iters``: Adam steps per
     SMPLify stage; ``eft_iters``: EFT maximum steps per sample; ``num_overlays``: samples shown in the PNG;
-    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.synthetic``); ``cmu_fit_iters``: its
+    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.benchmarks.synthetic``); ``cmu_fit_iters``: its
     SMPLify3D steps per stage; ``architecture``:
     the annotator f (``pose2pose``, the Three Recipes f, or ``regressor``); ``refine_iters``: SMPLify3D
     refinement of the stage-(a) pseudo-GTs (``aux_stage.refine_iters``; 0 = as the paper); ``extra_overrides``:
@@ -140,7 +144,7 @@ def ensure_split(cfg: BenchConfig) -> Path:
     Raises:
         FileNotFoundError: the generator config (``configs/data/synthetic.yaml``) or the CMU clips are missing.
     """
-    from annot.synthetic import config_from_dict, make_synthetic
+    from annot.benchmarks.synthetic import config_from_dict, make_synthetic
 
     path = Path(SYNTH_CONFIG)
     if not path.is_file():
@@ -172,7 +176,7 @@ def load_itw(root: Path) -> dict[str, dict[str, Any]]:
         FileNotFoundError: the annotation or scoring file is missing.
         ValueError: an annotation without a GT entry.
     """
-    from annot.synthetic import CLEAN_KP2D_FILE
+    from annot.benchmarks.synthetic import CLEAN_KP2D_FILE
 
     ann_path, gt_path = root / "itw" / ITW_ANN, root / "itw" / GT_FILE
     for p in (ann_path, gt_path):
@@ -299,9 +303,9 @@ def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neurala
 
 def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:
     """EFT from the trained ``recipes on`` annotator, one sample at a time (its fine-tuning time only)."""
-    from annot.fitting.eft import eft_annotate
-    from annot.annotator.module import AnnotatorModule
     from annot.annotator.datasets import target_dataset
+    from annot.annotator.module import AnnotatorModule
+    from annot.fitting.eft import eft_annotate
 
     acfg = _annotate_cfg(cfg, syn, "neuralannot")
     module = AnnotatorModule.load_from_checkpoint(Path(cfg.out) / "neuralannot" / "stage_b_round1" / "annotator.ckpt",
@@ -409,232 +413,6 @@ def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
             "refine": done.get("neuralannot_fit", {}).get("refine")}
 
 
-# --------------------------------------------------------------------------- aggregation
-def aggregate(seeds: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Rows over seeds: per metric the mean of the per-seed means with its 95 % t interval (``<m>``,
-    ``<m>_lo``, ``<m>_hi``), the median orientation error, seconds per sample and people scored."""
-    from annot.bench_stats import mean_ci
-
-    first = next(iter(seeds.values()))
-    rows: dict[str, dict[str, Any]] = {}
-    for key in first["per_sample"]:
-        row: dict[str, Any] = {"label": first["labels"][key]}
-        for m in METRICS:
-            per_seed = [float(np.nanmean(r["per_sample"][key][m])) if np.isfinite(r["per_sample"][key][m]).any()
-                        else float("nan") for r in seeds.values()]
-            try:
-                row[m], row[m + "_lo"], row[m + "_hi"] = mean_ci(per_seed)
-            except ValueError:
-                row[m] = row[m + "_lo"] = row[m + "_hi"] = float("nan")
-        row["orient_err_deg_median"] = float(np.nanmedian(np.concatenate(
-            [r["per_sample"][key]["orient_err_deg"] for r in seeds.values()])))
-        row["seconds_per_sample"] = float(np.mean([r["seconds"][key] / max(len(r["sample_ids"]), 1)
-                                                   for r in seeds.values()]))
-        row["scored"] = int(sum(np.isfinite(r["per_sample"][key]["mpjpe_mm"]).sum() for r in seeds.values()))
-        row["people"] = int(sum(len(r["sample_ids"]) for r in seeds.values()))
-        rows[key] = row
-    return rows
-
-
-def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dict[str, Any]],
-                           metric: str = "mpjpe_mm") -> dict[str, dict[str, float]]:
-    """``{method: {"mean", "low", "high", "people"}}``: mean per-person ``metric`` difference (method minus
-    SMPLify with the GT intrinsics; negative = the method is better) with its stratified bootstrap 95 %
-    interval, for ``neuralannot_fit`` and the best NeuralAnnot row (key ``"best:<method>"``)."""
-    from annot.bench_stats import paired_bootstrap
-
-    if "smplify" not in rows:
-        return {}
-    candidates = [k for k in NEURALANNOT_ROWS if k in rows and np.isfinite(rows[k][metric])]
-    if not candidates:
-        return {}
-    best = min(candidates, key=lambda k: rows[k][metric])
-    out = {}
-    for key, name in ((best, f"best:{best}"), ("neuralannot_fit", "neuralannot_fit")):
-        if key not in rows or (name == key and best == key):  # NeuralAnnot + fit is the best row: one line
-            continue
-        diffs = [r["per_sample"][key][metric] - r["per_sample"]["smplify"][metric] for r in seeds.values()]
-        mean, low, high = paired_bootstrap(diffs)
-        out[name] = {"mean": mean, "low": low, "high": high,
-                     "people": int(sum(np.isfinite(d).sum() for d in diffs))}
-    return out
-
-
-def split_summary(seeds: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Mean over seeds of the split's measured annotation statistics (fractions of ``v = 0 / 1 / 2``
-    keypoints, of truncated people and of people with an unlabelled keypoint, people per image) and the
-    COCO sample's, for the table's header."""
-    measured = [r["split"]["measured"] for r in seeds.values() if r.get("split")]
-    if not measured:
-        return {}
-    keys = [k for k in ("v0", "v1", "v2", "truncated", "with_unlabelled", "people_per_image")
-            if all(m.get(k) is not None for m in measured)]
-    first = next(r["split"] for r in seeds.values() if r.get("split"))
-    return {"mode": first.get("mode"), "measured": {k: float(np.mean([m[k] for m in measured])) for k in keys},
-            "coco_sample": first.get("coco_sample")}
-
-
-# --------------------------------------------------------------------------- outputs
-def _cell(row: dict[str, Any], m: str) -> str:
-    if not np.isfinite(row[m]):
-        return "n/a"
-    if not np.isfinite(row[m + "_lo"]):
-        return f"{row[m]:.1f}"
-    return f"{row[m]:.1f} [{row[m + '_lo']:.1f}, {row[m + '_hi']:.1f}]"
-
-
-def claim_lines(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, float]], cfg: BenchConfig,
-                f_desc: str = "f") -> list[str]:
-    """Sentences comparing the rows with the papers' claims: NeuralAnnot's direct MPJPE below SMPLify's
-    (NeuralAnnot Table 5 setting), NeuralAnnot + fit below SMPLify with the paired interval below zero (this
-    project's goal), and each recipe lowering it (Three Recipes); says plainly when not."""
-    mpjpe = {k: r["mpjpe_mm"] for k, r in rows.items()}
-    out = []
-    sm = mpjpe.get("smplify")
-    for name, p in paired.items():
-        key = name.split(":", 1)[-1]
-        who = f"{LABELS[key]}{' (best NeuralAnnot row)' if name.startswith('best:') else ''}"
-        interval = f"paired difference {p['mean']:+.1f} mm [{p['low']:+.1f}, {p['high']:+.1f}] over {p['people']} people"
-        if p["high"] < 0:
-            out.append(f"{who} has a LOWER direct MPJPE than SMPLify: {interval}, the interval below zero.")
-        elif p["low"] > 0:
-            out.append(f"**{who} has a HIGHER direct MPJPE than SMPLify**: {interval}, the interval above zero.")
-        else:
-            out.append(f"**{who} is NOT significantly different from SMPLify**: {interval}, the interval "
-                       "contains zero.")
-    na = mpjpe.get("neuralannot")
-    if na is not None and sm is not None and na >= sm:
-        out.append(f"Unlike the paper, NeuralAnnot alone ({na:.1f} mm) is not below SMPLify ({sm:.1f} mm) here: f "
-                   f"({f_desc}) trains {cfg.steps} steps on {cfg.size} + {cfg.mocap_size} synthetic images on a CPU, "
-                   "where the paper's f trains on ~100k images; `make bench-annot-scale` measures the trend with N.")
-    crop = mpjpe.get("smplify_crop_cam")
-    if sm is not None and crop is not None:
-        out.append(f"With f's own crop camera instead of the GT intrinsics SMPLify's MPJPE is {crop:.1f} mm "
-                   f"({crop - sm:+.1f} mm is the camera).")
-    clean = mpjpe.get("smplify_clean")
-    if sm is not None and clean is not None:
-        out.append(f"On clean 2D (exact keypoints, all visible) SMPLify reaches {clean:.1f} mm: the realistic "
-                   f"annotations cost it {sm - clean:+.1f} mm.")
-    for key, recipe in (("neuralannot_no_prior", "the prior (3rd recipe)"),
-                        ("neuralannot_no_aux3d", "the 3D auxiliary images (1st recipe)"),
-                        ("neuralannot_no_pretrain", "the pretrained backbone (2nd recipe)")):
-        if na is not None and key in mpjpe:
-            verb = "lowers" if na < mpjpe[key] else "does NOT lower"
-            out.append(f"Adding {recipe} {verb} NeuralAnnot's MPJPE ({mpjpe[key]:.1f} -> {na:.1f} mm, means "
-                       "over seeds; see the intervals).")
-    return out
-
-
-def results_markdown(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, float]], split: dict[str, Any],
-                     cfg: BenchConfig, total_s: float, backbone: dict[str, Any] | None, f_desc: str = "f") -> str:
-    """The ``results.md`` table (means over seeds, 95 % intervals), the paired lines, the claims and notes."""
-    mode = split.get("mode", "realistic")
-    lines = [f"# bench-annot: pseudo-GT annotators on the free synthetic ITW split ({mode}; {cfg.size} people a "
-             f"seed, seeds {list(cfg.seeds)}, {cfg.image_hw[1]}x{cfg.image_hw[0]} px)", ""]
-    if split.get("measured"):
-        ms, cs = split["measured"], split.get("coco_sample") or {}
-        lines += ["Split statistics (mean over seeds) vs the COCO sample (12 people): " + ", ".join(
-            f"{k} {ms[k]:.2f}" + (f" (COCO {cs[k]:.2f})" if cs.get(k) is not None else "") for k in ms), ""]
-    lines += ["| method | MPJPE (mm) | PA-MPJPE (mm) | MPVPE (mm) | orient. err (deg, mean / median) | 2D err (px) | "
-              "time / sample (s) | scored |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows.values():
-        lines.append(f"| {r['label']} | {_cell(r, 'mpjpe_mm')} | {_cell(r, 'pa_mpjpe_mm')} | {_cell(r, 'mpvpe_mm')} | "
-                     f"{_cell(r, 'orient_err_deg')} / {r['orient_err_deg_median']:.1f} | {_cell(r, 'kp2d_err_px')} | "
-                     f"{r['seconds_per_sample']:.2f} | {r['scored']}/{r['people']} |")
-    lines += ["", *claim_lines(rows, paired, cfg, f_desc), ""]
-    if backbone:
-        lines.append(f"Second recipe: backbone {backbone['path']} ({backbone['note']}).")
-    lines += ["Values: mean over seeds of the per-seed mean, [95 % t interval over seeds]. Paired differences: "
-              "per person, same people, stratified bootstrap over people within seeds (10,000 resamples). "
-              "MPJPE / PA-MPJPE: 14 H36M eval joints regressed from the mesh, regressed pelvis as root; MPVPE with "
-              "the same root; orientation: geodesic angle of the camera-frame root rotation; 2D error: projected "
-              "COCO-17 joints vs the labelled annotated keypoints (noisy in the realistic split), original pixels.",
-              "Time / sample: NeuralAnnot = every stage of Algorithm 1 (shared stage (a) counted for each variant) / "
-              "samples; + fit adds the batched refinement; SMPLify = the batched fit / samples; EFT = its "
-              "per-sample fine-tuning only (plus the NeuralAnnot training it starts from).",
-              f"Settings: steps={cfg.steps}, aux_steps={cfg.aux_steps}, aux_batch={cfg.aux_batch}, "
-              f"prior_epochs={cfg.prior_epochs}, smplify_iters={cfg.smplify_iters}, eft_iters={cfg.eft_iters}, "
-              f"fit_iters={cfg.fit_iters}, fit_stages={cfg.fit_stages}. Total wall time: {total_s:.0f} s.", ""]
-    return "\n".join(lines)
-
-
-SHORT = {"neuralannot": "NA", "neuralannot_no_prior": "NA w/o prior", "neuralannot_no_aux3d": "NA w/o 3D aux",
-         "neuralannot_no_pretrain": "NA w/o pretrain", "neuralannot_fit": "NA + fit", "smplify": "SMPLify",
-         "smplify_crop_cam": "SMPLify crop cam", "eft": "EFT", "smplify_clean": "SMPLify clean 2D"}
-
-
-def _short(key: str) -> str:
-    """Short method name for the figure (``key`` itself when unknown, e.g. ``"GT"``)."""
-    return SHORT.get(key, key)
-
-
-def _overlay_grid(body: Any, itw: dict[str, dict[str, Any]], methods: dict[str, dict[str, PseudoGT]], num: int):
-    import cv2
-    from annot.render import MeshRenderer
-
-    renderer = MeshRenderer()
-    faces = np.asarray(body.faces)
-    aids = list(itw)[:num]
-    rows = [("GT", {a: itw[a]["gt"] for a in aids})] + list(methods.items())
-    grid = []
-    for label, entries in rows:
-        row = []
-        for a in aids:
-            img = cv2.imread(str(itw[a]["image_path"]))[:, :, ::-1].copy()
-            if a in entries:
-                v = _mesh(body, [entries[a]])[0].numpy()
-                img = renderer.overlay(img, v, faces, entries[a].focal_px, entries[a].princpt_px)
-            row.append(np.asarray(img))
-        grid.append((label, row))
-    renderer.close()
-    return grid, aids
-
-
-def write_figure(path: Path, rows: dict[str, dict[str, Any]], orient: dict[str, np.ndarray], grid: list,
-                 aids: list[str]) -> None:
-    """results.png: bars (mean over seeds, 95 % interval) per method and metric, the distribution of the
-    orientation error per method, then one overlay row per method (first seed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_rows, n_cols = len(grid), max(len(aids), 1)
-    width = max(n_cols, len(METRICS) + 1)
-    fig = plt.figure(figsize=(3.6 * width, 3.4 + 2.4 * n_rows))
-    gs = fig.add_gridspec(1 + n_rows, width, height_ratios=[1.5] + [1] * n_rows)
-    keys = list(rows)
-    for j, m in enumerate(METRICS):
-        ax = fig.add_subplot(gs[0, j])
-        mean = np.array([rows[k][m] for k in keys])
-        lo, hi = np.array([rows[k][m + "_lo"] for k in keys]), np.array([rows[k][m + "_hi"] for k in keys])
-        err = np.nan_to_num(np.stack([mean - lo, hi - mean]), nan=0.0)
-        ax.bar(range(len(keys)), mean, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(keys))])
-        ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([_short(k) for k in keys], rotation=40, ha="right", fontsize=7)
-        ax.set_title(m.replace("_", " "), fontsize=9)
-    ax = fig.add_subplot(gs[0, len(METRICS)])
-    ax.boxplot([orient[k][np.isfinite(orient[k])] for k in keys], showfliers=False)
-    ax.set_xticks(range(1, len(keys) + 1))
-    ax.set_xticklabels([_short(k) for k in keys], rotation=40, ha="right", fontsize=7)
-    ax.set_title("orientation error (deg), all seeds", fontsize=9)
-    for r, (label, images) in enumerate(grid):
-        for c, img in enumerate(images):
-            ax = fig.add_subplot(gs[1 + r, c])
-            ax.imshow(img)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(_short(label), fontsize=8)
-            if r == 0:
-                ax.set_title(f"ann {aids[c]}", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 # --------------------------------------------------------------------------- the command
 DEFAULT_METHODS = (*VARIANTS, "neuralannot_fit", "smplify", "smplify_crop_cam", "eft", "smplify_clean")
 
@@ -664,6 +442,15 @@ def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[
     """
     from dataclasses import replace
 
+    from annot.benchmarks.quality_report import (
+        aggregate,
+        overlay_grid,
+        paired_against_smplify,
+        results_markdown,
+        split_summary,
+        write_figure,
+    )
+
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -689,7 +476,7 @@ def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[
     atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.md", md.encode())
     first = next(iter(seeds.values()))
-    grid, aids = _overlay_grid(first["body"], first["itw"], first["entries"], cfg.num_overlays)
+    grid, aids = overlay_grid(first["body"], first["itw"], first["entries"], cfg.num_overlays)
     orient = {k: np.concatenate([r["per_sample"][k]["orient_err_deg"] for r in seeds.values()]) for k in rows}
     write_figure(out / "results.png", rows, orient, grid, aids)
     results["markdown"] = md

@@ -1,6 +1,6 @@
 """COCO-like 2D annotations of rendered people: visibility flags from a depth test and human annotator noise.
 
-Used by :mod:`annot.synthetic` for the realistic in-the-wild split. Everything is a pure function of its
+Used by :mod:`annot.benchmarks.synthetic` for the realistic in-the-wild split. Everything is a pure function of its
 inputs and of the ``numpy.random.Generator`` it is given, so a split is reproducible from its seed.
 
 * **Visibility** (COCO ``v``): a keypoint outside the image is ``v = 0`` and not labelled (position
