@@ -160,14 +160,14 @@ def test_fold_rejects_targets_off_the_ancestor_chain(monkeypatch):
     labels, parents = _compact_anny_rig()
     good_rules = fm.ANNY_FOLD_RULES
     swapped = tuple((pat, "{s}_Shoulder" if tgt == "{s}_Elbow" else tgt) for pat, tgt in good_rules)
-    monkeypatch.setattr(fm, "ANNY_FOLD_RULES", swapped)  # elbow bones into the shoulder: skips a joint
+    monkeypatch.setattr(fm.skinning, "ANNY_FOLD_RULES", swapped)  # elbow bones into the shoulder: skips a joint
     with pytest.raises(ValueError, match="lowerarm01.L.*lie in between"):
         fm.check_fold_targets(labels, parents)
     wrong_side = tuple((pat, "R_Knee" if tgt == "{s}_Knee" else tgt) for pat, tgt in good_rules)
-    monkeypatch.setattr(fm, "ANNY_FOLD_RULES", wrong_side)  # left shin into the right knee
+    monkeypatch.setattr(fm.skinning, "ANNY_FOLD_RULES", wrong_side)  # left shin into the right knee
     with pytest.raises(ValueError, match="lowerleg01.L.*not on its ancestor chain"):
         fm.check_fold_targets(labels, parents)
-    monkeypatch.setattr(fm, "ANNY_FOLD_RULES", good_rules)
+    monkeypatch.setattr(fm.skinning, "ANNY_FOLD_RULES", good_rules)
     with pytest.raises(ValueError, match="no SMPL fold rule for anny bone 'tail'"):
         fm.check_fold_targets(labels + ["tail"], parents + [0])
 

@@ -6,7 +6,7 @@ Usage::
                                           [--seed 0] [--num-shape-samples 1000] [--force]
 
 Writes a pickle that stock ``smplx.SMPL(model_path=OUT)`` loads (keys: see the interface contract,
-"Free model file"; method: ``annot/body_models/free_model.py`` and
+"Free model file"; method: ``annot/body_models/free_model/`` and
 ``shared/docs/free-body-model.md``). If OUT already exists and is valid, prints so and exits
 without baking unless ``--force``. The file is written atomically (temporary file + ``os.replace``)
 and its parent folders are created. Needs ``anny`` (``pip install -e .[bake]``); downloads
