@@ -58,6 +58,7 @@ from annot.io.export import PseudoGT, pseudo_gts_from_predictions, read_pseudo_g
 from annot.keypoints import H36M_EVAL_JOINTS
 
 log = logging.getLogger(__name__)
+
 ANNOTATE_CONFIG = "configs/annotate/body_free.yaml"
 SYNTH_CONFIG = "configs/data/synthetic.yaml"
 ITW_ANN = "annotations/person_keypoints_train2017.json"

@@ -65,7 +65,7 @@ def world_frame_fits(dataset: Any, entries: Mapping[str, PseudoGT], body_model: 
     """Camera-frame pseudo-GTs of a world-frame MoCap set -> mks0601 world-frame fits (module docstring).
 
     Args:
-        dataset: a :class:`annot.data.h36m.WorldFrameMocapDataset` (``cameras``, ``records`` with
+        dataset: a :class:`annot.data.world_frame.WorldFrameMocapDataset` (``cameras``, ``records`` with
             ``joints_cam_m`` in ``native_convention``, ``reference_entry``).
         entries: ``{annotation id: PseudoGT}`` in each sample's camera frame (:mod:`annot.io.export`).
         body_model: the :class:`annot.body_models.BodyModel` the pseudo-GTs were predicted with.
