@@ -17,6 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from annot._moved import moved_attribute
+
 
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file and the offending key."""
@@ -75,3 +77,8 @@ def load_config(schema: type, path: str | Path | None = None, overrides: list[st
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolved plain-dict copy of ``cfg`` (for checkpoints, reports and loggers)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def __getattr__(name: str) -> Any:
+    """The annotator's schema moved to :mod:`annot.annotator.config`: its old names here fail naming it."""
+    raise moved_attribute(__name__, name)
