@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -32,12 +33,12 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import Dataset
 
-from annot.io.atomic import atomic_write_bytes, atomic_write_json
-from annot.training.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
 from annot.config import to_container
 from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedTrainValDataModule, split_global_batch
+from annot.io.atomic import atomic_write_bytes, atomic_write_json
+from annot.training.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
 from estimators.base import EVAL_CONVENTION, EstimatorModule
 from estimators.config import METRIC_KEYS, EstimatorConfig, check_config, estimator_input_hw
 from estimators.hmr import HMRModule

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annot.body_models import BodyModel
 from annot.annotator.config import AnnotateConfig
+from annot.annotator.pipeline import run_annotate
+from annot.body_models import BodyModel
 from annot.config import load_config
 from annot.io.export import read_pseudo_gt
-from annot.annotator.pipeline import run_annotate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

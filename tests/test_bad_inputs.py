@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.test_runtime import TOOLS
 import torch
 
 from annot.app.cli import run_tool
-
-from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
+from tests.helpers import COCO, FREE, NEEDS_COCO_AND_FREE_MODEL, REPO, SHARED  # noqa: E402
+from tests.test_runtime import TOOLS
 
 pytestmark = NEEDS_COCO_AND_FREE_MODEL
 #: Preflight wall-time bound on a loaded 2-core machine (measured 1-6 s; training would take minutes).
@@ -286,10 +284,10 @@ def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_pat
     """An auxiliary set with images (the H36M fixture, mixed batches): a sample whose loading fails is
     substituted in training (stages (a) and (b)) and left out of stage (a)'s pseudo-GTs; the run finishes."""
     from annot.annotator.config import AnnotateConfig
+    from annot.annotator.pipeline import run_annotate
     from annot.config import load_config
     from annot.data.fixtures import fixture_writer
     from annot.data.h36m import Human36M
-    from annot.annotator.pipeline import run_annotate
 
     h36m = fixture_writer("h36m")(tmp_path / "h36m", body_model_path=str(FREE))
     coco = fixture_writer("coco")(tmp_path / "coco", body_model_path=str(FREE))

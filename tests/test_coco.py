@@ -20,8 +20,8 @@ from torch.utils.data import default_collate
 from annot.body_models import BodyModel
 from annot.data import DATASETS, COCOKeypoints, build_dataset
 from annot.data.augment import AugmentConfig
-from annot.data.fixtures import coco as fx
 from annot.data.crop import apply_affine
+from annot.data.fixtures import coco as fx
 from annot.data.sample import SAMPLE_KEYS
 from annot.keypoints import get_convention
 from tests.helpers import expected_box

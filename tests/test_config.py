@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+from omegaconf.errors import ReadonlyConfigError
 
 from annot.annotator.config import AnnotateConfig
 from annot.config import ConfigError, load_config
@@ -42,5 +43,5 @@ def test_missing_file():
 
 def test_config_is_read_only():
     cfg = load_config(AnnotateConfig)
-    with pytest.raises(Exception):
+    with pytest.raises(ReadonlyConfigError):
         cfg.seed = 3

@@ -20,8 +20,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from annot.io.export import pseudo_gts_from_predictions, read_pseudo_gt
 from annot.annotator.sharding import annotate_sharded, read_shards
+from annot.io.export import pseudo_gts_from_predictions, read_pseudo_gt
 from tests.test_sharding import FakeDataset, FakeModule
 
 REPO = Path(__file__).resolve().parents[1]

@@ -89,7 +89,7 @@ def test_tpose_rotations_bring_the_toy_arms_horizontal():
     weights = torch.cat([torch.eye(len(labels)), torch.eye(len(labels))]).to(torch.float64)
     verts, posed = fm.repose_linear_blend(rest_vertices, heads, parents, rotations, weights)
     posed = posed[0].numpy()
-    for side, sign, first in (("L", 1.0, 1), ("R", -1.0, 5)):
+    for _side, sign, first in (("L", 1.0, 1), ("R", -1.0, 5)):
         shoulder = heads[0, first].numpy()
         # hand-computed T-pose: each segment along +-X from the unmoved shoulder
         np.testing.assert_allclose(posed[first], shoulder, atol=1e-12)

@@ -75,7 +75,8 @@ def test_explicit_argument_wins():
 
 
 def test_late_call_is_reported():
-    code = ("import logging, json; logging.basicConfig()\nimport torch\nfrom annot.app.runtime import configure_threads\n"
+    code = ("import logging, json; logging.basicConfig()\nimport torch\n"
+            "from annot.app.runtime import configure_threads\n"
             "s = configure_threads(); print(json.dumps([s.env_effective, s.env_set]))")
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr

@@ -166,9 +166,9 @@ def test_throughput_lr_and_report_reach_the_loggers(offline_wandb, tmp_path):
     """A 4-step fit through the pipeline's trainer: samples/s and lr in metrics.csv; log_report closes the run."""
     import pytorch_lightning as pl
 
-    from annot.training.callbacks import SamplesPerSecond
-    from annot.annotator.report import log_report
     from annot.annotator.pipeline import _trainer
+    from annot.annotator.report import log_report
+    from annot.training.callbacks import SamplesPerSecond
 
     class Tiny(pl.LightningModule):
         def __init__(self):
@@ -296,8 +296,13 @@ def test_results_table_and_chart(tmp_path):
 # ----------------------------------------------------------------------------- benchmarks
 @needs_free
 def test_benchmarks_run_one_tiny_iteration(tmp_path):
-    from annot.benchmarks.throughput import (BenchSettings, annotator_samples_per_s, bare_resnet_samples_per_s, compare,
-                                 make_random_vposer)
+    from annot.benchmarks.throughput import (
+        BenchSettings,
+        annotator_samples_per_s,
+        bare_resnet_samples_per_s,
+        compare,
+        make_random_vposer,
+    )
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -18,7 +18,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset, Subset
 
-from annot.io.export import read_pseudo_gt
 from annot.annotator.sharding import (
     SKIP_NON_FINITE,
     ShardedPseudoGTWriter,
@@ -32,6 +31,7 @@ from annot.annotator.sharding import (
     read_shards,
     remaining_indices,
 )
+from annot.io.export import read_pseudo_gt
 
 CPU = {"accelerator": "cpu", "devices": 1}
 

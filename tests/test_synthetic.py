@@ -11,10 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from annot.data import DATASETS
-from annot.body_models import BodyModel
-from annot.data.registry import build_dataset
-from annot.render import MeshRenderer
 from annot.benchmarks.synthetic import (
     CLEAN_KP2D_FILE,
     COCO_IMG_DIR,
@@ -30,6 +26,10 @@ from annot.benchmarks.synthetic import (
     make_synthetic,
     sample_pose,
 )
+from annot.body_models import BodyModel
+from annot.data import DATASETS
+from annot.data.registry import build_dataset
+from annot.render import MeshRenderer
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"

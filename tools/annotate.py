@@ -23,11 +23,11 @@ import json
 import logging
 import sys
 
-from annot.app.cli import run_tool
 from annot.annotator.config import AnnotateConfig, trainer_profile_overrides
-from annot.config import ConfigError, load_config
-from annot.annotator.report import log_report
 from annot.annotator.pipeline import run_annotate
+from annot.annotator.report import log_report
+from annot.app.cli import run_tool
+from annot.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""``make bench-annot``: NeuralAnnot (each recipe on / off, + fit), SMPLify and EFT scored on the free synthetic ITW split.
+"""``make bench-annot``: NeuralAnnot (each recipe on / off, + fit), SMPLify and EFT scored on the free synthetic ITW
+split.
 
 Usage::
 
@@ -18,8 +19,8 @@ import argparse
 import logging
 import sys
 
-from annot.benchmarks.quality import LABELS, BenchConfig, run_bench
 from annot.app.cli import run_tool
+from annot.benchmarks.quality import LABELS, BenchConfig, run_bench
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prior-epochs", type=int, default=d.prior_epochs)
     p.add_argument("--smplify-iters", type=int, default=d.smplify_iters)
     p.add_argument("--eft-iters", type=int, default=d.eft_iters)
-    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="whole runs averaged (>= 3 for intervals)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds),
+                   help="whole runs averaged (>= 3 for intervals)")
     p.add_argument("--clean-2d", action="store_true", help="the clean ITW split (exact keypoints, one whole person "
                                                            "an image) instead of the realistic one")
     p.add_argument("--fit-iters", type=int, default=d.fit_iters, help="NeuralAnnot + fit: Adam steps per stage")

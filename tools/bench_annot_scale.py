@@ -51,7 +51,8 @@ def scale_table(results: dict[int, dict]) -> str:
             pair = res["paired_vs_smplify_mpjpe_mm"].get(key) or res["paired_vs_smplify_mpjpe_mm"].get(f"best:{key}")
             diff = f"{pair['mean']:+.1f} [{pair['low']:+.1f}, {pair['high']:+.1f}]" if pair else ""
             ci = f" [{row['mpjpe_mm_lo']:.1f}, {row['mpjpe_mm_hi']:.1f}]" if math.isfinite(row["mpjpe_mm_lo"]) else ""
-            lines.append(f"| {n} | {row['label']} | {row['mpjpe_mm']:.1f}{ci} | {diff} | {row['seconds_per_sample']:.2f} |")
+            lines.append(f"| {n} | {row['label']} | {row['mpjpe_mm']:.1f}{ci} | {diff} "
+                         f"| {row['seconds_per_sample']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -91,8 +92,8 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from annot.io.atomic import atomic_write_bytes, atomic_write_json
     from annot.benchmarks.quality import BenchConfig, run_bench
+    from annot.io.atomic import atomic_write_bytes, atomic_write_json
 
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -21,8 +21,8 @@ configure_threads()  # first, before torch loads: OpenMP reads its environment o
 
 import sys
 
-from annot.benchmarks.throughput import main
 from annot.app.cli import run_tool
+from annot.benchmarks.throughput import main
 
 if __name__ == "__main__":
     sys.exit(run_tool(lambda argv: main(train=False, argv=argv)))

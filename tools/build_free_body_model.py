@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from annot.body_models import free_model
 from annot.app.cli import run_tool
+from annot.body_models import free_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annot.app.cli import run_tool
 from annot.body_models import (
     BodyModel,
     BodyModelNotFoundError,
@@ -36,7 +37,6 @@ from annot.body_models import (
 )
 from annot.body_models.body_model import H36M_REGRESSOR_ASSET, SMPL_NUM_VERTICES
 from annot.body_models.pkl import pickle_globals
-from annot.app.cli import run_tool
 
 OK, WARN, FAIL, ABSENT = "OK", "WARN", "FAIL", "absent"
 

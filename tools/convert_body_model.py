@@ -20,8 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from annot.body_models.pkl import check_model_dict, load_model_dict, pickle_globals, save_model_dict
 from annot.app.cli import run_tool
+from annot.body_models.pkl import check_model_dict, load_model_dict, pickle_globals, save_model_dict
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -262,12 +262,14 @@ def markdown(result: dict[str, Any]) -> str:
              "| nvidia-smi peak (MiB) | max RSS (MiB) |", "|---|---|---|---|---|---|---|---|---|"]
     for p in result["parts"]:
         lines.append(f"| {p['part']} | {p['status']} | {p['wall_s']:.0f} | {p['budget_s']} | "
-                     f"{_f(p.get('cpu_s'), '.0f')} | {_f(p.get('samples_per_s'), '.3g')} | {_f(p.get('cuda_peak_allocated_mib'), '.0f')} | "
+                     f"{_f(p.get('cpu_s'), '.0f')} | {_f(p.get('samples_per_s'), '.3g')} | "
+                     f"{_f(p.get('cuda_peak_allocated_mib'), '.0f')} | "
                      f"{_f(p.get('nvidia_smi_peak_mib'), '.0f')} | {_f(p.get('max_rss_mib'), '.0f')} |")
     if result["throughput"]:
         lines += ["", "Throughput: annotator / bare ResNet (goals on the GPU, ResNet-50: training >= 0.60, "
                   "annotation >= 0.70).", "",
-                  "| task | precision | layout | compile | batch | depth | annotator samples/s | bare samples/s | ratio "
+                  "| task | precision | layout | compile | batch | depth | annotator samples/s | bare samples/s "
+                  "| ratio "
                   "| goal |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["throughput"]:
             ok = "met" if r["ratio"] >= r["goal"] else "**missed**"

@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="outputs/synthetic", help="output folder")
     parser.add_argument("--seed", type=int, default=None)
     for split in ("mocap", "itw", "test"):
-        parser.add_argument(f"--{split}", type=int, default=None, help=f"people in the {split} split (one an image, except the realistic itw split)")
+        parser.add_argument(f"--{split}", type=int, default=None,
+                            help=f"people in the {split} split (one an image, except the realistic itw split)")
     parser.add_argument("--image-hw", type=int, nargs=2, default=None, metavar=("H", "W"))
     parser.add_argument("--photos", default=None, help="background photo folder ('none': procedural)")
     parser.add_argument("--poses", default=None, help="MoCap-mode pseudo_gt.npz (with --pose-source npz)")

@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from annot.body_models import BodyModel
 from annot.annotator.config import LossConfig
-from annot.data.pw3d import PW3D
-from annot.metrics import MPVPE, PAMPVPE
 from annot.annotator.module import AnnotatorModule
 from annot.benchmarks.synthetic import SyntheticConfig, make_synthetic
+from annot.body_models import BodyModel
+from annot.data.pw3d import PW3D
+from annot.metrics import MPVPE, PAMPVPE
 
 VARIANTS = {  # name -> (mocap_kp2d, mocap_joint_img)
     "eq1_2d_pn": (True, True),  # Eq. 1 + 2D reprojection + PositionNet (before #13)

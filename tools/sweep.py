@@ -52,8 +52,8 @@ from typing import Any
 
 import yaml
 
-from annot.app.cli import run_tool
 from annot.annotator.config import AnnotateConfig, trainer_profile_overrides
+from annot.app.cli import run_tool
 from annot.config import ConfigError, load_config
 
 log = logging.getLogger("annot.sweep")
@@ -182,8 +182,8 @@ def point_config(base: str | Path, params: dict[str, Any], out: Path, extra: lis
 def run_point(cfg) -> dict[str, float]:
     """Run the pipeline for one point's config; returns :func:`annot.annotator.report.report_metrics`
     (and logs the report to W&B when ``trainer.logger=wandb``)."""
-    from annot.annotator.report import log_report
     from annot.annotator.pipeline import run_annotate
+    from annot.annotator.report import log_report
 
     report = run_annotate(cfg)
     return log_report(report, cfg, run_name=cfg.name)

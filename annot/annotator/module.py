@@ -4,7 +4,8 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
 ``predict`` on that same dataset; its predictions are the pseudo-GTs. One system, three modes:
 
 - ``"itw"`` (in-the-wild): image in; loss = visibility-masked L1 between projected joints and GT 2D
-  keypoints (in Pose2Pose heatmap units, :data:`KP2D_UNIT_PX`) + L2 regularisers (on the VPoser code z, or on the body pose) and on betas; samples that
+  keypoints (in Pose2Pose heatmap units, :data:`KP2D_UNIT_PX`) + L2 regularisers (on the VPoser code z, or on the body
+  pose) and on betas; samples that
   carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets, 3DPW-style sets) add an L1 on 3D joints
   and an L1 to theta* (expressive-NeuralAnnot Algorithm 1, Three Recipes' first recipe);
 - ``"mocap"``: image + GT 3D joints (encoded by two FC layers) in; loss = L1 on root-relative 3D joints
@@ -171,7 +172,7 @@ class AnnotatorModule(pl.LightningModule):
         self.body_model = BodyModel.from_config(
             model_type=body_model_type, gender=body_model_gender, path=body_model_path, num_betas=num_betas)
 
-    def train(self, mode: bool = True) -> "AnnotatorModule":
+    def train(self, mode: bool = True) -> AnnotatorModule:
         """Lightning's train/eval switch, keeping the frozen VPoser in eval mode (no dropout) always."""
         super().train(mode)
         if self.vposer is not None:

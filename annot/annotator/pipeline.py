@@ -403,14 +403,17 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
                             {**inputs, **({"own_pseudo_gt": own_pseudo_gt} if own_pseudo_gt else {}),
                              **{f"aux_{n}": f / "pseudo_gt.npz" for n, f in aux_folders.items()}})
         b_seed = stage_seed(cfg.seed, f"b:round{rnd}")
+        # run_stage calls each stage function before the loop moves on, so the lambdas see this round's values
         run_stage(f"b:round{rnd}", b_dir, prov_b,
-                  lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history,
-                                     resume_key=prov_b["config_hash"], seed=b_seed), log.info, seed=cfg.seed)
+                  lambda d: _stage_b(cfg, d, vposer_path, aux_folders, own_pseudo_gt, history,  # noqa: B023
+                                     resume_key=prov_b["config_hash"], seed=b_seed),  # noqa: B023
+                  log.info, seed=cfg.seed)
         prov_c = provenance({**common, "data": stage_cfg["data"], "export": to_container(cfg.export),
                              "images": images}, {"annotator": b_dir / "annotator.ckpt"})
         result = {}
         run_stage(f"c:round{rnd}", c_dir, prov_c,
-                  lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")), log.info, seed=cfg.seed)
+                  lambda d: _collect(result, _stage_c(cfg, d, b_dir / "annotator.ckpt")),  # noqa: B023
+                  log.info, seed=cfg.seed)
         own_pseudo_gt = c_dir / "pseudo_gt.json"
 
     from pytorch_lightning.utilities.rank_zero import rank_zero_only

@@ -20,9 +20,10 @@ from __future__ import annotations
 import difflib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

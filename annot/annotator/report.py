@@ -2,7 +2,8 @@
 and the run's W&B summary.
 
 :func:`finalise` copies the last round's outputs to the top folder and writes ``report.json`` and the curve;
-:func:`write_overlays` renders every pseudo-GT over its image. :func:`report_metrics` reads ``report.json`` (and ``pseudo_gt.json``'s per-sample quality) into the scalars a
+:func:`write_overlays` renders every pseudo-GT over its image. :func:`report_metrics` reads ``report.json`` (and
+``pseudo_gt.json``'s per-sample quality) into the scalars a
 sweep compares; :func:`log_report` writes them, the overlay grid and the 2D-error curve into the run's W&B log
 (:mod:`annot.training.loggers`) and closes it.
 """

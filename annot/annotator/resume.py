@@ -17,8 +17,9 @@ import hashlib
 import logging
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl

@@ -12,8 +12,9 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from annot.io.atomic import atomic_write_json
 
@@ -71,7 +72,8 @@ def is_complete(folder: Path, prov: dict[str, Any]) -> bool:
         done = json.loads(marker.read_text())
     except json.JSONDecodeError:
         return False
-    return done.get("config_hash") == prov["config_hash"] and all((folder / o).exists() for o in done.get("outputs", []))
+    outputs = done.get("outputs", [])
+    return done.get("config_hash") == prov["config_hash"] and all((folder / o).exists() for o in outputs)
 
 
 def run_stage(name: str, folder: Path, prov: dict[str, Any], work: Callable[[Path], list[str]],

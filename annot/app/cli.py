@@ -21,7 +21,7 @@ import sys
 import traceback
 import warnings
 import zipfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from annot.app.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED
 

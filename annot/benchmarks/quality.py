@@ -97,8 +97,8 @@ class BenchConfig:
     ``steps``: stage-(b) steps per NeuralAnnot variant; ``aux_steps`` / ``aux_batch``: stage (a) steps and
     batch (CMU and synthetic 3D); ``prior_epochs``: VPoser-prior epochs; ``smplify_iters``: Adam steps per
     SMPLify stage; ``eft_iters``: EFT maximum steps per sample; ``num_overlays``: samples shown in the PNG;
-    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.benchmarks.synthetic``); ``cmu_fit_iters``: its
-    SMPLify3D steps per stage; ``architecture``:
+    ``cmu_frames``: CMU frames retargeted for the synthetic poses (``annot.benchmarks.synthetic``); ``cmu_fit_iters``:
+    its SMPLify3D steps per stage; ``architecture``:
     the annotator f (``pose2pose``, the Three Recipes f, or ``regressor``); ``refine_iters``: SMPLify3D
     refinement of the stage-(a) pseudo-GTs (``aux_stage.refine_iters``; 0 = as the paper); ``extra_overrides``:
     annotate-config ``key=value`` items applied to every NeuralAnnot variant; ``seeds``: whole runs averaged
@@ -430,7 +430,7 @@ def ensure_backbone(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any
     path = ensure_pretrained_backbone(depth, Path(cfg.backbone_dir))
     seconds = time.perf_counter() - start
     note = (f"SimpleBaseline ResNet-{depth} trained on free data by `make pretrain-backbone`; "
-            f"{'built in this run in ' + format(seconds, '.0f') + ' s, not counted in the rows' if seconds > 5 else 'reused'}")
+            + (f"built in this run in {seconds:.0f} s, not counted in the rows" if seconds > 5 else "reused"))
     return {"path": str(path), "seconds": seconds, "note": note}
 
 
@@ -467,7 +467,8 @@ def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[
     split = split_summary(seeds)
     total_s = time.perf_counter() - t0
     model = _annotate_cfg(cfg, out, "neuralannot").model
-    md = results_markdown(rows, paired, split, cfg, total_s, backbone, f"{model.architecture}, ResNet-{model.backbone_depth}")
+    md = results_markdown(rows, paired, split, cfg, total_s, backbone,
+                          f"{model.architecture}, ResNet-{model.backbone_depth}")
     results = {"config": {**asdict(cfg), "image_hw": list(cfg.image_hw), "seeds": list(cfg.seeds)},
                "rows": rows, "paired_vs_smplify_mpjpe_mm": paired, "split": split, "backbone": backbone,
                "per_seed": {s: {"sample_ids": r["sample_ids"], "refine": r["refine"],

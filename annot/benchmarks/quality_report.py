@@ -99,7 +99,8 @@ def claim_lines(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, flo
     for name, p in paired.items():
         key = name.split(":", 1)[-1]
         who = f"{LABELS[key]}{' (best NeuralAnnot row)' if name.startswith('best:') else ''}"
-        interval = f"paired difference {p['mean']:+.1f} mm [{p['low']:+.1f}, {p['high']:+.1f}] over {p['people']} people"
+        interval = (f"paired difference {p['mean']:+.1f} mm [{p['low']:+.1f}, {p['high']:+.1f}] "
+                    f"over {p['people']} people")
         if p["high"] < 0:
             out.append(f"{who} has a LOWER direct MPJPE than SMPLify: {interval}, the interval below zero.")
         elif p["low"] > 0:

@@ -217,7 +217,7 @@ def run_bench(settings: list[Setting], copies: list[int], repeats: int, seconds:
         for s, c in (plan if r % 2 == 0 else plan[::-1]):
             res = run_group(s, c, seconds, depth, batch, warmup)
             res["repeat"] = r
-            log(f"[{r}] {s.name:<14} copies={c} rates={['%.3f' % x for x in res['rates']]} "
+            log(f"[{r}] {s.name:<14} copies={c} rates={[f'{x:.3f}' for x in res['rates']]} "
                 f"threads={res['threads']} load {res['load_before']} -> {res['load_after']}")
             out.append(res)
     return out
@@ -233,7 +233,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
     copies = sorted({r["copies"] for r in results})
     ref_runs = by.get(("before", 1))
     ref = statistics.median(x for r in ref_runs for x in r["rates"]) if ref_runs else None
-    head = "| setting | threads (intra, inter) | copies | steps/s per job (median) | runs | x own alone | x `before` alone | load 1-min (min-max) |"
+    head = ("| setting | threads (intra, inter) | copies | steps/s per job (median) | runs | x own alone "
+            "| x `before` alone | load 1-min (min-max) |")
     rows = [head, "|" + "---|" * 8]
     for name in names:
         alone_runs = by.get((name, 1))

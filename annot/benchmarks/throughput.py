@@ -29,9 +29,10 @@ import contextlib
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -316,8 +317,8 @@ def format_table(result: dict[str, Any]) -> str:
     setting = (f"batch {s['batch_size']}, {s['input_hw'][0]}x{s['input_hw'][1]}, {PRECISIONS[s['precision']]}, "
                f"{'channels_last' if s['channels_last'] else 'NCHW'}{', compile' if s['compile'] else ''}, "
                f"{s['device']}")
-    rows = ["| task | setting | annotator samples/s | bare ResNet-%d (%s) samples/s | ratio | ratios per repeat |"
-            % (s["depth"], what), "|---|---|---|---|---|---|",
+    rows = [f"| task | setting | annotator samples/s | bare ResNet-{s['depth']} ({what}) samples/s | ratio | "
+            "ratios per repeat |", "|---|---|---|---|---|---|",
             f"| {result['task']} | {setting} | {result['annotator_samples_per_s']:.2f} | "
             f"{result['bare_resnet_samples_per_s']:.2f} | {result['ratio']:.3f} | "
             + ", ".join(f"{r:.3f}" for r in result["ratios"]) + " |"]

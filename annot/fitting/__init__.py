@@ -13,4 +13,7 @@ from __future__ import annotations
 from annot.fitting.eft import EFTResult, eft_annotate, eft_fit
 from annot.fitting.smplify import FitResult, KeypointBodyModel, SMPLify2D, SMPLify3D, gmof, rigid_align
 
-__all__ = ["EFTResult", "eft_annotate", "eft_fit", "FitResult", "KeypointBodyModel", "SMPLify2D", "SMPLify3D", "gmof", "rigid_align"]
+__all__ = [
+    "EFTResult", "eft_annotate", "eft_fit", "FitResult", "KeypointBodyModel", "SMPLify2D", "SMPLify3D", "gmof",
+    "rigid_align",
+]

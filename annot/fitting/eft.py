@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import default_collate
@@ -76,8 +77,8 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
     """Fine-tune ``module``'s network on one sample, predict, and restore the weights exactly.
 
     Args:
-        module: a trained image-mode :class:`annot.annotator.module.AnnotatorModule` (any device; the batch must be on it).
-        batch: one collated sample (batch size 1) with ``img`` (1,3,H,W), ``kp2d_px`` (1,J,2) crop pixels,
+        module: a trained image-mode :class:`annot.annotator.module.AnnotatorModule` (any device; the batch must be on
+        it). batch: one collated sample (batch size 1) with ``img`` (1,3,H,W), ``kp2d_px`` (1,J,2) crop pixels,
             ``kp2d_mask`` (1,J), ``crop_to_img`` (1,2,3), ``kp2d_img_px`` (1,J,2) and the fields
             ``predict_step`` reads (``sample_id``, ``image_path``).
         lr: Adam learning rate (EFT: 5e-6).
@@ -103,7 +104,8 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
     params = [p for p in module.net.parameters() if p.requires_grad]
     loss_batch = {k: batch[k] for k in LOSS_KEYS}
     loss_batch["kp2d_mask"] = _loss_mask(module, batch["kp2d_mask"], ignore_hips)
-    target_img = batch["kp2d_img_px"] if "kp2d_img_px" in batch else _to_image_px(batch["kp2d_px"], batch["crop_to_img"])
+    target_img = (batch["kp2d_img_px"] if "kp2d_img_px" in batch
+                  else _to_image_px(batch["kp2d_px"], batch["crop_to_img"]))
     iterations, initial = 0, float("nan")
     try:
         module.eval()  # BN uses (and keeps) its running statistics; dropout off

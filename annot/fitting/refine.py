@@ -22,8 +22,9 @@ Otherwise f's prediction is kept unchanged. Every entry gets the quality fields 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -1,8 +1,8 @@
 """Evaluation metrics as ``torchmetrics.Metric``: MPJPE, PA-MPJPE, MPVPE, PA-MPVPE, MuPoTS-3D 3DPCK.
 
 Shared by the estimators (validation / test loops), the annotator (2D error) and the benchmarks;
-imports only ``annot.geometry`` and ``annot.keypoints``. :mod:`.mpjpe`: joint and vertex errors (the MPJPE family) and the 2D error;
-:mod:`.mupots`: MuPoTS-3D 3DPCK. Every metric keeps
+imports only ``annot.geometry`` and ``annot.keypoints``. :mod:`.mpjpe`: joint and vertex errors (the MPJPE family) and
+the 2D error; :mod:`.mupots`: MuPoTS-3D 3DPCK. Every metric keeps
 only additive states (sums of errors / hit counts and numbers of samples, ``dist_reduce_fx="sum"``),
 so values are exact under DDP and two instances can be combined with ``Metric.merge_state``.
 

@@ -72,4 +72,9 @@ from annot.pretrain.train import (
     write_checkpoint,
 )
 
-__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_CONFIG", "HELDOUT_SEED", "TRAIN_SEED", "PretrainConfig", "PoseResNetModule", "SyntheticCoco17", "build_datasets", "checkpoint_name", "decode_heatmaps", "ensure_pretrained_backbone", "evaluate_pck", "gaussian_heatmaps", "joints_mse_loss", "load_pretrain_config", "mean_pose_baseline", "pck", "pretrain_backbone", "render_synthetic", "save_keypoint_png", "write_checkpoint"]
+__all__ = [
+    "DEFAULT_CHECKPOINT", "DEFAULT_CONFIG", "HELDOUT_SEED", "TRAIN_SEED", "PretrainConfig", "PoseResNetModule",
+    "SyntheticCoco17", "build_datasets", "checkpoint_name", "decode_heatmaps", "ensure_pretrained_backbone",
+    "evaluate_pck", "gaussian_heatmaps", "joints_mse_loss", "load_pretrain_config", "mean_pose_baseline", "pck",
+    "pretrain_backbone", "render_synthetic", "save_keypoint_png", "write_checkpoint",
+]

@@ -108,4 +108,10 @@ from annot.benchmarks.synthetic.scene import (
 )
 from annot.benchmarks.synthetic.splits import COCO_SAMPLE_STATS, make_split, make_synthetic
 
-__all__ = ["BODY_JOINTS", "Backgrounds", "CLEAN_KP2D_FILE", "COCO_IMG_DIR", "COCO_PERSON_KEYPOINTS", "COCO_SAMPLE_STATS", "COCO_WHOLEBODY", "HELD_OUT_SPLITS", "ITW_EXTRAS_FILE", "MANIFEST", "POSE_BANK", "POSE_SOURCES", "PoseBank", "SCORING_FILE", "SPLITS", "SyntheticConfig", "SyntheticPerson", "cmu_pose_bank", "config_from_dict", "global_orientation", "load_pose_bank", "make_split", "make_synthetic", "random_body_pose", "random_color", "render_sample", "render_scene", "retarget_cmu", "sample_person", "sample_pose", "sample_scene"]
+__all__ = [
+    "BODY_JOINTS", "Backgrounds", "CLEAN_KP2D_FILE", "COCO_IMG_DIR", "COCO_PERSON_KEYPOINTS", "COCO_SAMPLE_STATS",
+    "COCO_WHOLEBODY", "HELD_OUT_SPLITS", "ITW_EXTRAS_FILE", "MANIFEST", "POSE_BANK", "POSE_SOURCES", "PoseBank",
+    "SCORING_FILE", "SPLITS", "SyntheticConfig", "SyntheticPerson", "cmu_pose_bank", "config_from_dict",
+    "global_orientation", "load_pose_bank", "make_split", "make_synthetic", "random_body_pose", "random_color",
+    "render_sample", "render_scene", "retarget_cmu", "sample_person", "sample_pose", "sample_scene",
+]

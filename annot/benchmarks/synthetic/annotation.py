@@ -25,7 +25,8 @@ inputs and of the ``numpy.random.Generator`` it is given, so a split is reproduc
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -70,8 +70,8 @@ class SyntheticConfig:
             cannot see (others stay in the image, unannotated, and are counted in the manifest).
         crowd_height_frac: realistic ITW split: accepted height (fraction of the image) of the second and
             later people of an image, which share the first one's camera.
-        min_person_gap_m: realistic ITW split: least distance between two body centres (mean vertices) of an image, metres.
-        occlusion_margin_m: a keypoint is hidden when a surface lies this far in front of it, metres;
+        min_person_gap_m: realistic ITW split: least distance between two body centres (mean vertices) of an image,
+        metres. occlusion_margin_m: a keypoint is hidden when a surface lies this far in front of it, metres;
         occluded_noise_factor: annotator noise of hidden keypoints relative to visible ones;
         occluded_unlabelled_prob: probability that a hidden keypoint is left unlabelled (``v = 0``)
             (:mod:`annot.benchmarks.synthetic.annotation`).
@@ -127,7 +127,8 @@ class SyntheticConfig:
             raise ValueError(f"SyntheticConfig.people_per_image: probabilities of 1, 2, ... people summing to 1, "
                              f"got {self.people_per_image}")
         if not 0 <= self.occluded_unlabelled_prob <= 1:
-            raise ValueError(f"SyntheticConfig.occluded_unlabelled_prob: expected [0, 1], got {self.occluded_unlabelled_prob}")
+            raise ValueError("SyntheticConfig.occluded_unlabelled_prob: expected [0, 1], "
+                             f"got {self.occluded_unlabelled_prob}")
         if not 0 <= self.truncation_prob <= 1 or not 0 <= self.min_labelled_keypoints <= 17:
             raise ValueError(f"SyntheticConfig: truncation_prob in [0, 1] and min_labelled_keypoints in [0, 17], got "
                              f"{self.truncation_prob}, {self.min_labelled_keypoints}")

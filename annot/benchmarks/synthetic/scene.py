@@ -176,8 +176,8 @@ def sample_scene(rng: np.random.Generator, body: BodyModel, pose_bank: np.ndarra
                  image_key: str = "") -> list[SyntheticPerson]:
     """The people of one realistic ITW image: ``1 + k`` with probability ``people_per_image[k]``, each cut by
     the border with probability ``truncation_prob``; the first draws the camera, the others share it at
-    their own depth, at least ``min_person_gap_m`` from every other body centre (mean vertex; they may overlap in the image).
-    A later person that cannot be placed within ``max_tries`` is left out (the image has fewer people).
+    their own depth, at least ``min_person_gap_m`` from every other body centre (mean vertex; they may overlap in the
+    image). A later person that cannot be placed within ``max_tries`` is left out (the image has fewer people).
 
     Raises:
         RuntimeError: the first person cannot be placed (from :func:`sample_person`).
