@@ -134,3 +134,50 @@ def test_module_size(path):
     rel = str(path.relative_to(REPO))
     assert lines <= MAX_LINES or rel in LONG_MODULES, (
         f"{rel}: {lines} lines > {MAX_LINES}: split it by concept (or list it in LONG_MODULES and README.md, with why)")
+
+
+def _readme_tree() -> set[str]:
+    """Paths of the tree in README.md's "Layout" section: ``name/`` opens a folder at its indent, the words after it
+    (and on indented continuation lines) are its files; ``fixtures/`` style entries name a folder."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Layout"):]
+    block = section[section.index("```\n") + 4:]
+    block = block[:block.index("```")]
+    paths, stack = set(), []  # stack of (indent, folder)
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        words = line.split()
+        if indent >= 16 and stack:  # continuation of the folder above
+            folder, entries = stack[-1][1], words
+        else:
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            head = words[0]
+            parent = stack[-1][1] if stack else ""
+            if head.endswith("/"):
+                folder = parent + head
+                stack.append((indent, folder))
+                paths.add(folder)
+                entries = words[1:]
+            else:
+                paths.add(parent + head)
+                continue
+        paths.update(folder + w for w in entries)
+    return paths
+
+
+def test_readme_layout_is_the_tree_on_disk():
+    shown = _readme_tree()
+    on_disk = {"annot/", "estimators/"}
+    for top in ("annot", "estimators"):
+        for path in (REPO / top).rglob("*"):
+            rel = path.relative_to(REPO)
+            if "__pycache__" in rel.parts or path.name == "__init__.py":
+                continue
+            if rel.parts[:3] == ("annot", "data", "fixtures") and len(rel.parts) > 3:
+                continue  # shown as the folder data/fixtures/
+            on_disk.add(str(rel) + ("/" if path.is_dir() else ""))
+    assert sorted(shown - on_disk) == [], "README.md's Layout shows what is not on disk"
+    assert sorted(on_disk - shown) == [], "on disk but not in README.md's Layout"
