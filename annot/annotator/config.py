@@ -123,10 +123,10 @@ class ModelConfig:
     ``architecture``: ``regressor`` (ResNet backbone with torchvision names + global pooling + FC
     regressor; ``hidden_dim`` is its hidden width) or ``pose2pose`` (the Three Recipes f: Pose2Pose's
     PositionNet + RotationNet predicting the VPoser z with ``prior.pose_prior=vposer``; image modes only,
-    the 3D-joints-only MoCap annotators keep the regressor). ``backbone_weights``: optional ImageNet / SimpleBaseline
-    checkpoint (torchvision key layout;
-    second recipe); ``None`` keeps the random torchvision-style initialisation. ``camera_model``:
-    ``perspective`` (Pose2Pose virtual focal), ``weak_perspective`` or ``d2s``.
+    the 3D-joints-only MoCap annotators keep the regressor). ``backbone_weights``: optional ImageNet /
+    SimpleBaseline checkpoint (torchvision key layout; second recipe); ``None`` keeps the random
+    torchvision-style initialisation. ``camera_model``: ``perspective`` (Pose2Pose virtual focal),
+    ``weak_perspective`` or ``d2s``.
     """
 
     backbone_depth: int = 50

@@ -4,9 +4,9 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
 ``predict`` on that same dataset; its predictions are the pseudo-GTs. One system, three modes:
 
 - ``"itw"`` (in-the-wild): image in; loss = visibility-masked L1 between projected joints and GT 2D
-  keypoints (in Pose2Pose heatmap units, :data:`KP2D_UNIT_PX`) + L2 regularisers (on the VPoser code z, or on the body
-  pose) and on betas; samples that
-  carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets, 3DPW-style sets) add an L1 on 3D joints
+  keypoints (in Pose2Pose heatmap units, :data:`KP2D_UNIT_PX`) + L2 regularisers (on the VPoser code z, or on
+  the body pose) and on betas; samples that carry 3D joints or a pseudo-GT theta* (auxiliary MoCap sets,
+  3DPW-style sets) add an L1 on 3D joints
   and an L1 to theta* (expressive-NeuralAnnot Algorithm 1, Three Recipes' first recipe);
 - ``"mocap"``: image + GT 3D joints (encoded by two FC layers) in; loss = L1 on root-relative 3D joints
   + L2 regularisers (NeuralAnnot Sec. 3.1, Eq. 1), plus, beyond Eq. 1 and each behind a switch

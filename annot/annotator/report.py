@@ -3,9 +3,8 @@ and the run's W&B summary.
 
 :func:`finalise` copies the last round's outputs to the top folder and writes ``report.json`` and the curve;
 :func:`write_overlays` renders every pseudo-GT over its image. :func:`report_metrics` reads ``report.json`` (and
-``pseudo_gt.json``'s per-sample quality) into the scalars a
-sweep compares; :func:`log_report` writes them, the overlay grid and the 2D-error curve into the run's W&B log
-(:mod:`annot.training.loggers`) and closes it.
+``pseudo_gt.json``'s per-sample quality) into the scalars a sweep compares; :func:`log_report` writes them, the
+overlay grid and the 2D-error curve into the run's W&B log (:mod:`annot.training.loggers`) and closes it.
 """
 from __future__ import annotations
 
@@ -35,8 +34,6 @@ def report_metrics(report: dict[str, Any], pseudo_gt_json: str | Path | None = N
     ``body_pose_angle_deg_mean`` (mean over people and the 21 body joints of the rotation angle |rotvec|,
     degrees: how far the pseudo-GT poses are from the rest pose).
     """
-    import json
-
     counts = report.get("counts", {})
     mean = (report.get("kp2d_err_px") or {}).get("mean")
     metrics = {"kp2d_err_px_mean": float(mean) if mean is not None else float("nan"),
