@@ -73,7 +73,7 @@ def moved_message(old: str) -> str:
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Fails the import of a moved module with :func:`moved_message`, unless a module really exists there."""
 
-    def find_spec(self, fullname: str, path=None, target=None):  # noqa: ANN001 - the MetaPathFinder signature
+    def find_spec(self, fullname: str, path=None, target=None):
         if fullname not in MOVED:
             return None
         if path is not None and importlib.machinery.PathFinder.find_spec(fullname, path) is not None:
