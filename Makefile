@@ -21,7 +21,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-threads wheelhouse-gpu gpu-check-dry-run test test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -87,8 +87,12 @@ gpu-check-dry-run: ## tools/gpu_check.sh --dry-run: the GPU check's every sectio
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py
 
-test: setup ## the default test suite (slow and GPU tests skipped)
+test: setup ## ruff (the rules in pyproject.toml), then the default test suite (slow and GPU tests skipped)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+lint: setup ## ruff alone (what `make test` runs first); `$(PY) -m ruff check --fix .` fixes the fixable
+	$(PY) -m ruff check .
 
 test-full: setup ## every test, slow ones included (GPU tests skip without a GPU)
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -38,6 +38,7 @@ __all__ = [
     "overlay_mesh",
     "draw_keypoints",
     "get_default_renderer",
+    "tile_grid",
 ]
 
 log = logging.getLogger(__name__)
@@ -420,3 +421,15 @@ def draw_keypoints(
             centre = (int(round(x * scale)), int(round(y * scale)))
             cv2.circle(out, centre, int(radius_px * scale), col, thickness=-1, lineType=cv2.LINE_8, shift=4)
     return out
+
+
+def tile_grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
+    """Tiles of equal height side by side, ``columns`` per row, black padding (uint8 RGB)."""
+    height = tiles[0].shape[0]
+    width = max(t.shape[1] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    grid = np.zeros((rows * height, columns * width, 3), np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        grid[r * height:(r + 1) * height, c * width:c * width + tile.shape[1]] = tile
+    return grid

@@ -21,9 +21,10 @@ Layout of a run (style.md §10.13)::
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -196,7 +197,7 @@ class CheckpointConfig:
 
 @dataclass
 class GridConfig:
-    """:class:`annot.callbacks.PredictionGridCallback`: ``num_images`` fixed validation crops (taken in
+    """:class:`annot.training.callbacks.PredictionGridCallback`: ``num_images`` fixed validation crops (taken in
     turn from each set), rendered every ``every_n_epochs`` validation epochs, tiles ``tile_height_px`` high."""
 
     enabled: bool = True

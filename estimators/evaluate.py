@@ -22,9 +22,9 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from annot.atomic import atomic_write_json
+from annot.app.runtime import worker_init_fn
 from annot.config import ConfigError, to_container
-from annot.runtime import worker_init_fn
+from annot.io.atomic import atomic_write_json
 from estimators.base import EstimatorModule
 from estimators.config import check_config, merge_config
 from estimators.train import ESTIMATORS, build_val_datasets, collect_val_metrics, format_metrics_table

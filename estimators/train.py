@@ -8,8 +8,8 @@
 2. builds the module by name from :data:`ESTIMATORS` with explicit arguments and the resolved config
    (stored in every checkpoint, so checkpoints describe themselves, style.md §10.3);
 3. fits with a CSVLogger, ``ModelCheckpoint`` (best by ``checkpoint.monitor`` + ``last.ckpt`` of the
-   latest epoch, :class:`annot.callbacks.LastEveryEpochCheckpoint`),
-   ``LearningRateMonitor``, the per-dataset mix counts and :class:`annot.callbacks.PredictionGridCallback`;
+   latest epoch, :class:`annot.training.callbacks.LastEveryEpochCheckpoint`),
+   ``LearningRateMonitor``, the per-dataset mix counts and :class:`annot.training.callbacks.PredictionGridCallback`;
 4. validates the final weights once more and writes ``metrics.json`` (see :func:`run`).
 
 Validation computes MPJPE / PA-MPJPE (and MPVPE / PA-MPVPE where the set has GT meshes) with the mks0601 protocol
@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -32,13 +33,13 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import Dataset
 
-from annot.atomic import atomic_write_bytes, atomic_write_json
-from annot.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
 from annot.config import to_container
 from annot.data import build_dataset
 from annot.data.augment import AugmentConfig
 from annot.data.datamodule import MixedTrainValDataModule, split_global_batch
 from annot.data.robust import SkippingDataset, load_errors, validate_image_records
+from annot.io.atomic import atomic_write_bytes, atomic_write_json
+from annot.training.callbacks import LastEveryEpochCheckpoint, MixCounts, PredictionGridCallback
 from estimators.base import EVAL_CONVENTION, EstimatorModule
 from estimators.config import METRIC_KEYS, EstimatorConfig, check_config, estimator_input_hw
 from estimators.hmr import HMRModule

@@ -30,16 +30,17 @@ protocol-2 module names are rewritten to their Python 2 era spellings (``numpy.c
 
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before numpy / torch load: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before numpy / torch load: OpenMP reads its environment once (annot/app/runtime.py)
 
 import contextlib
 import pickle
 import sys
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def build_tiny_smpl_dict(
     if free_extras:
         model["coco_regressor"] = _convex_rows(rng, 23, num_vertices).astype(np.float32)
         model["h36m_regressor"] = _convex_rows(rng, 17, num_vertices).astype(np.float32)
-        model["joint_names"] = ["joint_%d" % i for i in range(24)]
+        model["joint_names"] = [f"joint_{i}" for i in range(24)]
         model["provenance"] = {"source": "tests/conftest.py synthetic model", "seed": seed}
     return model
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annot.annotator.config import AnnotateConfig
+from annot.annotator.pipeline import run_annotate
 from annot.body_models import BodyModel
-from annot.config import AnnotateConfig, load_config
-from annot.export import read_pseudo_gt
-from annot.pipeline import run_annotate
+from annot.config import load_config
+from annot.io.export import read_pseudo_gt
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

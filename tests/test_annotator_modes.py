@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from annot.annotator.module import AnnotatorModule
 from annot.geometry.cameras import perspective_project, project_camera_model
-from annot.module import AnnotatorModule
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from annot.annotator.module import AnnotatorModule
 from annot.geometry.cameras import perspective_project
 from annot.keypoints import get_convention
-from annot.module import AnnotatorModule
 from annot.nets.pose2pose import Pose2PoseNet
 from annot.nets.pose2pose_joints import position_targets
 from annot.priors.vposer import VPoser

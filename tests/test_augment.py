@@ -78,7 +78,8 @@ def test_augmented_smpl_projects_onto_augmented_keypoints(body, people, aug):
         smpl = SmplParams(s["smpl_pose_rotvec"].double().numpy(), s["smpl_betas"].double().numpy(),
                           s["smpl_transl_m"].double().numpy())
         joints = _joints(body, smpl)
-        kp = joints[:, :2] / joints[:, 2:] * s["real_focal_crop_px"].double().numpy() + s["real_princpt_crop_px"].double().numpy()
+        focal, princpt = s["real_focal_crop_px"].double().numpy(), s["real_princpt_crop_px"].double().numpy()
+        kp = joints[:, :2] / joints[:, 2:] * focal + princpt
         err = np.linalg.norm(kp - s["kp2d_px"].double().numpy(), axis=1)
         assert err.max() < 1.0, (i, err.max())
         rel = joints - joints[0]

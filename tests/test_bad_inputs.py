@@ -7,7 +7,7 @@ BENCHMARKS.md "Bad input".
 * Damaged samples at run time are skipped with a counted reason in ``skipped.json`` and never exported;
   the run finishes.
 
-The commands run in-process through the same boundary as the CLI (``annot.cli.run_tool``), except one
+The commands run in-process through the same boundary as the CLI (``annot.app.cli.run_tool``), except one
 real subprocess that checks the whole command line. References: the written files and the known
 content of the COCO samples (14 annotations, 2 without keypoints; image 785 holds annotation 442619,
 image 40083 holds 198196, 230195 and 1202706).
@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.test_runtime import TOOLS
 import torch
 
-from annot.cli import run_tool
-
-from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
+from annot.app.cli import run_tool
+from tests.helpers import COCO, FREE, NEEDS_COCO_AND_FREE_MODEL, REPO, SHARED  # noqa: E402
+from tests.test_runtime import TOOLS
 
 pytestmark = NEEDS_COCO_AND_FREE_MODEL
 #: Preflight wall-time bound on a loaded 2-core machine (measured 1-6 s; training would take minutes).
@@ -285,10 +283,11 @@ def test_skipping_dataset_train_substitutes_predict_masks(tmp_path):
 def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_path, caplog, monkeypatch):
     """An auxiliary set with images (the H36M fixture, mixed batches): a sample whose loading fails is
     substituted in training (stages (a) and (b)) and left out of stage (a)'s pseudo-GTs; the run finishes."""
-    from annot.config import AnnotateConfig, load_config
+    from annot.annotator.config import AnnotateConfig
+    from annot.annotator.pipeline import run_annotate
+    from annot.config import load_config
     from annot.data.fixtures import fixture_writer
     from annot.data.h36m import Human36M
-    from annot.pipeline import run_annotate
 
     h36m = fixture_writer("h36m")(tmp_path / "h36m", body_model_path=str(FREE))
     coco = fixture_writer("coco")(tmp_path / "coco", body_model_path=str(FREE))
@@ -323,10 +322,10 @@ def test_failing_sample_of_an_image_auxiliary_set_is_left_out_of_stage_a(tmp_pat
 
 @pytest.mark.parametrize("path", TOOLS, ids=lambda p: p.name)
 def test_every_tool_runs_inside_the_error_boundary(path):
-    """Each tool's ``__main__`` block exits through :func:`annot.cli.run_tool` (one clean line for bad input)."""
+    """Each tool's ``__main__`` block exits through :func:`annot.app.cli.run_tool` (one clean line for bad input)."""
     import ast
 
     tree = ast.parse(path.read_text())
     mains = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
     assert mains, f"{path.name}: no __main__ block"
-    assert "run_tool(" in ast.unparse(mains[-1]), f"{path.name}: exit through annot.cli.run_tool"
+    assert "run_tool(" in ast.unparse(mains[-1]), f"{path.name}: exit through annot.app.cli.run_tool"

@@ -1,4 +1,4 @@
-"""End-to-end smoke run of ``annot.bench_annot`` (3 ITW people, a few steps): every method row present,
+"""End-to-end smoke run of ``annot.benchmarks.quality`` (3 ITW people, a few steps): every method row present,
 finite errors and times, and the scorer gives zero error for the GT itself (independent reference)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from annot.bench_annot import LABELS, BenchConfig, ensure_split, load_itw, run_bench, score
+from annot.benchmarks.quality import LABELS, BenchConfig, ensure_split, load_itw, run_bench, score
 
 
 @pytest.mark.slow
@@ -70,7 +70,7 @@ def test_score_gt_against_itself_is_zero(tmp_path):
 def test_orientation_error_hand_computed():
     import math
 
-    from annot.bench_annot import orientation_error_deg
+    from annot.benchmarks.quality import orientation_error_deg
 
     pred = np.array([[0.0, 0.0, math.pi / 2], [math.pi, 0.0, 0.0], [0.1, 0.2, 0.3]])
     gt = np.array([[0.0, 0.0, 0.0], [0.0, math.pi, 0.0], [0.1, 0.2, 0.3]])

@@ -1,4 +1,4 @@
-"""annot.bench_stats against hand-computed values and the normal approximation."""
+"""annot.benchmarks.stats against hand-computed values and the normal approximation."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from annot.bench_stats import mean_ci, paired_bootstrap
+from annot.benchmarks.stats import mean_ci, paired_bootstrap
 
 
 def test_mean_ci_hand_computed():

@@ -20,8 +20,8 @@ from torch.utils.data import default_collate
 from annot.body_models import BodyModel
 from annot.data import DATASETS, COCOKeypoints, build_dataset
 from annot.data.augment import AugmentConfig
-from annot.data.fixtures import coco as fx
 from annot.data.crop import apply_affine
+from annot.data.fixtures import coco as fx
 from annot.data.sample import SAMPLE_KEYS
 from annot.keypoints import get_convention
 from tests.helpers import expected_box
@@ -470,7 +470,8 @@ def test_config_file_builds_the_loader(posed_root):
     [
         (lambda d: d["annotations"][0].update(keypoints=[1.0] * 50), "11", "invalid keypoints (wrong length)"),
         (lambda d: d["annotations"][2].update(bbox=[float("nan"), 1, 2, 3]), "13", "invalid bbox (NaN or inf)"),
-        (lambda d: d["annotations"][0]["keypoints"].__setitem__(3, float("nan")), "11", "invalid keypoints (NaN or inf)"),
+        (lambda d: d["annotations"][0]["keypoints"].__setitem__(3, float("nan")), "11",
+         "invalid keypoints (NaN or inf)"),
         (lambda d: d["annotations"][0].update(keypoints="1 2 2"), "11", "invalid keypoints (not numeric)"),
         (lambda d: d["annotations"][2].update(bbox=[30, 1, -20, 3]), "13", "negative box size"),
     ],

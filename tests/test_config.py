@@ -2,8 +2,10 @@
 from pathlib import Path
 
 import pytest
+from omegaconf.errors import ReadonlyConfigError
 
-from annot.config import AnnotateConfig, ConfigError, load_config
+from annot.annotator.config import AnnotateConfig
+from annot.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,5 +43,5 @@ def test_missing_file():
 
 def test_config_is_read_only():
     cfg = load_config(AnnotateConfig)
-    with pytest.raises(Exception):
+    with pytest.raises(ReadonlyConfigError):
         cfg.seed = 3

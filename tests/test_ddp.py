@@ -2,7 +2,7 @@
 
 Slow: each ``ddp_spawn`` starts two fresh Python processes. On the real COCO samples (14 annotations:
 12 people, 2 without keypoints) a ResNet-18 in-the-wild annotator (64x48 crops, no VPoser) trains a few
-steps on both ranks, then predicts on both ranks through :class:`annot.sharding.ShardedPseudoGTWriter`.
+steps on both ranks, then predicts on both ranks through :class:`annot.annotator.sharding.ShardedPseudoGTWriter`.
 The merged pseudo-GTs are checked against a single-process prediction with the same weights.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from annot.export import pseudo_gts_from_predictions, read_pseudo_gt
-from annot.sharding import annotate_sharded, read_shards
+from annot.annotator.sharding import annotate_sharded, read_shards
+from annot.io.export import pseudo_gts_from_predictions, read_pseudo_gt
 from tests.test_sharding import FakeDataset, FakeModule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def _single_process_reference(module, dataset) -> dict:
 @pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (make setup)")
 @pytest.mark.filterwarnings("ignore")
 def test_ddp_training_then_sharded_prediction(tmp_path):
-    from annot.module import AnnotatorModule
+    from annot.annotator.module import AnnotatorModule
 
     pl.seed_everything(0, verbose=False)
     module = AnnotatorModule(mode="itw", body_model_type="free", body_model_path=str(FREE), backbone_depth=18,
@@ -138,7 +138,7 @@ KILL_SCRIPT = """
 import sys, time
 import torch
 from tests.test_sharding import FakeDataset, FakeModule
-from annot.sharding import predict_sharded
+from annot.annotator.sharding import predict_sharded
 
 class Slow(FakeModule):
     def predict_step(self, batch, batch_idx, dataloader_idx=0):

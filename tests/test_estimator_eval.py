@@ -2,8 +2,8 @@
 counts as misses in "all" but not in "matched"."""
 import torch
 
-from annot.metrics import MuPoTS3DPCK
 from annot.keypoints import convert
+from annot.metrics import MuPoTS3DPCK
 from estimators.base import _mupots_images, _mupots_people
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from annot.body_models import BodyModel
-from annot.atomic import atomic_write_json
-from annot.export import PseudoGT, crop_to_image_camera, read_pseudo_gt, write_pseudo_gt
+from annot.io.atomic import atomic_write_json
+from annot.io.export import PseudoGT, crop_to_image_camera, read_pseudo_gt, write_pseudo_gt
 
 
 def _entry(rng: np.random.Generator) -> PseudoGT:
@@ -78,7 +78,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 
 
 def test_quality_scores_and_eft_rule():
-    from annot.export import quality_scores
+    from annot.io.export import quality_scores
 
     pred = {"betas": torch.tensor([[0.1, -6.0], [0.5, 0.2], [0.5, 0.2]]),
             "kp2d_err_img_px": torch.tensor([2.0, 3.0, 40.0]), "kp2d_loss_norm": torch.tensor([0.001, 0.002, 0.02]),

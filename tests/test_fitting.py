@@ -137,7 +137,8 @@ def test_smplify3d_svd_init_and_fit(body_model):
     with torch.no_grad():
         after = fitter._joints(params, "smpl24") - target
     torso_cm = 100 * after[:, torso].norm(dim=-1).mean(1)
-    print(f"SMPLify3D SVD init: torso error {(100 * before.norm(dim=-1).mean(1)).tolist()} cm -> {torso_cm.tolist()} cm")
+    before_cm = 100 * before.norm(dim=-1).mean(1)
+    print(f"SMPLify3D SVD init: torso error {before_cm.tolist()} cm -> {torso_cm.tolist()} cm")
     assert torch.all(torso_cm < 5.0)
     result = fitter.fit(target, conf, "smpl24")
     print(f"SMPLify3D: all-joint error after SVD init {100 * after.norm(dim=-1).mean(1)} cm -> fit "
@@ -146,7 +147,7 @@ def test_smplify3d_svd_init_and_fit(body_model):
 
 
 def _tiny_module():
-    from annot.module import AnnotatorModule
+    from annot.annotator.module import AnnotatorModule
     torch.manual_seed(0)
     return AnnotatorModule(mode="itw", body_model_path=str(FREE), backbone_depth=18, hidden_dim=32,
                            input_hw=(64, 48), pose_prior="none")

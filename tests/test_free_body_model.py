@@ -89,7 +89,7 @@ def test_tpose_rotations_bring_the_toy_arms_horizontal():
     weights = torch.cat([torch.eye(len(labels)), torch.eye(len(labels))]).to(torch.float64)
     verts, posed = fm.repose_linear_blend(rest_vertices, heads, parents, rotations, weights)
     posed = posed[0].numpy()
-    for side, sign, first in (("L", 1.0, 1), ("R", -1.0, 5)):
+    for _side, sign, first in (("L", 1.0, 1), ("R", -1.0, 5)):
         shoulder = heads[0, first].numpy()
         # hand-computed T-pose: each segment along +-X from the unmoved shoulder
         np.testing.assert_allclose(posed[first], shoulder, atol=1e-12)
@@ -160,14 +160,14 @@ def test_fold_rejects_targets_off_the_ancestor_chain(monkeypatch):
     labels, parents = _compact_anny_rig()
     good_rules = fm.ANNY_FOLD_RULES
     swapped = tuple((pat, "{s}_Shoulder" if tgt == "{s}_Elbow" else tgt) for pat, tgt in good_rules)
-    monkeypatch.setattr(fm, "ANNY_FOLD_RULES", swapped)  # elbow bones into the shoulder: skips a joint
+    monkeypatch.setattr(fm.skinning, "ANNY_FOLD_RULES", swapped)  # elbow bones into the shoulder: skips a joint
     with pytest.raises(ValueError, match="lowerarm01.L.*lie in between"):
         fm.check_fold_targets(labels, parents)
     wrong_side = tuple((pat, "R_Knee" if tgt == "{s}_Knee" else tgt) for pat, tgt in good_rules)
-    monkeypatch.setattr(fm, "ANNY_FOLD_RULES", wrong_side)  # left shin into the right knee
+    monkeypatch.setattr(fm.skinning, "ANNY_FOLD_RULES", wrong_side)  # left shin into the right knee
     with pytest.raises(ValueError, match="lowerleg01.L.*not on its ancestor chain"):
         fm.check_fold_targets(labels, parents)
-    monkeypatch.setattr(fm, "ANNY_FOLD_RULES", good_rules)
+    monkeypatch.setattr(fm.skinning, "ANNY_FOLD_RULES", good_rules)
     with pytest.raises(ValueError, match="no SMPL fold rule for anny bone 'tail'"):
         fm.check_fold_targets(labels + ["tail"], parents + [0])
 

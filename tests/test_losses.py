@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from annot.losses import kp2d_error_px, l2_regulariser, masked_l1, masked_l1_kp2d
+from annot.annotator.losses import l2_regulariser, masked_l1, masked_l1_kp2d
+from annot.metrics import kp2d_error_px
 
 
 def test_masked_l1_hand_computed():

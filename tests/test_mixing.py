@@ -224,7 +224,7 @@ def test_indices_fetch_from_the_concat_dataset():
         sizes = torch.tensor(list(names_sizes.values()))
         assert bool((local < sizes[dataset_id]).all())
     # every mpii sample (5) is drawn 24 / 5 -> 4 or 5 times
-    mpii = Counter(int(l) for d, loc in batches for l, dd in zip(loc, d) if dd == 2)
+    mpii = Counter(int(i) for d, loc in batches for i, dd in zip(loc, d) if dd == 2)
     assert sorted(mpii) == list(range(5)) and set(mpii.values()) <= {4, 5}
 
 

@@ -16,7 +16,13 @@ import pytest
 from annot.body_models import BodyModel
 from annot.data.augment import AugmentConfig
 from annot.data.fixtures.mpii import (
-    ANN_FILE, BAD_AIDS, IMG_HW, NEURALANNOT, NO_FIT_AIDS, TRUTH_FILE, write_mpii_fixture,
+    ANN_FILE,
+    BAD_AIDS,
+    IMG_HW,
+    NEURALANNOT,
+    NO_FIT_AIDS,
+    TRUTH_FILE,
+    write_mpii_fixture,
 )
 from annot.data.mpii import MPII
 from annot.data.registry import DATASETS

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from annot.config import AnnotateConfig, load_config
+from annot.annotator.config import AnnotateConfig
+from annot.annotator.pipeline import run_annotate
+from annot.config import load_config
 from annot.data.fixtures import fixture_writer
-from annot.pipeline import run_annotate
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"

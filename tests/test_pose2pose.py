@@ -98,7 +98,8 @@ def test_camera_depth_constant_and_heatmap_units():
     hm = (8, 8, 6)
     torch.testing.assert_close(crop_px_to_heatmap(torch.tensor([[96.0, 128.0], [192.0, 0.0]]), (256, 192), hm),
                                torch.tensor([[3.0, 4.0], [6.0, 0.0]]))
-    torch.testing.assert_close(depth_to_heatmap(torch.tensor([0.0, 0.5, -1.0, 1.0])), torch.tensor([4.0, 6.0, 0.0, 8.0]))
+    torch.testing.assert_close(depth_to_heatmap(torch.tensor([0.0, 0.5, -1.0, 1.0])),
+                               torch.tensor([4.0, 6.0, 0.0, 8.0]))
     coords = torch.tensor([[[3.0, 4.0, 4.0], [5.9, 7.9, 7.9], [6.0, 1.0, 1.0], [1.0, 1.0, 8.0]]])
     assert inside_heatmap(coords, hm).tolist() == [[1.0, 1.0, 0.0, 0.0]]
     assert inside_heatmap(coords, hm, check_depth=torch.tensor([False])).tolist() == [[1.0, 1.0, 0.0, 1.0]]
@@ -264,7 +265,8 @@ def _random_targets(batch: int = 3, seed: int = 0) -> tuple[dict[str, torch.Tens
     }
     targets["smpl_joint_cam"] = targets["joint_cam"].clone()
     pred = {
-        "joint_img": reduce_to_position_set(joint_img).clone(), "pose_rotvec": targets["smpl_pose"].reshape(batch, 24, 3).clone(),
+        "joint_img": reduce_to_position_set(joint_img).clone(),
+        "pose_rotvec": targets["smpl_pose"].reshape(batch, 24, 3).clone(),
         "betas": targets["smpl_shape"].clone(), "joint_proj": joint_img[..., :2].clone(),
         "joint_cam": targets["joint_cam"].clone(),
     }

@@ -139,7 +139,7 @@ def test_pck_torso_threshold():
 
 # ------------------------------------------------------------------------------- checkpoint / API
 def test_checkpoint_loads_through_annotator_backbone_weights(tmp_path, caplog):
-    from annot.module import AnnotatorModule
+    from annot.annotator.module import AnnotatorModule
 
     net = PoseResNet(18)
     for p in net.parameters():

@@ -148,7 +148,7 @@ def test_pseudo_gt_betas_zeroed_above_three_and_counted(tmp_path):
 
 # --------------------------------------------------------------------------- item 6: EFT normalised loss
 def test_eft_normalised_loss_is_spin_keypoint_loss():
-    from annot.losses import eft_kp2d_loss_norm
+    from annot.annotator.losses import eft_kp2d_loss_norm
 
     crop_hw = (256, 192)
     gt_px = torch.tensor([[[96.0, 128.0], [50.0, 40.0], [150.0, 200.0], [10.0, 10.0]]])
@@ -447,7 +447,7 @@ def _mesh(body, pose, betas, trans) -> torch.Tensor:
 def _camera_pseudo_gts(ds) -> dict:
     """Pseudo-GTs as stage (a) writes them: the camera-frame fit, with the depth of a virtual camera
     (transl scaled, as a 5000 px focal length would), one 3D error per view."""
-    from annot.export import PseudoGT
+    from annot.io.export import PseudoGT
 
     out = {}
     for i, r in enumerate(ds.records):
@@ -465,7 +465,7 @@ def test_mocap_pseudo_gts_written_in_the_mks0601_world_layout(tmp_path, dataset)
     from annot.data.fixtures.mpi_inf_3dhp import write_mpi_inf_3dhp_fixture
     from annot.data.h36m import Human36M
     from annot.data.mpi_inf_3dhp import MPIINF3DHP
-    from annot.export_mocap import write_reference_layout
+    from annot.io.export_mocap import write_reference_layout
 
     body = BodyModel.from_config("free", path=FREE)
     if dataset == "h36m":
@@ -533,8 +533,8 @@ def test_mpii_ids_without_pseudo_gt_are_kept_or_skipped_with_a_reason_never_a_ke
 
 # --------------------------------------------------------------------------- item 10: MoCap-mode switches
 def test_mocap_mode_2d_and_positionnet_terms_are_switches(smpl_tree):
-    from annot.config import AuxStageConfig
-    from annot.module import AnnotatorModule
+    from annot.annotator.config import AuxStageConfig
+    from annot.annotator.module import AnnotatorModule
 
     # default: NeuralAnnot Eq. 1 alone (measured better in 3D, README "Evaluation")
     assert not AuxStageConfig().kp2d_loss and not AuxStageConfig().joint_img_loss

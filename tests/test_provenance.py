@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from annot.config import AnnotateConfig, load_config
-from annot.pipeline import run_annotate
-
-from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
+from annot.annotator.config import AnnotateConfig
+from annot.annotator.pipeline import run_annotate
+from annot.config import load_config
+from tests.helpers import COCO, FREE, NEEDS_COCO_AND_FREE_MODEL, REPO, SHARED  # noqa: E402
 
 pytestmark = NEEDS_COCO_AND_FREE_MODEL
 

@@ -56,7 +56,8 @@ def test_counts_and_skip_reasons(root):
     ds = _ds(root)
     assert [r.sample_id for r in ds.records] == ["100", "101", "200", "201"]
     assert ds.skipped == BAD_AIDS
-    assert ds.summary() == "3dpw: loaded 4, skipped 2: invalid joint_cam (wrong length): 1, no joint inside the image: 1"
+    assert ds.summary() == ("3dpw: loaded 4, skipped 2: invalid joint_cam (wrong length): 1, "
+                            "no joint inside the image: 1")
     assert [r.sample_id for r in _ds(root, split="train").records] == ["300"]
     assert [r.sample_id for r in _ds(root, split="validation").records] == ["400"]
     assert DATASETS["3dpw"] is PW3D

@@ -22,14 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import COCO, FREE, REPO, SHARED, NEEDS_COCO_AND_FREE_MODEL  # noqa: E402
+from tests.helpers import COCO, FREE, NEEDS_COCO_AND_FREE_MODEL, REPO, SHARED  # noqa: E402
 
 pytestmark = NEEDS_COCO_AND_FREE_MODEL
 RUN_TIMEOUT_S = 600  # one tiny run takes 20-60 s on a loaded 2-core machine
 
 
 def _args(out: Path) -> list[str]:
-    return [sys.executable, str(REPO / "tools" / "annotate.py"), "--config", str(REPO / "configs/annotate/body_free.yaml"),
+    return [sys.executable, str(REPO / "tools" / "annotate.py"),
+            "--config", str(REPO / "configs/annotate/body_free.yaml"),
             f"data.root={COCO}", f"body_model.path={FREE}", f"export.out_dir={out}", "num_threads=1",
             "trainer.max_steps=6", "trainer.checkpoint_every_n_steps=2", "trainer.enable_progress_bar=false",
             "data.input_hw=[64,48]", "data.batch_size=4", "export.batches_per_shard=1", "export.overlays=false",

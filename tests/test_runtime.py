@@ -1,4 +1,4 @@
-"""annot.runtime: the one place that sets CPU threads (issue #19). Logic only: the speed is measured by
+"""annot.app.runtime: the one place that sets CPU threads (issue #19). Logic only: the speed is measured by
 ``tools/bench_threads.py`` (BENCHMARKS.md), never in a timed test.
 
 Each environment case runs in a fresh interpreter, because libgomp reads its variables when torch is
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from annot import runtime
+from annot.app import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 THREAD_VARS = ("OMP_", "GOMP_", "KMP_", "MKL_", "NEURAL_ANNOT_", "PL_SEED_WORKERS")
 
 PROBE = """
 import json, os, sys
-from annot.runtime import configure_threads, current_settings
+from annot.app.runtime import configure_threads, current_settings
 first = configure_threads({arg})
 import torch, cv2
 second = configure_threads()
@@ -75,7 +75,8 @@ def test_explicit_argument_wins():
 
 
 def test_late_call_is_reported():
-    code = ("import logging, json; logging.basicConfig()\nimport torch\nfrom annot.runtime import configure_threads\n"
+    code = ("import logging, json; logging.basicConfig()\nimport torch\n"
+            "from annot.app.runtime import configure_threads\n"
             "s = configure_threads(); print(json.dumps([s.env_effective, s.env_set]))")
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
@@ -87,7 +88,7 @@ def test_late_call_is_reported():
 def test_bad_thread_counts_raise():
     with pytest.raises(ValueError, match="num_threads"):
         runtime.configure_threads(0)
-    proc = _run("from annot.runtime import configure_threads; configure_threads()", NEURAL_ANNOT_NUM_THREADS="two")
+    proc = _run("from annot.app.runtime import configure_threads; configure_threads()", NEURAL_ANNOT_NUM_THREADS="two")
     assert proc.returncode != 0 and "NEURAL_ANNOT_NUM_THREADS must be a positive integer" in proc.stderr
 
 
@@ -99,9 +100,9 @@ def test_the_test_suite_is_configured_before_torch():
 
 def _module_level_calls_first(path: Path) -> bool:
     """True when ``configure_threads()`` is called at module level before any import other than
-    ``__future__`` and ``annot.runtime`` (so before torch can load)."""
+    ``__future__`` and ``annot.app.runtime`` (so before torch can load)."""
     for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module in ("__future__", "annot.runtime"):
+        if isinstance(node, ast.ImportFrom) and node.module in ("__future__", "annot.app.runtime"):
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):  # docstring
             continue
@@ -130,7 +131,7 @@ def test_conftest_configures_threads_first():
 def test_worker_init_fn_sets_worker_threads_and_keeps_lightning_seeding():
     code = """
 import json, os
-from annot.runtime import configure_threads, worker_init_fn
+from annot.app.runtime import configure_threads, worker_init_fn
 configure_threads()
 import numpy as np, torch, cv2
 from lightning_fabric.utilities.seed import pl_worker_init_function, seed_everything

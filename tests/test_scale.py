@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
+from annot.annotator.config import AnnotateConfig, trainer_profile_overrides
+from annot.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "configs" / "trainer"
@@ -75,7 +76,7 @@ def test_annotate_cli_accepts_a_trainer_profile(tmp_path):
 
 # ----------------------------------------------------------------------------- global batch split
 def _stage_trainer(tmp_path, overrides):
-    from annot.pipeline import _trainer
+    from annot.annotator.pipeline import _trainer
 
     cfg = load_config(AnnotateConfig, BASE, ["trainer.logger=none", f"export.out_dir={tmp_path}", *overrides])
     return _trainer(cfg, tmp_path / "stage", 3, [], 3)
@@ -115,13 +116,13 @@ def offline_wandb(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     yield tmp_path
-    from annot.logging_utils import finish_wandb
+    from annot.training.loggers import finish_wandb
 
     finish_wandb()
 
 
 def test_wandb_mode_is_offline_without_an_api_key(monkeypatch):
-    from annot.logging_utils import wandb_mode
+    from annot.training.loggers import wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_SWEEP_ID", raising=False)
@@ -136,7 +137,7 @@ def test_wandb_mode_is_offline_without_an_api_key(monkeypatch):
 def test_build_loggers_csv_and_offline_wandb_share_one_run(offline_wandb):
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-    from annot.logging_utils import build_loggers
+    from annot.training.loggers import build_loggers
 
     out = offline_wandb / "run"
     cfg = load_config(AnnotateConfig, BASE, ["trainer.logger=wandb", f"export.out_dir={out}"])
@@ -165,9 +166,9 @@ def test_throughput_lr_and_report_reach_the_loggers(offline_wandb, tmp_path):
     """A 4-step fit through the pipeline's trainer: samples/s and lr in metrics.csv; log_report closes the run."""
     import pytorch_lightning as pl
 
-    from annot.callbacks import SamplesPerSecond
-    from annot.logging_utils import log_report
-    from annot.pipeline import _trainer
+    from annot.annotator.pipeline import _trainer
+    from annot.annotator.report import log_report
+    from annot.training.callbacks import SamplesPerSecond
 
     class Tiny(pl.LightningModule):
         def __init__(self):
@@ -206,7 +207,7 @@ def test_throughput_lr_and_report_reach_the_loggers(offline_wandb, tmp_path):
 
 
 def test_report_metrics_from_pseudo_gt_quality(tmp_path):
-    from annot.logging_utils import report_metrics
+    from annot.annotator.report import report_metrics
 
     pose = [0.0] * 72
     pose[3:6] = [0.0, 0.0, math.pi / 2]  # joint 1 at 90 degrees, the other 20 body joints at 0
@@ -270,7 +271,7 @@ def test_local_expansion_maps_the_tied_weight_to_the_right_keys(tmp_path):
 
 
 class LossDefaults:
-    pose_l2 = 1e-4  # annot.config.LossConfig default, untouched by the VPoser points
+    pose_l2 = 1e-4  # annot.annotator.config.LossConfig default, untouched by the VPoser points
 
 
 def test_results_table_and_chart(tmp_path):
@@ -295,8 +296,13 @@ def test_results_table_and_chart(tmp_path):
 # ----------------------------------------------------------------------------- benchmarks
 @needs_free
 def test_benchmarks_run_one_tiny_iteration(tmp_path):
-    from annot.benchmark import (BenchSettings, annotator_samples_per_s, bare_resnet_samples_per_s, compare,
-                                 make_random_vposer)
+    from annot.benchmarks.throughput import (
+        BenchSettings,
+        annotator_samples_per_s,
+        bare_resnet_samples_per_s,
+        compare,
+        make_random_vposer,
+    )
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 """Sharded prediction: per-rank atomic shards, resume from finished shards, strict merge.
 
 A fake annotator (no network, no body model) returns exactly the fields
-:meth:`annot.module.AnnotatorModule.predict_step` returns, with values that are a known function of
+:meth:`annot.annotator.module.AnnotatorModule.predict_step` returns, with values that are a known function of
 the sample id, so the merged file can be checked against hand-computed cameras and against an
 uninterrupted reference run.
 """
@@ -18,8 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset, Subset
 
-from annot.export import read_pseudo_gt
-from annot.sharding import (
+from annot.annotator.sharding import (
     SKIP_NON_FINITE,
     ShardedPseudoGTWriter,
     annotate_sharded,
@@ -32,6 +31,7 @@ from annot.sharding import (
     read_shards,
     remaining_indices,
 )
+from annot.io.export import read_pseudo_gt
 
 CPU = {"accelerator": "cpu", "devices": 1}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from annot.annotator.pipeline import _refine_with_3d_fit
 from annot.body_models import BodyModel, RestRootJoint
-from annot.pipeline import _refine_with_3d_fit
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"

@@ -1,4 +1,4 @@
-"""Tests for annot.synthetic: the splits load through the ordinary loaders and their GT reprojects onto
+"""Tests for annot.benchmarks.synthetic: the splits load through the ordinary loaders and their GT reprojects onto
 the rendered silhouettes (re-rendered here from the loaded GT, a second path from json to pixels)."""
 from __future__ import annotations
 
@@ -11,11 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from annot.data import DATASETS
-from annot.body_models import BodyModel
-from annot.data.registry import build_dataset
-from annot.render import MeshRenderer
-from annot.synthetic import (
+from annot.benchmarks.synthetic import (
     CLEAN_KP2D_FILE,
     COCO_IMG_DIR,
     COCO_PERSON_KEYPOINTS,
@@ -30,6 +26,10 @@ from annot.synthetic import (
     make_synthetic,
     sample_pose,
 )
+from annot.body_models import BodyModel
+from annot.data import DATASETS
+from annot.data.registry import build_dataset
+from annot.render import MeshRenderer
 
 REPO = Path(__file__).resolve().parents[1]
 FREE = REPO / "body_models" / "free" / "FREE_ANNY_SMPL_NEUTRAL.pkl"
@@ -294,7 +294,7 @@ def test_realistic_split_has_crowds_truncation_and_coco_flags(realistic):
         assert np.all(kp[labelled, 2] == seen[labelled])
         # annotator noise: sigma_i * sqrt(area) per axis (x2 when hidden); 5 sigma bounds every draw here
         scale = np.sqrt(ann["area"]) * np.where(kp[:, 2] == 1, 2.0, 1.0)
-        from annot.synthetic_annotation import COCO17_OKS_SIGMAS
+        from annot.benchmarks.synthetic.annotation import COCO17_OKS_SIGMAS
 
         err = np.abs(kp[labelled, :2] - exact[labelled])
         assert np.all(err <= 5 * (COCO17_OKS_SIGMAS * scale)[labelled, None] + 1e-6)

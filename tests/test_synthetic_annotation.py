@@ -1,4 +1,4 @@
-"""annot.synthetic_annotation: visibility by depth test, COCO annotator noise, COCO statistics."""
+"""annot.benchmarks.synthetic.annotation: visibility by depth test, COCO annotator noise, COCO statistics."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annot.synthetic_annotation import (
+from annot.benchmarks.synthetic.annotation import (
     COCO17_OKS_SIGMAS,
     annotator_noise,
     coco_annotation_stats,

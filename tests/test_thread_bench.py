@@ -1,10 +1,10 @@
-"""annot.thread_bench: setting parser and the table of tools/bench_threads.py (the measurement itself is
+"""annot.benchmarks.threads: setting parser and the table of tools/bench_threads.py (the measurement itself is
 a benchmark, BENCHMARKS.md, never a timed test)."""
 from __future__ import annotations
 
 import pytest
 
-from annot.thread_bench import format_table, parse_setting
+from annot.benchmarks.threads import format_table, parse_setting
 
 
 def test_bench_setting_parser_and_table():

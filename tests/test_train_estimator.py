@@ -269,7 +269,7 @@ def test_prediction_grid_failure_is_logged_not_raised(tmp_path, caplog):
     from pytorch_lightning.trainer.states import TrainerFn
     from torch.utils.data import DataLoader
 
-    from annot.callbacks import PredictionGridCallback
+    from annot.training.callbacks import PredictionGridCallback
 
     class Broken(torch.nn.Module):  # no crop_camera / body_model: rendering must fail softly
         val_set_names = ("a",)
@@ -282,7 +282,7 @@ def test_prediction_grid_failure_is_logged_not_raised(tmp_path, caplog):
     trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, state=SimpleNamespace(fn=TrainerFn.FITTING),
                               current_epoch=0, val_dataloaders=[loader], loggers=[], global_step=1)
     grid = PredictionGridCallback(tmp_path / "grids", num_images=1)
-    with caplog.at_level("WARNING", logger="annot.callbacks"):
+    with caplog.at_level("WARNING", logger="annot.training.callbacks"):
         grid.on_validation_epoch_end(trainer, Broken())
     assert "prediction grid of epoch 0 skipped" in caplog.text and "AttributeError" in caplog.text
     assert not (tmp_path / "grids").exists() and grid.written == []

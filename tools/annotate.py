@@ -8,25 +8,26 @@ Usage::
 ``--trainer FILE`` merges a trainer profile (``configs/trainer/{cpu,gpu,ddp4,slurm}.yaml``) under the
 ``trainer`` key, after the config file and before the command-line overrides. Any config field can be
 overridden with a dotlist (``trainer.max_steps=50 data.root=/data/coco``); an unknown key fails at
-start with its name. Finished stages are skipped on a second invocation. See ``annot.pipeline`` for the
+start with its name. Finished stages are skipped on a second invocation. See ``annot.annotator.pipeline`` for the
 stages and the outputs. ``trainer.logger=wandb`` logs to Weights & Biases
-(offline under ``<out_dir>/wandb/`` unless ``WANDB_API_KEY`` is set; ``annot.logging_utils``).
+(offline under ``<out_dir>/wandb/`` unless ``WANDB_API_KEY`` is set; ``annot.training.loggers``).
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
 import logging
 import sys
 
-from annot.cli import run_tool
-from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
-from annot.logging_utils import log_report
-from annot.pipeline import run_annotate
+from annot.annotator.config import AnnotateConfig, trainer_profile_overrides
+from annot.annotator.pipeline import run_annotate
+from annot.annotator.report import log_report
+from annot.app.cli import run_tool
+from annot.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""``make bench-annot``: NeuralAnnot (each recipe on / off, + fit), SMPLify and EFT scored on the free synthetic ITW split.
+"""``make bench-annot``: NeuralAnnot (each recipe on / off, + fit), SMPLify and EFT scored on the free synthetic ITW
+split.
 
 Usage::
 
@@ -10,16 +11,16 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import logging
 import sys
 
-from annot.bench_annot import LABELS, BenchConfig, run_bench
-from annot.cli import run_tool
+from annot.app.cli import run_tool
+from annot.benchmarks.quality import LABELS, BenchConfig, run_bench
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prior-epochs", type=int, default=d.prior_epochs)
     p.add_argument("--smplify-iters", type=int, default=d.smplify_iters)
     p.add_argument("--eft-iters", type=int, default=d.eft_iters)
-    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="whole runs averaged (>= 3 for intervals)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds),
+                   help="whole runs averaged (>= 3 for intervals)")
     p.add_argument("--clean-2d", action="store_true", help="the clean ITW split (exact keypoints, one whole person "
                                                            "an image) instead of the realistic one")
     p.add_argument("--fit-iters", type=int, default=d.fit_iters, help="NeuralAnnot + fit: Adam steps per stage")

@@ -3,7 +3,7 @@
 
 The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
 sample) as N grows, while per-sample fitting stays where it is. For every N this runs
-:func:`annot.bench_annot.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
+:func:`annot.benchmarks.quality.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
 --max-mocap)`` auxiliary 3D images and ``steps = 500 sqrt(N / 64)`` training steps, then writes
 ``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
 Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed.
@@ -15,9 +15,9 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import io
@@ -51,7 +51,8 @@ def scale_table(results: dict[int, dict]) -> str:
             pair = res["paired_vs_smplify_mpjpe_mm"].get(key) or res["paired_vs_smplify_mpjpe_mm"].get(f"best:{key}")
             diff = f"{pair['mean']:+.1f} [{pair['low']:+.1f}, {pair['high']:+.1f}]" if pair else ""
             ci = f" [{row['mpjpe_mm_lo']:.1f}, {row['mpjpe_mm_hi']:.1f}]" if math.isfinite(row["mpjpe_mm_lo"]) else ""
-            lines.append(f"| {n} | {row['label']} | {row['mpjpe_mm']:.1f}{ci} | {diff} | {row['seconds_per_sample']:.2f} |")
+            lines.append(f"| {n} | {row['label']} | {row['mpjpe_mm']:.1f}{ci} | {diff} "
+                         f"| {row['seconds_per_sample']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -62,7 +63,7 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from annot.atomic import atomic_write_bytes
+    from annot.io.atomic import atomic_write_bytes
 
     sizes = sorted(results)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -91,8 +92,8 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from annot.atomic import atomic_write_bytes, atomic_write_json
-    from annot.bench_annot import BenchConfig, run_bench
+    from annot.benchmarks.quality import BenchConfig, run_bench
+    from annot.io.atomic import atomic_write_bytes, atomic_write_json
 
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -115,6 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from annot.cli import run_tool
+    from annot.app.cli import run_tool
 
     sys.exit(run_tool(main))

@@ -24,9 +24,9 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.data import COCOKeypoints
 from annot.data.augment import AugmentConfig
 from annot.data.cache import PersonCache, build_person_cache

@@ -3,7 +3,7 @@
 Every job is a fresh process with the setting's environment in place before torch loads; ``copies``
 jobs of one setting are released together and each one's steps/s over ``--seconds`` is recorded.
 Alone (``--copies 1``) and beside (``--copies 2``) runs of every setting are interleaved over
-``--repeats`` rounds; ``/proc/loadavg`` is logged around each. Details: :mod:`annot.thread_bench`.
+``--repeats`` rounds; ``/proc/loadavg`` is logged around each. Details: :mod:`annot.benchmarks.threads`.
 
 Usage::
 
@@ -14,14 +14,14 @@ Usage::
 A setting is ``name:VAR=value,...``: environment variables of the job (``OMP_WAIT_POLICY``,
 ``GOMP_SPINCOUNT``, ``OMP_NUM_THREADS``...) plus ``TORCH_THREADS`` / ``INTEROP_THREADS``
 (``torch.set_num_threads`` / ``set_num_interop_threads`` after import) and ``CONFIGURE=1``
-(``annot.runtime.configure_threads()`` first, what every entry point does). Prints a markdown table
+(``annot.app.runtime.configure_threads()`` first, what every entry point does). Prints a markdown table
 (median steps/s per job, ratio to the same setting alone and to ``before`` alone).
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
@@ -29,7 +29,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from annot.thread_bench import DEFAULT_SETTINGS, format_table, loadavg, parse_setting, run_bench
+    from annot.benchmarks.threads import DEFAULT_SETTINGS, format_table, loadavg, parse_setting, run_bench
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), help="name:VAR=value,... (see above)")
@@ -58,6 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from annot.cli import run_tool
+    from annot.app.cli import run_tool
 
     sys.exit(run_tool(main))

@@ -5,7 +5,7 @@ The annotator (in-the-wild mode, VPoser prior, ResNet-50, 256x192) is trained by
 synthetic batch already on the device (the data loader is not measured); the bare
 ``annot.nets.resnet.ResNetBackbone(50)`` runs forward, backward and an Adam step at the same batch,
 resolution, precision and layout, interleaved with it. The ratio annotator / bare is the figure to
-compare across machines (see ``annot.benchmark``).
+compare across machines (see ``annot.benchmarks.throughput``).
 
 Usage::
 
@@ -15,14 +15,14 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import sys
 
-from annot.benchmark import main
-from annot.cli import run_tool
+from annot.app.cli import run_tool
+from annot.benchmarks.throughput import main
 
 if __name__ == "__main__":
     sys.exit(run_tool(lambda argv: main(train=True, argv=argv)))

@@ -6,7 +6,7 @@ Usage::
                                           [--seed 0] [--num-shape-samples 1000] [--force]
 
 Writes a pickle that stock ``smplx.SMPL(model_path=OUT)`` loads (keys: see the interface contract,
-"Free model file"; method: ``annot/body_models/free_model.py`` and
+"Free model file"; method: ``annot/body_models/free_model/`` and
 ``shared/docs/free-body-model.md``). If OUT already exists and is valid, prints so and exits
 without baking unless ``--force``. The file is written atomically (temporary file + ``os.replace``)
 and its parent folders are created. Needs ``anny`` (``pip install -e .[bake]``); downloads
@@ -17,17 +17,17 @@ error.
 
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import sys
 import time
 from pathlib import Path
 
+from annot.app.cli import run_tool
 from annot.body_models import free_model
-from annot.cli import run_tool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

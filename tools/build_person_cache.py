@@ -13,9 +13,9 @@ arguments (a different record list raises a "stale person cache" ValueError).
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.data import build_dataset
 from annot.data.cache import build_person_cache
 

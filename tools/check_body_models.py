@@ -14,9 +14,9 @@ Prints a table; exit status 1 when anything required is missing or any check fai
 
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import sys
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annot.app.cli import run_tool
 from annot.body_models import (
     BodyModel,
     BodyModelNotFoundError,
@@ -36,7 +37,6 @@ from annot.body_models import (
 )
 from annot.body_models.body_model import H36M_REGRESSOR_ASSET, SMPL_NUM_VERTICES
 from annot.body_models.pkl import pickle_globals
-from annot.cli import run_tool
 
 OK, WARN, FAIL, ABSENT = "OK", "WARN", "FAIL", "absent"
 

@@ -12,16 +12,16 @@ vchoutas smplx ``tools/clean_ch.py``, without needing chumpy. Exit status 0 on s
 
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import sys
 from pathlib import Path
 
+from annot.app.cli import run_tool
 from annot.body_models.pkl import check_model_dict, load_model_dict, pickle_globals, save_model_dict
-from annot.cli import run_tool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -10,16 +10,16 @@ Prints a table and writes ``CKPT.eval.json`` (or ``--out``).
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import logging
 import sys
 import warnings
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.config import ConfigError
 
 

@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- methods
 def cmd_methods(args: argparse.Namespace) -> int:
     """Print the requested methods that this checkout's bench_annot knows; one line per unknown one."""
-    from annot.bench_annot import LABELS
+    from annot.benchmarks.quality import LABELS
 
     known = [m for m in args.methods if m in LABELS]
     for m in args.methods:
@@ -148,7 +148,7 @@ def cmd_synth(argv: list[str]) -> int:
         return 2
     json_path, argv = Path(argv[1]), argv[2:]
 
-    from annot.bench_annot import BenchConfig, ensure_split
+    from annot.benchmarks.quality import BenchConfig, ensure_split
 
     spec = importlib.util.spec_from_file_location("bench_annot_cli", Path(__file__).with_name("bench_annot.py"))
     cli = importlib.util.module_from_spec(spec)
@@ -262,12 +262,14 @@ def markdown(result: dict[str, Any]) -> str:
              "| nvidia-smi peak (MiB) | max RSS (MiB) |", "|---|---|---|---|---|---|---|---|---|"]
     for p in result["parts"]:
         lines.append(f"| {p['part']} | {p['status']} | {p['wall_s']:.0f} | {p['budget_s']} | "
-                     f"{_f(p.get('cpu_s'), '.0f')} | {_f(p.get('samples_per_s'), '.3g')} | {_f(p.get('cuda_peak_allocated_mib'), '.0f')} | "
+                     f"{_f(p.get('cpu_s'), '.0f')} | {_f(p.get('samples_per_s'), '.3g')} | "
+                     f"{_f(p.get('cuda_peak_allocated_mib'), '.0f')} | "
                      f"{_f(p.get('nvidia_smi_peak_mib'), '.0f')} | {_f(p.get('max_rss_mib'), '.0f')} |")
     if result["throughput"]:
         lines += ["", "Throughput: annotator / bare ResNet (goals on the GPU, ResNet-50: training >= 0.60, "
                   "annotation >= 0.70).", "",
-                  "| task | precision | layout | compile | batch | depth | annotator samples/s | bare samples/s | ratio "
+                  "| task | precision | layout | compile | batch | depth | annotator samples/s | bare samples/s "
+                  "| ratio "
                   "| goal |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["throughput"]:
             ok = "met" if r["ratio"] >= r["goal"] else "**missed**"

@@ -10,9 +10,9 @@ loader's ``root``.
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import sys
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.data.fixtures import FIXTURE_WRITERS, fixture_writer
 
 

@@ -1,4 +1,4 @@
-"""Render the free synthetic benchmark (annot.synthetic) into the standard dataset layouts.
+"""Render the free synthetic benchmark (annot.benchmarks.synthetic) into the standard dataset layouts.
 
 Usage::
 
@@ -13,9 +13,9 @@ OpenGL is imported); the default is OSMesa (CPU). Prints each split's loader roo
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import os
@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="outputs/synthetic", help="output folder")
     parser.add_argument("--seed", type=int, default=None)
     for split in ("mocap", "itw", "test"):
-        parser.add_argument(f"--{split}", type=int, default=None, help=f"people in the {split} split (one an image, except the realistic itw split)")
+        parser.add_argument(f"--{split}", type=int, default=None,
+                            help=f"people in the {split} split (one an image, except the realistic itw split)")
     parser.add_argument("--image-hw", type=int, nargs=2, default=None, metavar=("H", "W"))
     parser.add_argument("--photos", default=None, help="background photo folder ('none': procedural)")
     parser.add_argument("--poses", default=None, help="MoCap-mode pseudo_gt.npz (with --pose-source npz)")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.platform:
         os.environ["PYOPENGL_PLATFORM"] = args.platform
-    from annot.synthetic import config_from_dict, make_synthetic  # after PYOPENGL_PLATFORM
+    from annot.benchmarks.synthetic import config_from_dict, make_synthetic  # after PYOPENGL_PLATFORM
 
     bars: list[tqdm] = []
 

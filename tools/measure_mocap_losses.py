@@ -4,7 +4,7 @@
 NeuralAnnot Eq. 1 (MoCap mode): L1 on root-relative 3D joints + L2 regularisers. Our image MoCap mode
 also adds the 2D reprojection L1 (``mocap_kp2d``) and, with the Pose2Pose architecture, the PositionNet
 L1 (``mocap_joint_img``). This script renders a small synthetic 3DPW-layout MoCap set with exact GT
-(:mod:`annot.synthetic`, ``pose_source="random"`` so that no CMU retargeting is needed), trains one
+(:mod:`annot.benchmarks.synthetic`, ``pose_source="random"`` so that no CMU retargeting is needed), trains one
 MoCap-mode annotator per variant with the same seed, data order and steps, predicts on the same set
 (train-and-test, as stage (a)) and reports, against the GT SMPL:
 
@@ -22,9 +22,9 @@ Writes ``<out>/mocap_losses_<variants>.json`` and prints a table (``eq1_2d_pn``:
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import json
@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from annot.annotator.config import LossConfig
+from annot.annotator.module import AnnotatorModule
+from annot.benchmarks.synthetic import SyntheticConfig, make_synthetic
 from annot.body_models import BodyModel
-from annot.config import LossConfig
 from annot.data.pw3d import PW3D
 from annot.metrics import MPVPE, PAMPVPE
-from annot.module import AnnotatorModule
-from annot.synthetic import SyntheticConfig, make_synthetic
 
 VARIANTS = {  # name -> (mocap_kp2d, mocap_joint_img)
     "eq1_2d_pn": (True, True),  # Eq. 1 + 2D reprojection + PositionNet (before #13)
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     import sys
 
-    from annot.cli import run_tool
+    from annot.app.cli import run_tool
 
     np.set_printoptions(precision=3)
     sys.exit(run_tool(main))

@@ -12,9 +12,9 @@ dotlist overrides of :class:`annot.pretrain.PretrainConfig`). Writes
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import logging
@@ -47,6 +47,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from annot.cli import run_tool
+    from annot.app.cli import run_tool
 
     sys.exit(run_tool(main))

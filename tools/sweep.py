@@ -3,7 +3,7 @@
 
 The sweep file (``configs/sweep/reg_weights.yaml``) is in Weights & Biases' sweep format (``method: grid``,
 ``parameters`` with ``values`` / ``value``, ``command`` with ``${args_no_hyphens}``). Every parameter is a
-dotlist key of :class:`annot.config.AnnotateConfig`, except the derived key ``reg_weight`` (Three Recipes
+dotlist key of :class:`annot.annotator.config.AnnotateConfig`, except the derived key ``reg_weight`` (Three Recipes
 supp. Table A: one L2 weight for the pose regulariser and beta; :func:`point_overrides`).
 
 Modes::
@@ -18,25 +18,25 @@ Modes::
     # only rebuild the table from finished points
     python tools/sweep.py --config configs/sweep/reg_weights.yaml --collect
 
-``--backend auto`` (default) uses W&B when ``annot.logging_utils.wandb_mode()`` is ``online`` (``WANDB_API_KEY``
+``--backend auto`` (default) uses W&B when ``annot.training.loggers.wandb_mode()`` is ``online`` (``WANDB_API_KEY``
 set) and ``--tiny`` is not given, and falls back to the local run when the sweep cannot be created.
 ``--tiny``: a 2x2 sub-grid (:data:`TINY_GRID`) and few steps per stage (:data:`TINY_OVERRIDES`): the
 check that ``make sweep`` runs on a CPU in a few minutes; its numbers mean nothing.
 
-Each point runs :func:`annot.pipeline.run_annotate` into ``<out>/<point>/`` (resumable: finished stages
+Each point runs :func:`annot.annotator.pipeline.run_annotate` into ``<out>/<point>/`` (resumable: finished stages
 are skipped on a re-run). Stage (a) and the prior are *not* shared between points: their provenance hash
 includes the loss weights (``loss.pose_l2`` and ``loss.betas_l2`` also regularise the stage-(a) MoCap
 annotator), so every point runs them with its own weights, as ``wandb agent`` does.
 
 Outputs in ``<out>/``: ``results.json`` (one row per point: parameters, overrides, the metrics of
-:func:`annot.logging_utils.report_metrics`), ``results.md`` (the table) and ``results.png`` (bar chart of
+:func:`annot.annotator.report.report_metrics`), ``results.md`` (the table) and ``results.png`` (bar chart of
 the mean 2D error per point).
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import itertools
@@ -52,8 +52,9 @@ from typing import Any
 
 import yaml
 
-from annot.cli import run_tool
-from annot.config import AnnotateConfig, ConfigError, load_config, trainer_profile_overrides
+from annot.annotator.config import AnnotateConfig, trainer_profile_overrides
+from annot.app.cli import run_tool
+from annot.config import ConfigError, load_config
 
 log = logging.getLogger("annot.sweep")
 
@@ -179,10 +180,10 @@ def point_config(base: str | Path, params: dict[str, Any], out: Path, extra: lis
 
 
 def run_point(cfg) -> dict[str, float]:
-    """Run the pipeline for one point's config; returns :func:`annot.logging_utils.report_metrics`
+    """Run the pipeline for one point's config; returns :func:`annot.annotator.report.report_metrics`
     (and logs the report to W&B when ``trainer.logger=wandb``)."""
-    from annot.logging_utils import log_report
-    from annot.pipeline import run_annotate
+    from annot.annotator.pipeline import run_annotate
+    from annot.annotator.report import log_report
 
     report = run_annotate(cfg)
     return log_report(report, cfg, run_name=cfg.name)
@@ -196,7 +197,7 @@ def tiny_overrides(base: str | Path) -> list[str]:
 
 def run_local(sweep: dict[str, Any], base: str | Path, out: Path, extra: list[str], subset=None) -> list[dict]:
     """Every point in turn (a failing point is recorded with its error and the others go on)."""
-    from annot.logging_utils import finish_wandb
+    from annot.training.loggers import finish_wandb
 
     rows = []
     points = expand_grid(sweep, subset)
@@ -221,7 +222,7 @@ def run_local(sweep: dict[str, Any], base: str | Path, out: Path, extra: list[st
 
 def collect(sweep: dict[str, Any], out: Path, subset=None) -> list[dict]:
     """Rows of the finished points (``<out>/<point>/report.json``), without running anything."""
-    from annot.logging_utils import report_metrics
+    from annot.annotator.report import report_metrics
 
     rows = []
     for params in expand_grid(sweep, subset):
@@ -300,7 +301,7 @@ def results_png(rows: list[dict], path: Path) -> None:
 
 def write_results(rows: list[dict], out: Path, title: str, command: str) -> None:
     """``results.json``, ``results.md`` and ``results.png`` under ``out``."""
-    from annot.atomic import atomic_write_json
+    from annot.io.atomic import atomic_write_json
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", {"title": title, "command": command, "rows": rows})
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.collect:
             rows = collect(sweep, out, subset)
         else:
-            from annot.logging_utils import wandb_mode
+            from annot.training.loggers import wandb_mode
 
             if args.backend == "wandb" or (args.backend == "auto" and not args.tiny and wandb_mode() == "online"):
                 try:

@@ -13,15 +13,15 @@ Usage::
 """
 from __future__ import annotations
 
-from annot.runtime import configure_threads
+from annot.app.runtime import configure_threads
 
-configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/runtime.py)
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
 
 import argparse
 import logging
 import sys
 
-from annot.cli import run_tool
+from annot.app.cli import run_tool
 from annot.priors.train import load_body_poses_npz, train_prior
 
 

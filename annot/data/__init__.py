@@ -21,14 +21,6 @@ from __future__ import annotations
 
 from annot.data.cache import PersonCache, build_person_cache
 from annot.data.coco import COCOKeypoints
-from annot.data.h36m import Human36M
-from annot.data.mpi_inf_3dhp import MPIINF3DHP
-from annot.data.mpii import MPII
-from annot.data.mupots import MuPoTS
-from annot.data.pw3d import PW3D
-from annot.data.mocap import BVHMocap, CMUMocap
-from annot.data.mixing import MixedBatchSampler, batch_composition, build_mixed_dataset
-from annot.data.person import PersonCropDataset, PersonRecord, SmplParams
 from annot.data.crop import (
     apply_affine,
     compose_affine,
@@ -39,6 +31,14 @@ from annot.data.crop import (
     invert_affine,
     process_bbox,
 )
+from annot.data.h36m import Human36M
+from annot.data.mixing import MixedBatchSampler, batch_composition, build_mixed_dataset
+from annot.data.mocap import BVHMocap, CMUMocap
+from annot.data.mpi_inf_3dhp import MPIINF3DHP
+from annot.data.mpii import MPII
+from annot.data.mupots import MuPoTS
+from annot.data.person import PersonCropDataset, PersonRecord, SmplParams
+from annot.data.pw3d import PW3D
 from annot.data.registry import DATASETS, build_dataset, register
 from annot.data.sample import SAMPLE_KEYS, Sample
 

@@ -176,7 +176,8 @@ def transform_smpl(pose_rotvec: np.ndarray, transl_m: np.ndarray, root_joint_m: 
     return pose, transl
 
 
-def extreme_crop_box(kp2d_px: np.ndarray, valid: np.ndarray, joint_names: tuple[str, ...], kind: str) -> np.ndarray | None:
+def extreme_crop_box(kp2d_px: np.ndarray, valid: np.ndarray, joint_names: tuple[str, ...],
+                     kind: str) -> np.ndarray | None:
     """EFT extreme crop: the (x, y, w, h) box of the visible joints of the upper body or the face.
 
     Args:

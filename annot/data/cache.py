@@ -62,17 +62,18 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from annot.app.runtime import worker_init_fn
 from annot.data.crop import compose_affine, crop_affine, flip_affine, invert_affine
 from annot.data.person import PersonCropDataset, PersonRecord
-from annot.runtime import worker_init_fn
 
 logger = logging.getLogger(__name__)
 

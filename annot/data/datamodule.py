@@ -11,14 +11,15 @@ batch by ``trainer.world_size`` and raises when it does not divide; style.md §1
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
+from annot.app.runtime import worker_init_fn
 from annot.data.mixing import MixedBatchSampler, build_mixed_dataset
 from annot.data.registry import build_dataset
-from annot.runtime import worker_init_fn
 
 
 def build_datasets(specs: Mapping[str, Mapping[str, Any]], **common: Any) -> dict[str, Dataset]:

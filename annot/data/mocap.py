@@ -65,9 +65,10 @@ import logging
 import math
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, TypedDict
+from typing import TypedDict
 
 import numpy as np
 import pybvh

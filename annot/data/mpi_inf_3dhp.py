@@ -15,14 +15,16 @@ and NeuralAnnot ``MPI-INF-3DHP/demo_smpl.py`` do (reference-spec A.2, A.8, pitfa
 
 Train only (the mks0601 loader has no test split); every 3rd frame is kept ("25 fps -> 25/3"), with no
 subject or camera filter. The world -> camera handling is that of Human3.6M
-(:class:`annot.data.h36m.WorldFrameMocapDataset`).
+(:class:`annot.data.world_frame.WorldFrameMocapDataset`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from annot.data.augment import AugmentConfig
-from annot.data.h36m import (
+from annot.data.person import PersonRecord
+from annot.data.registry import register
+from annot.data.world_frame import (
     WorldFrameMocapDataset,
     annotation_box,
     check_frame_stride,
@@ -31,8 +33,6 @@ from annot.data.h36m import (
     resolve_dir,
     resolve_file,
 )
-from annot.data.person import PersonRecord
-from annot.data.registry import register
 
 MPI_INF_FRAME_STRIDE = 3
 MPI_INF_FILES = {"data": "MPI-INF-3DHP_1k.json", "camera": "MPI-INF-3DHP_camera_1k.json",
@@ -62,7 +62,7 @@ class MPIINF3DHP(WorldFrameMocapDataset):
             :class:`annot.data.person.PersonCropDataset`.
 
     Items are :class:`annot.data.sample.Sample` in convention ``mpi_inf_3dhp17`` by default (root
-    Pelvis, index 14). Skip reasons and ``smpl_missing`` as :class:`annot.data.h36m.WorldFrameMocapDataset`.
+    Pelvis, index 14). Skip reasons and ``smpl_missing`` as :class:`annot.data.world_frame.WorldFrameMocapDataset`.
 
     Raises:
         FileNotFoundError: missing root, ``data/`` or ``data/images_1k/`` folder, or the data / camera /

@@ -11,7 +11,7 @@ The parameters are already in the camera frame of the original image (no R, t): 
 with ``focal`` / ``princpt`` in original-image pixels. Not every annotation has a fit (3DCrowdNet
 checks ``str(aid) in smpl_params``); a missing id is therefore not an error. Entries are parsed one by
 one so that a single malformed fit skips its sample (reason naming the field) instead of the file.
-``annot.export.read_pseudo_gt`` reads the same layout but raises on the first bad entry, and ``data``
+``annot.io.export.read_pseudo_gt`` reads the same layout but raises on the first bad entry, and ``data``
 does not import ``export``; hence this per-entry parser.
 """
 from __future__ import annotations

@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,7 +60,8 @@ def array_problem(value: Any, shape: tuple[int, ...]) -> str | None:
 def invalid(field: str, value: Any = _UNSET, shape: tuple[int, ...] | None = None) -> str:
     """Skip reason for a sample whose ``field`` is missing, non-numeric, non-finite or mis-shaped:
     ``"invalid <field>"``, or with the offending ``value`` and its expected ``shape``
-    ``"invalid <field> (<what>)"``, ``<what>`` from :func:`array_problem` (e.g. ``"invalid keypoints (NaN or inf)"``)."""
+    ``"invalid <field> (<what>)"``, ``<what>`` from :func:`array_problem`
+    (e.g. ``"invalid keypoints (NaN or inf)"``)."""
     why = array_problem(value, shape) if value is not _UNSET and shape is not None else None
     return f"invalid {field}" + (f" ({why})" if why else "")
 

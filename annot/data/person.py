@@ -34,7 +34,6 @@ from annot.geometry.cameras import crop_camera
 from annot.keypoints import convert, get_convention
 
 
-
 @dataclass(frozen=True)
 class SmplParams:
     """SMPL parameters in the camera frame of the original image (OpenCV axes).

@@ -6,7 +6,8 @@ imports it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DATASETS: dict[str, type] = {}
 

@@ -23,7 +23,7 @@ Two layers, both keyed by sample id and both ending in ``skipped.json`` (issue #
 
    * ``mode="train"``: the next loadable index (deterministic) stands in for it, so batches keep their size;
    * ``mode="predict"``: a stand-in with the failed sample's id, all targets masked; the pseudo-GT
-     writer (:class:`annot.sharding.ShardedPseudoGTWriter`) records the id as skipped with the reason
+     writer (:class:`annot.annotator.sharding.ShardedPseudoGTWriter`) records the id as skipped with the reason
      and never exports it.
 
    :func:`load_errors` reads the failures back from a collated batch.
@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
@@ -280,5 +279,8 @@ def drop_failed_predictions(pred: dict[str, Any]) -> dict[str, str]:
     return failed
 
 
-__all__ = ["LoadErrorsToPredictions", "drop_failed_predictions", "ImageStatus", "SAMPLE_ERRORS", "SKIP_LOAD_FAILED", "SKIP_TRUNCATED", "SKIP_UNDECODABLE",
-           "SkippingDataset", "image_status", "load_errors", "validate_image_records"]
+__all__ = [
+    "LoadErrorsToPredictions", "drop_failed_predictions", "ImageStatus", "SAMPLE_ERRORS", "SKIP_LOAD_FAILED",
+    "SKIP_TRUNCATED", "SKIP_UNDECODABLE", "SkippingDataset", "image_status", "load_errors",
+    "validate_image_records",
+]

@@ -4,28 +4,29 @@ Follows Joo et al., "Exemplar Fine-Tuning for 3D Human Model Fitting" (3DV 2021)
 details: Adam (default PyTorch betas) with learning rate 5e-6 on the network weights, batch normalisation
 and dropout switched off, iterate until the average 2D re-projection error is below 3 pixels or at most 50
 iterations, the network weights restored before the next sample, and the sanity check that rejects a fit
-whose max |beta| > 5 or whose normalised 2D loss > 0.01 (:func:`annot.export.quality_scores`).
+whose max |beta| > 5 or whose normalised 2D loss > 0.01 (:func:`annot.io.export.quality_scores`).
 
 Loss (``loss="eft"``, default): the annotator's own 2D keypoint term alone (its ``_losses()["kp2d"]``, L1 in
 heatmap units), i.e. EFT's eq. (3) with gamma = 0; EFT also ignores the hips (inconsistent annotation),
 ``ignore_hips=True`` does the same for the loss and the stopping error. ``loss="annotator"`` adds the
 annotator's regularisers (``z_l2`` / ``pose_l2``, ``betas_l2``, PositionNet ``joint_img``). EFT's extra
 lower-leg orientation term is not implemented. The stopping error is measured in *original-image* pixels
-(crop prediction mapped through ``crop_to_img``, as :mod:`annot.export` reports ``kp2d_err_img_px``).
+(crop prediction mapped through ``crop_to_img``, as :mod:`annot.io.export` reports ``kp2d_err_img_px``).
 """
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import default_collate
 
-from annot.export import quality_scores
+from annot.io.export import quality_scores
 from annot.keypoints import get_convention
-from annot.losses import kp2d_error_px
+from annot.metrics import kp2d_error_px
 
 EFT_LR = 5e-6
 EFT_MAX_ITERS = 50
@@ -39,7 +40,7 @@ class EFTResult:
     """Per-sample EFT output: ``pred`` (a :meth:`AnnotatorModule.predict_step` dict of one sample, CPU),
     ``iterations`` (optimiser steps taken), ``kp2d_err_px`` (final mean 2D error, original pixels, all
     visible keypoints), ``initial_err_px`` (before fine-tuning), ``seconds`` and ``quality``
-    (:func:`annot.export.quality_scores`, with ``eft_reject``)."""
+    (:func:`annot.io.export.quality_scores`, with ``eft_reject``)."""
 
     pred: dict[str, Any]
     iterations: int
@@ -76,8 +77,8 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
     """Fine-tune ``module``'s network on one sample, predict, and restore the weights exactly.
 
     Args:
-        module: a trained image-mode :class:`annot.module.AnnotatorModule` (any device; the batch must be on it).
-        batch: one collated sample (batch size 1) with ``img`` (1,3,H,W), ``kp2d_px`` (1,J,2) crop pixels,
+        module: a trained image-mode :class:`annot.annotator.module.AnnotatorModule` (any device; the batch must be on
+        it). batch: one collated sample (batch size 1) with ``img`` (1,3,H,W), ``kp2d_px`` (1,J,2) crop pixels,
             ``kp2d_mask`` (1,J), ``crop_to_img`` (1,2,3), ``kp2d_img_px`` (1,J,2) and the fields
             ``predict_step`` reads (``sample_id``, ``image_path``).
         lr: Adam learning rate (EFT: 5e-6).
@@ -103,7 +104,8 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
     params = [p for p in module.net.parameters() if p.requires_grad]
     loss_batch = {k: batch[k] for k in LOSS_KEYS}
     loss_batch["kp2d_mask"] = _loss_mask(module, batch["kp2d_mask"], ignore_hips)
-    target_img = batch["kp2d_img_px"] if "kp2d_img_px" in batch else _to_image_px(batch["kp2d_px"], batch["crop_to_img"])
+    target_img = (batch["kp2d_img_px"] if "kp2d_img_px" in batch
+                  else _to_image_px(batch["kp2d_px"], batch["crop_to_img"]))
     iterations, initial = 0, float("nan")
     try:
         module.eval()  # BN uses (and keeps) its running statistics; dropout off
@@ -142,7 +144,7 @@ def eft_annotate(module: Any, dataset: Sequence[dict[str, Any]], indices: Sequen
     """Run :func:`eft_fit` on every (or the ``indices``) sample of ``dataset``, one at a time.
 
     Args:
-        module: trained :class:`annot.module.AnnotatorModule`.
+        module: trained :class:`annot.annotator.module.AnnotatorModule`.
         dataset: anything indexable returning :class:`annot.data.sample.Sample` dicts.
         indices: subset of sample indices, default all.
         device: where to move each sample (default: the module's device).

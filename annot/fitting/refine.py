@@ -25,15 +25,16 @@ Otherwise f's prediction is kept unchanged. Every entry gets the quality fields 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from annot.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 from annot.fitting.smplify import POSE_PRIOR_WEIGHTS, SHAPE_PRIOR_WEIGHTS, SMPLify2D
+from annot.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 
 #: the export's pseudo-GT record (kept a plain Any here so that fitting does not import the export room).
 PseudoGTLike = Any
@@ -133,7 +134,7 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     Args:
         entries: N records with ``pose_rotvec`` (24, 3) radians, ``betas`` (B,), ``transl_m`` (3,) metres in the
             camera frame of the original image, ``focal_px`` / ``princpt_px`` (2,) pixels and a ``quality`` dict
-            (:class:`annot.export.PseudoGT`); the camera is kept fixed.
+            (:class:`annot.io.export.PseudoGT`); the camera is kept fixed.
         kp2d_px: (N, J, 2) annotated keypoints of ``convention`` in original-image pixels.
         conf: (N, J) visibility / confidence, 0 = not labelled.
         body_model: :class:`annot.body_models.BodyModel`; vposer: the frozen prior f was trained with.

@@ -287,7 +287,8 @@ def project_camera_model(joints_rel_m: torch.Tensor, cam_raw: torch.Tensor, came
     if camera_model not in widths:
         raise ValueError(f"unknown camera model {camera_model!r}; choose one of {CAMERA_MODELS}")
     if cam_raw.shape[-1] != widths[camera_model]:
-        raise ValueError(f"camera model {camera_model!r} needs {widths[camera_model]} raw values, got {cam_raw.shape[-1]}")
+        raise ValueError(f"camera model {camera_model!r} needs {widths[camera_model]} raw values, "
+                         f"got {cam_raw.shape[-1]}")
     if camera_model == "perspective":
         focal = joints_rel_m.new_tensor([focal_px, focal_px]).expand(batch, 2)
         depth = camera_depth_from_sigmoid(cam_raw[:, 2], focal, input_hw, camera_3d_size_m)

@@ -14,7 +14,7 @@ alias is tied to the convention, not global, because ``mpii16`` has both ``Thora
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import TypeVar
 
 import numpy as np
@@ -38,7 +38,7 @@ def _match_names(conv: KeypointConvention) -> tuple[str, ...]:
     return tuple(aliases.get(n, n) for n in conv.joint_names)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _conversion_index_cached(src: KeypointConvention, dst: KeypointConvention) -> tuple[int, ...]:
     src_pos = {n: i for i, n in enumerate(_match_names(src))}
     return tuple(src_pos.get(n, -1) for n in _match_names(dst))

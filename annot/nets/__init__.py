@@ -4,8 +4,8 @@ estimator g) and the annotator networks."""
 from __future__ import annotations
 
 from annot.nets.annotator import ARCHITECTURES, AnnotatorNet, Pose2PoseAnnotatorNet, build_annotator_net
+from annot.nets.pose2pose import Pose2PoseNet, PositionNet, RotationNet, sample_joint_features, soft_argmax_3d
 from annot.nets.pose_resnet import PoseResNet
-from annot.nets.pose2pose import PositionNet, Pose2PoseNet, RotationNet, sample_joint_features, soft_argmax_3d
 from annot.nets.resnet import (
     DEFAULT_PREFIXES,
     RESNET_SPECS,

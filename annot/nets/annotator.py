@@ -117,7 +117,8 @@ class AnnotatorNet(nn.Module):
             nn.init.zeros_(layer.bias)
         _init_pose_biases(self.root_head, self.body_head, self.pose_output, upright_init)
 
-    def forward(self, img: torch.Tensor | None = None, joints_rel_m: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, img: torch.Tensor | None = None,
+                joints_rel_m: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         feats = []
         if self.backbone is not None:
             if img is None:
@@ -186,7 +187,8 @@ class Pose2PoseAnnotatorNet(Pose2PoseNet):
         self.joint_encoder = _joint_encoder(num_input_joints) if num_input_joints > 0 else None
         _init_pose_biases(self.rotation_net.root_pose_out[0], self.rotation_net.pose_out[0], pose_output, upright_init)
 
-    def forward(self, img: torch.Tensor | None = None, joints_rel_m: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, img: torch.Tensor | None = None,
+                joints_rel_m: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if img is None:
             raise ValueError("the pose2pose annotator encodes images: pass img")
         cond = None

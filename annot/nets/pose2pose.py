@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from annot.keypoints import get_convention
-from annot.nets.resnet import ResNetBackbone
 from annot.nets.pose2pose_joints import DEPTH_BINS, POSITION_CONVENTION
+from annot.nets.resnet import ResNetBackbone
 
 __all__ = ["soft_argmax_3d", "sample_joint_features", "PositionNet", "RotationNet", "Pose2PoseNet",
            "init_head_weights", "NUM_BODY_JOINTS", "JOINT_FEAT_CHANNELS", "POSE_OUTPUTS"]

@@ -10,7 +10,7 @@ and ``main/model.py``; spec A.9, pitfall F.4).
 
 Pure geometry shared by the Pose2Pose estimator g (:mod:`estimators.pose2pose`, which re-exports this
 module as ``estimators.pose2pose.joints``) and the Pose2Pose-architecture annotator f
-(:mod:`annot.module`, :func:`position_targets`).
+(:mod:`annot.annotator.module`, :func:`position_targets`).
 """
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from estimators.pose2pose.joints import POSITION_CONVENTION, SUPERVISION_CONVENTION
 from estimators.pose2pose.module import LOSS_NAMES, Pose2PoseModule, pose2pose_losses
 from estimators.pose2pose.net import (
-    PositionNet,
     Pose2PoseNet,
+    PositionNet,
     RotationNet,
     sample_joint_features,
     soft_argmax_3d,

@@ -291,7 +291,8 @@ class Pose2PoseModule(EstimatorModule):
             focal, princpt = batch["real_focal_crop_px"].to(like.dtype), batch["real_princpt_crop_px"].to(like.dtype)
             cam_valid = batch["real_cam_valid"].to(like.dtype).reshape(batch_size)
         else:
-            focal, princpt, cam_valid = like.new_zeros(batch_size, 2), like.new_zeros(batch_size, 2), like.new_zeros(batch_size)
+            focal, princpt = like.new_zeros(batch_size, 2), like.new_zeros(batch_size, 2)
+            cam_valid = like.new_zeros(batch_size)
         xy_px = joints[..., :2] / joints[..., 2:].clamp(min=_TARGET_DEPTH_MIN_M) * focal[:, None] + princpt[:, None]
         joint_img = torch.cat([crop_px_to_heatmap(xy_px, self.input_hw, self.hm_shape),
                                depth_to_heatmap(rel[..., 2])[..., None]], dim=-1)
