@@ -190,7 +190,7 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
     ``source`` ``"reused"`` (the quality benchmark's saved output for the same settings), ``"ran"`` or
     ``"hidden GT"``; the ``none`` row has no entry.
     """
-    from annot.bench_annot import load_method, run_method, save_method
+    from annot.bench_annot import NEURALANNOT_ROWS, load_method, run_method, save_method
 
     done: dict[str, dict[str, Any]] = {}
 
@@ -214,8 +214,11 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
     for key in ANNOTATORS:
         if key in cfg.rows:
             rec = get(key)
+            label = rec.get("label", ROWS[key])
+            if key in NEURALANNOT_ROWS and not acfg.backbone_path:
+                label += " [no pretrained backbone]"
             out[key] = {"path": Path(acfg.out) / key / "pseudo_gt.json", "entries": rec["entries"],
-                        "seconds": float(rec["seconds"]), "label": rec.get("label", ROWS[key]),
+                        "seconds": float(rec["seconds"]), "label": label,
                         "source": "reused" if rec.get("reused") else "ran"}
     if "gt" in cfg.rows:
         out["gt"] = {"path": syn / "itw" / GT_FILE, "entries": {a: r["gt"] for a, r in itw.items()}, "seconds": 0.0,
