@@ -190,7 +190,7 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
     ``source`` ``"reused"`` (the quality benchmark's saved output for the same settings), ``"ran"`` or
     ``"hidden GT"``; the ``none`` row has no entry.
     """
-    from annot.bench_annot import NEURALANNOT_ROWS, load_method, run_method, save_method
+    from annot.bench_annot import LABELS, NEURALANNOT_ROWS, load_method, run_method, save_method
 
     done: dict[str, dict[str, Any]] = {}
 
@@ -204,7 +204,7 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
             log.info("bench-two-stage: seed %d: annotating with %s", acfg.seed, key)
             result = run_method(acfg, key, syn, itw, body, done)
             save_method(acfg, key, result)
-            saved = {**result, "reused": False}
+            saved = {**result, "label": result.get("label", LABELS[key]), "reused": False}  # as load_method's
         else:
             log.info("bench-two-stage: seed %d: %s pseudo-GTs reused from %s", acfg.seed, key, Path(acfg.out) / key)
         done[key] = saved
@@ -214,7 +214,7 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
     for key in ANNOTATORS:
         if key in cfg.rows:
             rec = get(key)
-            label = rec.get("label", ROWS[key])
+            label = rec["label"]
             if key in NEURALANNOT_ROWS and not acfg.backbone_path:
                 label += " [no pretrained backbone]"
             out[key] = {"path": Path(acfg.out) / key / "pseudo_gt.json", "entries": rec["entries"],
