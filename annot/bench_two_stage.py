@@ -44,7 +44,10 @@ the splits and annotators (64 ITW people, 256 ``mocap`` images at 320x240; see
 100 steps of 8 crops (half ``mocap``, half ``itw``), Adam at that file's learning rate with a x0.1 decay
 after epoch 2 (Pose2Pose; HMR has no schedule), the backbone initialised from the free SimpleBaseline of
 ``make pretrain-backbone`` like the annotator's second recipe (or from scratch with
-``pretrained_backbone=False``, for all rows alike).
+``pretrained_backbone=False``, for all rows alike). Measured on a loaded 2-core VM (about one core for us):
+one row 123-136 s, one seed with nothing reused 43 min (2433 s CPU, of which NeuralAnnot ~1300 s, EFT ~350 s,
+the six rows ~750 s); projected on 2 idle cores: 65-85 s a row, 71-91 min for ``make bench-two-stage`` from a
+clean clone (three seeds, backbone built), 20-25 min when ``make bench-annot`` made the pseudo-GTs.
 """
 from __future__ import annotations
 
