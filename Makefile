@@ -11,6 +11,7 @@ TRAINER ?=
 SWEEP ?= --tiny
 BENCH_ARGS ?=
 BENCH_ANNOT_ARGS ?=
+BENCH_TWO_STAGE_ARGS ?=
 PRETRAIN_ARGS ?=
 BENCH_THREADS_ARGS ?=
 EST ?= pose2pose
@@ -21,7 +22,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
+.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -57,6 +58,9 @@ bench-annot: setup ## NeuralAnnot (each recipe on/off, + fit), SMPLify, EFT on t
 
 bench-annot-scale: setup ## NeuralAnnot, NeuralAnnot + fit, SMPLify against N = 64, 256, 1024 target people (~2 h on 2 cores) -> outputs/bench-annot-scale/scale.{md,png}
 	$(PY) tools/bench_annot_scale.py $(BENCH_ANNOT_ARGS)
+
+bench-two-stage: setup ## Pose2Pose (--estimator hmr) trained on each annotator's pseudo-GTs of the synthetic ITW split + no pseudo-GT + GT, tested on the synthetic test split, 3 seeds (~90 min on 2 cores) -> outputs/bench-two-stage/results.{md,json,png}
+	$(PY) tools/bench_two_stage.py $(BENCH_TWO_STAGE_ARGS)
 
 sweep: setup ## Three Recipes supp. Table A grid -> outputs/sweep/results.md (default 2x2 --tiny; SWEEP= for all 12 points; W&B agent with WANDB_API_KEY)
 	$(PY) tools/sweep.py --config configs/sweep/reg_weights.yaml --base $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(SWEEP) $(ARGS)

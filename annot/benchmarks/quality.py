@@ -141,6 +141,27 @@ class BenchConfig:
 
 
 # --------------------------------------------------------------------------- data
+def synthetic_config(cfg: BenchConfig, sizes: dict[str, int] | None = None) -> Any:
+    """The generator values of ``cfg`` (``configs/data/synthetic.yaml`` with the bench's sizes, image size,
+    seed and data folders) as an :class:`annot.benchmarks.synthetic.SyntheticConfig`; ``sizes`` replaces the split
+    sizes (default ``{"mocap": mocap_size, "itw": size, "test": 0}``). Samples are drawn per split and index,
+    so another ``sizes`` gives the same images for the splits it shares.
+
+    Raises:
+        FileNotFoundError: the generator config is missing.
+    """
+    from annot.benchmarks.synthetic import config_from_dict
+
+    path = Path(SYNTH_CONFIG)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: synthetic generator config missing")
+    values = yaml.safe_load(path.read_text()) or {}
+    values.update(sizes=sizes or {"mocap": cfg.mocap_size, "itw": cfg.size, "test": 0}, image_hw=list(cfg.image_hw),
+                  seed=cfg.seed, photos_dir=cfg.photos_dir, cmu_root=cfg.cmu_root,
+                  cmu_frames=cfg.cmu_frames, cmu_fit_iters=cfg.cmu_fit_iters, clean_2d=cfg.clean_2d)
+    return config_from_dict(values)
+
+
 def ensure_split(cfg: BenchConfig) -> Path:
     """Generate the synthetic ``itw`` + ``mocap`` splits under ``<out>/synthetic`` unless present with the
     same generator values (every field of the manifest's config); returns the synthetic root.
@@ -148,16 +169,9 @@ def ensure_split(cfg: BenchConfig) -> Path:
     Raises:
         FileNotFoundError: the generator config (``configs/data/synthetic.yaml``) or the CMU clips are missing.
     """
-    from annot.benchmarks.synthetic import config_from_dict, make_synthetic
+    from annot.benchmarks.synthetic import make_synthetic
 
-    path = Path(SYNTH_CONFIG)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: synthetic generator config missing")
-    values = yaml.safe_load(path.read_text()) or {}
-    values.update(sizes={"mocap": cfg.mocap_size, "itw": cfg.size, "test": 0}, image_hw=list(cfg.image_hw),
-                  seed=cfg.seed, photos_dir=cfg.photos_dir, cmu_root=cfg.cmu_root,
-                  cmu_frames=cfg.cmu_frames, cmu_fit_iters=cfg.cmu_fit_iters, clean_2d=cfg.clean_2d)
-    synth = config_from_dict(values)
+    synth = synthetic_config(cfg)
     root = Path(cfg.out) / "synthetic"
     manifest = root / "synthetic_manifest.json"
     if manifest.is_file():
@@ -377,6 +391,73 @@ def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT
 
 
 # --------------------------------------------------------------------------- one seed
+def run_method(cfg: BenchConfig, key: str, syn: Path, itw: dict[str, dict[str, Any]], body: Any,
+               done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Annotate with method ``key`` -> ``{"entries": {aid: PseudoGT}, "seconds", ...}``; ``done`` holds the
+    methods already run for this seed (``smplify_crop_cam``, ``neuralannot_fit`` and ``eft`` need ``neuralannot``).
+
+    Raises:
+        ValueError: an unknown method, or one that needs ``neuralannot`` without it.
+    """
+    if key in ("smplify_crop_cam", "neuralannot_fit", "eft") and "neuralannot" not in done:
+        raise ValueError(f"bench-annot: {key} needs the neuralannot method (list it first)")
+    if key in VARIANTS:
+        return run_neuralannot(cfg, syn, key)
+    if key == "neuralannot_fit":
+        return run_fit(cfg, itw, body, done["neuralannot"])
+    if key in ("smplify", "smplify_clean"):
+        return run_smplify(cfg, itw, body, clean=key == "smplify_clean")
+    if key == "smplify_crop_cam":
+        return run_smplify(cfg, itw, body, cameras=done["neuralannot"]["entries"])
+    if key == "eft":
+        return run_eft(cfg, syn)
+    raise ValueError(f"bench-annot: unknown method {key!r}; known: {list(LABELS)}")
+
+
+#: per method folder: the method's record beside its ``pseudo_gt.json`` (:func:`save_method`).
+METHOD_FILE = "method.json"
+#: :class:`BenchConfig` fields that do not change a method's pseudo-GTs (where they go, what is plotted).
+_NOT_SETTINGS = ("out", "seeds", "num_overlays", "backbone_dir")
+
+
+def method_settings(cfg: BenchConfig) -> dict[str, Any]:
+    """The values that decide a seed's pseudo-GTs: every :class:`BenchConfig` field but :data:`_NOT_SETTINGS`
+    (JSON types). Another benchmark reuses a saved method only when these match (:func:`load_method`)."""
+    values = {k: v for k, v in asdict(cfg).items() if k not in _NOT_SETTINGS}
+    return json.loads(json.dumps(values, default=list))
+
+
+def save_method(cfg: BenchConfig, key: str, result: dict[str, Any]) -> Path:
+    """Write ``<out>/<key>/pseudo_gt.json`` (:func:`annot.io.export.write_pseudo_gt`; NeuralAnnot variants already
+    have theirs from the pipeline) and ``<out>/<key>/method.json`` (method, settings, seconds, label), both
+    atomically; returns the folder."""
+    from annot.io.export import write_pseudo_gt
+
+    folder = Path(cfg.out) / key
+    if key not in VARIANTS:
+        write_pseudo_gt(folder / "pseudo_gt.json", result["entries"])
+    atomic_write_json(folder / METHOD_FILE, {"method": key, "settings": method_settings(cfg),
+                                             "seconds": float(result["seconds"]),
+                                             "label": result.get("label", LABELS.get(key, key)),
+                                             "people": len(result["entries"])})
+    return folder
+
+
+def load_method(cfg: BenchConfig, key: str) -> dict[str, Any] | None:
+    """A method saved by :func:`save_method` for the same settings: ``{"entries", "seconds", "label",
+    "reused": True}``, or None (missing, or made with other settings)."""
+    folder = Path(cfg.out) / key
+    record, pgt = folder / METHOD_FILE, folder / "pseudo_gt.json"
+    if not (record.is_file() and pgt.is_file()):
+        return None
+    saved = json.loads(record.read_text())
+    if saved.get("method") != key or saved.get("settings") != method_settings(cfg):
+        log.info("bench-annot: %s was made with other settings; not reused", folder)
+        return None
+    return {"entries": read_pseudo_gt(pgt), "seconds": float(saved["seconds"]),
+            "label": saved.get("label", LABELS.get(key, key)), "reused": True}
+
+
 def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
     """Generate the split of ``cfg.seed`` (if missing), annotate with every method and score.
 
@@ -394,20 +475,8 @@ def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
     done: dict[str, dict[str, Any]] = {}
     for key in methods:
         log.info("bench-annot: seed %d: %s", cfg.seed, key)
-        if key in ("smplify_crop_cam", "neuralannot_fit", "eft") and "neuralannot" not in done:
-            raise ValueError(f"bench-annot: {key} needs the neuralannot method (list it first)")
-        if key in VARIANTS:
-            done[key] = run_neuralannot(cfg, syn, key)
-        elif key == "neuralannot_fit":
-            done[key] = run_fit(cfg, itw, body, done["neuralannot"])
-        elif key in ("smplify", "smplify_clean"):
-            done[key] = run_smplify(cfg, itw, body, clean=key == "smplify_clean")
-        elif key == "smplify_crop_cam":
-            done[key] = run_smplify(cfg, itw, body, cameras=done["neuralannot"]["entries"])
-        elif key == "eft":
-            done[key] = run_eft(cfg, syn)
-        else:
-            raise ValueError(f"bench-annot: unknown method {key!r}; known: {list(LABELS)}")
+        done[key] = run_method(cfg, key, syn, itw, body, done)
+        save_method(cfg, key, done[key])
     manifest = json.loads((syn / "synthetic_manifest.json").read_text())
     return {"per_sample": {k: score(body, itw, m["entries"]) for k, m in done.items()},
             "seconds": {k: float(m["seconds"]) for k, m in done.items()},
