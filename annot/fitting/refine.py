@@ -120,7 +120,7 @@ def _fit_facings(fitter: SMPLify2D, kp2d_px: Tensor, conf: Tensor, focal_px: Ten
     both = {k: torch.cat([v, v]) for k, v in init.items()}
     both["global_orient"] = torch.cat([init["global_orient"], turned_about_body_vertical(init["global_orient"])])
     fit = fitter.fit(*(torch.cat([t, t]) for t in (kp2d_px, conf, focal_px, princpt_px)), convention, both)
-    pick = torch.arange(n) + n * (fit.loss[n:] < fit.loss[:n]).long()
+    pick = torch.arange(n, device=fit.loss.device) + n * (fit.loss[n:] < fit.loss[:n]).long()
     return replace(fit, pose_rotvec=fit.pose_rotvec[pick], betas=fit.betas[pick], transl_m=fit.transl_m[pick],
                    loss=fit.loss[pick], z=fit.z[pick] if fit.z is not None else None,
                    kp2d_err_px=fit.kp2d_err_px[pick])
