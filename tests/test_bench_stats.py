@@ -33,3 +33,11 @@ def test_paired_bootstrap_matches_the_normal_interval_and_respects_strata():
     assert paired_bootstrap([np.array([2.0, 2.0, np.nan])], num_resamples=200) == (2.0, 2.0, 2.0)
     # same seed, same interval
     assert paired_bootstrap(diffs, num_resamples=500, seed=3) == paired_bootstrap(diffs, num_resamples=500, seed=3)
+
+
+def test_table_cell_shows_the_interval_only_when_there_is_one():
+    from annot.benchmarks.stats import format_mean_ci
+
+    assert format_mean_ci({"m": 12.345, "m_lo": 10.0, "m_hi": 14.69}, "m") == "12.3 [10.0, 14.7]"
+    assert format_mean_ci({"m": 12.345, "m_lo": float("nan"), "m_hi": float("nan")}, "m") == "12.3"
+    assert format_mean_ci({"m": float("nan"), "m_lo": 1.0, "m_hi": 2.0}, "m") == "n/a"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from annot.benchmarks.quality import LABELS, METRICS, NEURALANNOT_ROWS, BenchConfig, _mesh
+from annot.benchmarks.stats import format_mean_ci as _cell
 from annot.io.atomic import atomic_write_bytes
 from annot.io.export import PseudoGT
 
@@ -80,14 +81,6 @@ def split_summary(seeds: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- outputs
-def _cell(row: dict[str, Any], m: str) -> str:
-    if not np.isfinite(row[m]):
-        return "n/a"
-    if not np.isfinite(row[m + "_lo"]):
-        return f"{row[m]:.1f}"
-    return f"{row[m]:.1f} [{row[m + '_lo']:.1f}, {row[m + '_hi']:.1f}]"
-
-
 def claim_lines(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, float]], cfg: BenchConfig,
                 f_desc: str = "f") -> list[str]:
     """Sentences comparing the rows with the papers' claims: NeuralAnnot's direct MPJPE below SMPLify's

@@ -10,7 +10,8 @@
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,4 +67,15 @@ def paired_bootstrap(diffs_per_seed: Sequence[np.ndarray], num_resamples: int = 
     return mean, float(low), float(high)
 
 
-__all__ = ["mean_ci", "paired_bootstrap"]
+def format_mean_ci(row: Mapping[str, Any], metric: str) -> str:
+    """A table cell for ``row[metric]`` with its interval ``row[metric + "_lo"]`` / ``row[metric + "_hi"]``
+    (as :func:`mean_ci` gives them; unit of the metric): ``"12.3 [10.1, 14.5]"``, ``"12.3"`` without a finite
+    interval (one seed), ``"n/a"`` for a non-finite mean. Raises KeyError for a missing key."""
+    if not np.isfinite(row[metric]):
+        return "n/a"
+    if not np.isfinite(row[metric + "_lo"]):
+        return f"{row[metric]:.1f}"
+    return f"{row[metric]:.1f} [{row[metric + '_lo']:.1f}, {row[metric + '_hi']:.1f}]"
+
+
+__all__ = ["format_mean_ci", "mean_ci", "paired_bootstrap"]

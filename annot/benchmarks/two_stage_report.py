@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from annot.benchmarks.stats import format_mean_ci as _cell
 from annot.benchmarks.two_stage import ANNOT_METRICS, ANNOTATORS, EST_METRICS, ROWS, SHORT, TwoStageConfig
 from annot.io.atomic import atomic_write_bytes
 
@@ -116,14 +117,6 @@ def ranking_along_training(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]
 
 
 # --------------------------------------------------------------------------- outputs
-def _cell(row: Mapping[str, Any], m: str) -> str:
-    if not np.isfinite(row[m]):
-        return "n/a"
-    if not np.isfinite(row[m + "_lo"]):
-        return f"{row[m]:.1f}"
-    return f"{row[m]:.1f} [{row[m + '_lo']:.1f}, {row[m + '_hi']:.1f}]"
-
-
 def _verdict(p: Mapping[str, float]) -> str:
     if not np.isfinite(p["low"]):
         return f"{p['mean']:+.1f} mm (one seed: no interval, no verdict)"
