@@ -111,3 +111,31 @@ def test_the_flipped_trial_recovers_a_person_that_f_turned_the_wrong_way(body, v
         rel = Rotation.from_rotvec(fit[0].pose_rotvec[0]).inv() * Rotation.from_rotvec([math.pi, 0, 0])
         angles[flip] = math.degrees(rel.magnitude())
     assert angles[True] < 45.0 < 120.0 < angles[False], angles
+
+
+def test_a_crop_camera_prediction_moved_into_the_image_camera_is_fitted_there(body, vposer):
+    """f's prediction in a crop-like camera (long focal, principal point at the person) of an off-axis person:
+    refined in the image's own camera (the ``camera`` argument) it ends near the true orientation there, and
+    the moved prediction (before fitting) is already closer to it than f's crop-camera orientation."""
+    from scipy.spatial.transform import Rotation
+
+    from annot.fitting.refine import move_entries_to_camera
+
+    truth = [_entry(vposer, torch.zeros(32), [math.pi, 0.0, 0.0], [2.0, 0.2, 4.0])]  # atan(2 / 4) = 27 deg right
+    kp = project_keypoints_px(body, truth, "coco17")
+    root_px = kp[0].mean(0)
+    start = move_entries_to_camera(truth, body, torch.tensor([[6000.0, 6000.0]]), root_px[None].float())
+    image_cam = (torch.tensor(FOCAL, dtype=torch.float32)[None], torch.tensor(PRINCPT, dtype=torch.float32)[None])
+
+    def angle(rotvec: np.ndarray) -> float:
+        return math.degrees((Rotation.from_rotvec(rotvec).inv() * Rotation.from_rotvec([math.pi, 0, 0])).magnitude())
+
+    # the crop-camera prediction, read as if it were in the image camera, is off by the ray's angle
+    assert angle(start[0].pose_rotvec[0]) == pytest.approx(math.degrees(math.atan2(2.0, 4.0)), abs=3.0)
+    moved = move_entries_to_camera(start, body, *image_cam)
+    assert angle(moved[0].pose_rotvec[0]) < 3.0
+    fit, summary = refine_pseudo_gts(start, kp, torch.ones(kp.shape[:2]), body, vposer, "coco17",
+                                     RefineConfig(iters=30), camera=image_cam)
+    assert angle(fit[0].pose_rotvec[0]) < 5.0
+    np.testing.assert_allclose(fit[0].focal_px, FOCAL)
+    assert fit[0].quality["kp2d_err_px"] < 2.0, fit[0].quality

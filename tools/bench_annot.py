@@ -20,7 +20,7 @@ import logging
 import sys
 
 from annot.app.cli import run_tool
-from annot.benchmarks.quality import LABELS, BenchConfig, run_bench
+from annot.benchmarks.quality import FIT_CAMERAS, LABELS, BenchConfig, run_bench
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-2d", action="store_true", help="the clean ITW split (exact keypoints, one whole person "
                                                            "an image) instead of the realistic one")
     p.add_argument("--fit-iters", type=int, default=d.fit_iters, help="NeuralAnnot + fit: Adam steps per stage")
+    p.add_argument("--fit-camera", choices=FIT_CAMERAS, default=d.fit_camera,
+                   help="NeuralAnnot + fit: the GT intrinsics (as the SMPLify row) or f's crop camera")
     p.add_argument("--no-pretrained-backbone", dest="pretrained_backbone", action="store_false",
                    help="every variant from a random backbone (skips building the free SimpleBaseline)")
     p.add_argument("--cmu-root", default=d.cmu_root, help="CMU BVH folder (synthetic poses and stage (a))")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
                       smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seeds=tuple(a.seeds),
                       clean_2d=a.clean_2d, fit_iters=a.fit_iters, cmu_root=a.cmu_root,
-                      pretrained_backbone=a.pretrained_backbone,
+                      pretrained_backbone=a.pretrained_backbone, fit_camera=a.fit_camera,
                       photos_dir=None if str(a.photos_dir).lower() == "none" else a.photos_dir,
                       cmu_frames=a.cmu_frames, cmu_fit_iters=a.cmu_fit_iters,
                       architecture=a.architecture, refine_iters=a.refine_iters, extra_overrides=list(a.overrides))

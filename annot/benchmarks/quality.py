@@ -85,6 +85,8 @@ NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit")
 #: 2D convention of every variant: COCO-17 plus a Pelvis root, which the image auxiliary set's 3D-joint loss
 #: needs (the pipeline uses ``data.convention`` for it; ``coco17`` has no root joint).
 DATA_CONVENTION = "pose2pose25"
+#: cameras of NeuralAnnot + fit (:class:`BenchConfig` ``fit_camera``).
+FIT_CAMERAS = ("gt", "crop")
 METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px")
 
 
@@ -107,7 +109,10 @@ class BenchConfig:
     (``seed`` is the one being run); ``clean_2d``: the first, clean ITW split instead of the realistic one;
     ``backbone_dir``: where the free SimpleBaseline backbone of the second recipe is built once
     (``make pretrain-backbone``); ``backbone_path``: its checkpoint, set by :func:`run_bench`; ``fit_iters`` /
-    ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`); ``pretrained_backbone``: False
+    ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`); ``fit_camera``: the camera
+    NeuralAnnot + fit works in: ``"gt"``, the GT intrinsics that the SMPLify row gets too (f's prediction is
+    moved into it first, :func:`annot.fitting.refine.move_entries_to_camera`), or ``"crop"``, f's own crop
+    camera; ``pretrained_backbone``: False
     runs every variant from a random backbone (quick checks; the rows' labels then say the 2nd recipe is off).
     """
 
@@ -137,7 +142,12 @@ class BenchConfig:
     backbone_path: str | None = None
     fit_iters: int = 60
     fit_stages: int = 2
+    fit_camera: str = "gt"
     pretrained_backbone: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fit_camera not in FIT_CAMERAS:
+            raise ValueError(f"bench-annot: fit_camera must be one of {FIT_CAMERAS}, got {self.fit_camera!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -307,17 +317,23 @@ def run_smplify(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any,
 
 def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neuralannot: dict[str, Any]) -> dict[str, Any]:
     """NeuralAnnot + fit: :func:`annot.fitting.refine.refine_pseudo_gts` on the ``all recipes`` pseudo-GTs with
-    the annotated COCO-17 keypoints and the same prior; its time = NeuralAnnot's + the refinement's."""
+    the annotated COCO-17 keypoints and the same prior, in the camera of ``cfg.fit_camera``; its time =
+    NeuralAnnot's + the refinement's."""
     from annot.fitting.refine import RefineConfig, refine_pseudo_gts
 
     vposer = _shared_prior(cfg)
     aids = [a for a in itw if a in neuralannot["entries"]]
     kp = torch.tensor(np.stack([itw[a]["kp2d_px"] for a in aids]), dtype=torch.float32)
     conf = torch.tensor(np.stack([itw[a]["vis"] for a in aids]), dtype=torch.float32)
+    camera = None
+    if cfg.fit_camera == "gt":
+        camera = tuple(torch.tensor(np.stack([getattr(itw[a]["gt"], k) for a in aids]), dtype=torch.float32)
+                       for k in ("focal_px", "princpt_px"))
     refined, summary = refine_pseudo_gts([neuralannot["entries"][a] for a in aids], kp, conf, body, vposer,
-                                         "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages))
+                                         "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages), camera)
+    camera_label = "GT intrinsics" if camera is not None else "f's crop camera"
     return {"entries": dict(zip(aids, refined)), "seconds": neuralannot["seconds"] + summary["seconds"],
-            "refine": summary}
+            "refine": summary, "label": f"NeuralAnnot + fit (all recipes, warm-started SMPLify, {camera_label})"}
 
 
 def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:

@@ -126,9 +126,45 @@ def _fit_facings(fitter: SMPLify2D, kp2d_px: Tensor, conf: Tensor, focal_px: Ten
                    kp2d_err_px=fit.kp2d_err_px[pick])
 
 
+def move_entries_to_camera(entries: Sequence[PseudoGTLike], body_model: Any, focal_px: Tensor,
+                           princpt_px: Tensor) -> list[PseudoGTLike]:
+    """``entries`` re-expressed in the image cameras ``focal_px`` / ``princpt_px`` (N, 2) pixels: each body turns
+    with the ray through its root and keeps its root pixel and image size
+    (:func:`annot.geometry.cameras.move_to_camera`, CLIFF's correction of crop-camera orientations). Returns new
+    records (``dataclasses.replace``) with ``pose_rotvec[0]``, ``transl_m``, ``focal_px`` and ``princpt_px`` changed.
+
+    Raises:
+        ValueError: a camera array that is not (N, 2), or a root behind its camera.
+    """
+    from annot.geometry.cameras import move_to_camera
+
+    n = len(entries)
+    if focal_px.shape != (n, 2) or princpt_px.shape != (n, 2):
+        raise ValueError(f"move_entries_to_camera: {n} entries need (N, 2) focal_px and princpt_px, got "
+                         f"{tuple(focal_px.shape)}, {tuple(princpt_px.shape)}")
+    if n == 0:
+        return []
+    pose = _stack(entries, "pose_rotvec").reshape(n, 72)
+    transl = _stack(entries, "transl_m")
+    with torch.no_grad():
+        root = body_model(pose[:, :3], pose[:, 3:], _stack(entries, "betas"), transl).joints_smpl24_m[:, 0]
+    orient, root_new = move_to_camera(rotvec_to_rotmat(pose[:, :3]), root, _stack(entries, "focal_px"),
+                                      _stack(entries, "princpt_px"), focal_px.float(), princpt_px.float())
+    orient_rotvec = rotmat_to_rotvec(orient).numpy().astype(np.float64)
+    shift = (root_new - root).numpy().astype(np.float64)
+    out = []
+    for i, e in enumerate(entries):
+        pose_i = np.array(e.pose_rotvec, np.float64).reshape(24, 3)
+        pose_i[0] = orient_rotvec[i]
+        out.append(replace(e, pose_rotvec=pose_i, transl_m=np.asarray(e.transl_m, np.float64) + shift[i],
+                           focal_px=focal_px[i].numpy().astype(np.float64),
+                           princpt_px=princpt_px[i].numpy().astype(np.float64)))
+    return out
+
+
 def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Tensor, body_model: Any,
                       vposer: Any, convention: str = "coco17", config: RefineConfig = RefineConfig(),
-                      ) -> tuple[list[PseudoGTLike], dict[str, Any]]:
+                      camera: tuple[Tensor, Tensor] | None = None) -> tuple[list[PseudoGTLike], dict[str, Any]]:
     """Refine N pseudo-GTs at once (module docstring).
 
     Args:
@@ -140,6 +176,11 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
         body_model: :class:`annot.body_models.BodyModel`; vposer: the frozen prior f was trained with.
         convention: keypoint convention of ``kp2d_px``.
         config: :class:`RefineConfig`.
+        camera: optional ``(focal_px, princpt_px)``, each (N, 2) original-image pixels: the image's own
+            camera (known intrinsics, or an estimate such as CLIFF's ``sqrt(W^2 + H^2)`` focal at the image
+            centre). f's predictions are first moved into it (:func:`move_entries_to_camera`) and the fit
+            runs there; the moved prediction is what a rejected fit falls back to. None: each entry's own
+            camera (f's crop camera) is kept.
 
     Returns:
         ``(entries, summary)``: new records (``dataclasses.replace``; kept or f's) with the quality fields of
@@ -157,6 +198,8 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     if n == 0:
         return [], {"kept": 0, "total": 0, "seconds": 0.0}
     bound = config.max_z_norm if config.max_z_norm is not None else typical_z_norm(vposer.latent_dim)
+    if camera is not None:
+        entries = move_entries_to_camera(entries, body_model, *camera)
     kp2d_px, conf = kp2d_px.float(), conf.float()
     pose = _stack(entries, "pose_rotvec").reshape(n, 24, 3)
     with torch.no_grad():
@@ -186,5 +229,6 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     return out, {"kept": int(keep.sum()), "total": n, "seconds": float(fit.seconds), "max_z_norm": bound}
 
 
-__all__ = ["RefineConfig", "kp2d_error_px", "project_keypoints_px", "refine_pseudo_gts", "turned_about_body_vertical",
+__all__ = ["RefineConfig", "kp2d_error_px", "move_entries_to_camera", "project_keypoints_px",
+           "refine_pseudo_gts", "turned_about_body_vertical",
            "typical_z_norm"]

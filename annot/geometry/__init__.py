@@ -7,7 +7,8 @@ Public API::
     cameras:   VIRTUAL_FOCAL_PX, CAMERA_3D_SIZE_M, DEPTH_EPS_M, perspective_project, crop_camera,
                camera_depth_constant, camera_depth_from_sigmoid, crop_to_original_camera,
                original_to_crop_camera, weak_perspective_project, weak_perspective_to_translation,
-               CAMERA_MODELS, project_camera_model (the annotator's perspective / weak / D2S cameras)
+               CAMERA_MODELS, project_camera_model (the annotator's perspective / weak / D2S cameras),
+               rotation_between_rays, move_to_camera (a person re-expressed in another camera of the image)
     procrustes: similarity_transform, apply_similarity, similarity_align
 
 This room imports nothing else from ``annot``.
@@ -24,9 +25,11 @@ from annot.geometry.cameras import (
     camera_depth_from_sigmoid,
     crop_camera,
     crop_to_original_camera,
+    move_to_camera,
     original_to_crop_camera,
     perspective_project,
     project_camera_model,
+    rotation_between_rays,
     weak_perspective_project,
     weak_perspective_to_translation,
 )
@@ -53,7 +56,9 @@ __all__ = [
     "camera_depth_from_sigmoid",
     "crop_camera",
     "crop_to_original_camera",
+    "move_to_camera",
     "original_to_crop_camera",
+    "rotation_between_rays",
     "perspective_project",
     "rot6d_to_rotmat",
     "rot6d_to_rotvec",

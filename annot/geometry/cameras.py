@@ -32,6 +32,8 @@ __all__ = [
     "original_to_crop_camera",
     "weak_perspective_project",
     "weak_perspective_to_translation",
+    "rotation_between_rays",
+    "move_to_camera",
 ]
 
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
@@ -196,6 +198,71 @@ def original_to_crop_camera(
     """
     scale, offset = _bbox_scale(bbox_xywh_px, input_hw)
     return focal_img_px / scale, (princpt_img_px - offset) / scale
+
+
+def rotation_between_rays(ray_from: torch.Tensor, ray_to: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) smallest rotation taking the direction of ``ray_from`` onto that of ``ray_to`` (Rodrigues).
+
+    Args:
+        ray_from, ray_to: (B, 3) viewing rays in one camera frame (any length > 0; z > 0 for rays in front
+            of a camera, so the two are never opposite).
+
+    Raises:
+        ValueError: shapes other than (B, 3), or rays 180 deg apart (no unique smallest rotation).
+    """
+    if ray_from.shape != ray_to.shape or ray_from.shape[-1:] != (3,) or ray_from.dim() != 2:
+        raise ValueError(f"rotation_between_rays: two (B, 3) rays, got {tuple(ray_from.shape)}, {tuple(ray_to.shape)}")
+    a = ray_from / ray_from.norm(dim=-1, keepdim=True)
+    b = ray_to / ray_to.norm(dim=-1, keepdim=True)
+    cos = (a * b).sum(-1)
+    if bool((cos <= -1 + 1e-6).any()):
+        raise ValueError("rotation_between_rays: rays 180 deg apart")
+    v = torch.cross(a, b, dim=-1)
+    zero = torch.zeros_like(v[:, 0])
+    skew = torch.stack([zero, -v[:, 2], v[:, 1], v[:, 2], zero, -v[:, 0], -v[:, 1], v[:, 0], zero], -1).view(-1, 3, 3)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(skew)
+    return eye + skew + skew @ skew / (1 + cos)[:, None, None]
+
+
+def move_to_camera(global_orient_rotmat: torch.Tensor, root_cam_m: torch.Tensor, focal_src_px: torch.Tensor,
+                   princpt_src_px: torch.Tensor, focal_dst_px: torch.Tensor, princpt_dst_px: torch.Tensor,
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-express a person fitted through one pinhole camera of an image in another camera of the same image.
+
+    An annotator that sees a crop explains it with a camera whose axis passes through the crop (its principal
+    point at the crop centre, a long virtual focal length): it predicts the body's orientation relative to
+    the ray through the person, as if that ray were the optical axis. In the image's own camera the ray is
+    tilted, so the body must turn with it (CLIFF, Li et al. ECCV 2022, Sec. 3; "perspective crop layers",
+    Yu et al. CVPR 2021). Here the whole person turns about the camera centre by the smallest rotation taking
+    the source ray through its root pixel onto the destination ray through the same pixel, then moves along
+    that ray so that its image size stays the same (distance scaled by ``f_dst / f_src``, the mean of x and
+    y). The root keeps its pixel exactly; the limbs move by the second-order change of perspective.
+
+    Args:
+        global_orient_rotmat: (B, 3, 3) body-to-camera rotation in the source camera.
+        root_cam_m: (B, 3) root joint in the source camera frame, metres (z > 0).
+        focal_src_px, princpt_src_px: (B, 2) source intrinsics, original-image pixels.
+        focal_dst_px, princpt_dst_px: (B, 2) destination intrinsics, same pixels.
+
+    Returns:
+        ``(global_orient_rotmat (B, 3, 3), root_cam_m (B, 3))`` in the destination camera frame (x right,
+        y down, z forward, metres).
+
+    Raises:
+        ValueError: a root behind the source camera (z <= 0) or shapes that do not match.
+    """
+    if root_cam_m.dim() != 2 or root_cam_m.shape[-1] != 3 or global_orient_rotmat.shape != (root_cam_m.shape[0], 3, 3):
+        raise ValueError(f"move_to_camera: (B, 3, 3) rotations and (B, 3) roots, got "
+                         f"{tuple(global_orient_rotmat.shape)}, {tuple(root_cam_m.shape)}")
+    if bool((root_cam_m[:, 2] <= 0).any()):
+        raise ValueError("move_to_camera: a root behind the source camera (z <= 0)")
+    pixel = perspective_project(root_cam_m[:, None], focal_src_px, princpt_src_px)[:, 0]
+    ones = root_cam_m.new_ones(root_cam_m.shape[0], 1)
+    ray_dst = torch.cat([(pixel - princpt_dst_px) / focal_dst_px, ones], dim=1)
+    turn = rotation_between_rays(root_cam_m, ray_dst)
+    distance = root_cam_m.norm(dim=-1, keepdim=True) * focal_dst_px.mean(-1, keepdim=True) / focal_src_px.mean(
+        -1, keepdim=True)
+    return turn @ global_orient_rotmat, distance * ray_dst / ray_dst.norm(dim=-1, keepdim=True)
 
 
 def weak_perspective_project(points: Array, scale: Array, trans_xy: Array) -> Array:
