@@ -82,7 +82,7 @@ train-prior: setup ## train a VPoser-architecture prior on SMPL poses (POSES=fil
 pretrain-backbone: setup ## second recipe, free data: SimpleBaseline pose_resnet on synthetic + COCO samples -> outputs/pretrain-backbone/pose_resnet_18_free.pth (PRETRAIN_ARGS="depth=50 ...")
 	$(PY) tools/pretrain_backbone.py --config configs/pretrain/backbone.yaml $(PRETRAIN_ARGS)
 
-wheelhouse-gpu: ## wheels the GPU machine lacks -> .whl/ (< 60 MiB), body model/CMU/photos -> .gpucheck/, EGL loaders -> .gl/ (no setup)
+wheelhouse-gpu: $(FREE_MODEL) ## wheels the GPU machine lacks -> .whl/ (< 60 MiB), body model/CMU/photos -> .gpucheck/, EGL loaders -> .gl/ (bakes the free body model first when missing)
 	$(PYTHON) tools/wheelhouse_gpu.py
 
 gpu-check-dry-run: ## tools/gpu_check.sh --dry-run: the GPU check's every section at tiny sizes on CPU (needs a set-up venv)

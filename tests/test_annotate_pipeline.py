@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.skipif(not COCO.is_dir(), reason=f"COCO samples not fo
               pytest.mark.skipif(not FREE.is_file(), reason=f"free body model not baked at {FREE} (run make setup)")]
 
 
-def _config(out: Path):
-    return load_config(AnnotateConfig, REPO / "configs/annotate/body_free.yaml", [
+def _config(out: Path, *extra: str):
+    return load_config(AnnotateConfig, REPO / "configs/annotate/body_free.yaml", [*extra,
         f"data.root={COCO}", f"body_model.path={FREE}", f"export.out_dir={out}", "trainer.max_steps=3",
         "trainer.enable_progress_bar=false", "data.input_hw=[128,96]", "export.eval_every_n_steps=1",
         f"auxiliary.cmu.args.root={SHARED / 'mocap_cmu'}", "auxiliary.cmu.args.pattern=cmu_01_0*.bvh",
@@ -100,3 +100,23 @@ def _visible_in_crop(gt: np.ndarray, bbox, entry) -> np.ndarray:
     half = entry.focal_px / 5000.0 * np.array([48.0, 64.0])
     lo, hi = entry.princpt_px - half, entry.princpt_px + half
     return (gt[:, 2] > 0) & (gt[:, :2] >= lo).all(1) & (gt[:, :2] < hi).all(1)
+
+
+def test_refine_works_in_cliffs_estimated_image_camera(run):
+    """NeuralAnnot + fit (``algorithm.refine``) on the finished run: only the refine stage runs; every entry now
+    carries the estimated full-image camera of its photo (focal sqrt(W^2 + H^2), principal point at the centre,
+    checked against the image sizes in the COCO json), and the 2D error never rises above f's."""
+    out, first = run
+    report = run_annotate(_config(out, "algorithm.refine=true", "algorithm.refine_iters=5"))
+    for name, marker in first["stages"].items():
+        assert report["stages"][name]["completed_at"] == marker["completed_at"], name
+    coco = json.loads((COCO / "test_coco.json").read_text())
+    size = {img["id"]: (img["width"], img["height"]) for img in coco["images"]}
+    image_of = {str(a["id"]): a["image_id"] for a in coco["annotations"]}
+    entries = read_pseudo_gt(out / "pseudo_gt.json")
+    assert len(entries) == 12
+    for aid, entry in entries.items():
+        width, height = size[image_of[aid]]
+        np.testing.assert_allclose(entry.focal_px, [np.hypot(width, height)] * 2, rtol=1e-6)
+        np.testing.assert_allclose(entry.princpt_px, [width / 2, height / 2], rtol=1e-6)
+        assert entry.quality["kp2d_err_px"] <= entry.quality["kp2d_err_px_f"] + 1e-6

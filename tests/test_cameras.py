@@ -217,3 +217,13 @@ def test_turning_with_the_ray_explains_an_off_axis_person_better_than_moving_alo
     err_plain = float((without_turn - image).norm(dim=-1).mean())
     # measured 6.5 vs 12.5 px: what the turn cannot remove is the off-axis stretch (1 / cos) and the depth spread
     assert err_turn < 0.6 * err_plain, (err_turn, err_plain)
+
+
+def test_estimated_image_camera_is_cliffs_diagonal_focal_at_the_centre() -> None:
+    from annot.geometry import estimated_image_camera
+
+    focal, princpt = estimated_image_camera(torch.tensor([[480.0, 640.0]]))
+    assert focal.tolist() == [[800.0, 800.0]]  # sqrt(640^2 + 480^2) = 800 (3-4-5)
+    assert princpt.tolist() == [[320.0, 240.0]]
+    with pytest.raises(ValueError, match="positive"):
+        estimated_image_camera(torch.tensor([[0.0, 640.0]]))

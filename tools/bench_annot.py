@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-2d", action="store_true", help="the clean ITW split (exact keypoints, one whole person "
                                                            "an image) instead of the realistic one")
     p.add_argument("--fit-iters", type=int, default=d.fit_iters, help="NeuralAnnot + fit: Adam steps per stage")
-    p.add_argument("--fit-camera", choices=FIT_CAMERAS, default=d.fit_camera,
-                   help="NeuralAnnot + fit: the GT intrinsics (as the SMPLify row) or f's crop camera")
+    p.add_argument("--fit-camera", choices=list(FIT_CAMERAS), default=d.fit_camera,
+                   help="NeuralAnnot + fit: the GT intrinsics (as the SMPLify row), CLIFF's estimated image camera "
+                        "or f's crop camera")
     p.add_argument("--no-pretrained-backbone", dest="pretrained_backbone", action="store_false",
                    help="every variant from a random backbone (skips building the free SimpleBaseline)")
     p.add_argument("--cmu-root", default=d.cmu_root, help="CMU BVH folder (synthetic poses and stage (a))")

@@ -107,13 +107,16 @@ class AlgorithmConfig:
     on the first round's pseudo-GTs, CVPRW Table 7); ``refine``: NeuralAnnot + fit, a warm-started batched
     SMPLify on f's pseudo-GTs after the last stage (c), kept per sample only when it lowers the 2D error
     inside the prior's typical set (:mod:`annot.fitting.refine`; beyond the paper, which is ``refine=false``);
-    ``refine_iters`` Adam steps per stage, ``refine_stages`` last SMPLify-X body stages run."""
+    ``refine_iters`` Adam steps per stage, ``refine_stages`` last SMPLify-X body stages run; ``refine_camera``
+    the camera the fit works in: ``estimated`` (CLIFF's full-image camera, focal ``sqrt(W^2 + H^2)`` at the image
+    centre, f's prediction moved into it first) or ``crop`` (f's own crop camera, long virtual focal length)."""
 
     aux_ratio: float = 0.5
     second_round: bool = False
     refine: bool = False
     refine_iters: int = 60
     refine_stages: int = 2
+    refine_camera: str = "estimated"
 
 
 @dataclass

@@ -402,6 +402,8 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
                                                          "algorithm", "auxiliary", "aux_stage")}
         for key in ("enable_progress_bar", "checkpoint_every_n_steps", "logger", "wandb_project"):
             stage_cfg["trainer"].pop(key)  # run-time switches that do not change the result
+        for key in ("refine", "refine_iters", "refine_stages", "refine_camera"):
+            stage_cfg["algorithm"].pop(key)  # the refine stage's own provenance holds these
         prov_b = provenance({**common, **stage_cfg, "round": rnd, "images": images},
                             {**inputs, **({"own_pseudo_gt": own_pseudo_gt} if own_pseudo_gt else {}),
                              **{f"aux_{n}": f / "pseudo_gt.npz" for n, f in aux_folders.items()}})
@@ -427,7 +429,8 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     final_dir = c_dir
     if cfg.algorithm.refine:
         final_dir = out / "stage_refine"
-        prov_r = provenance({**common, "refine": {k: cfg.algorithm[k] for k in ("refine_iters", "refine_stages")},
+        prov_r = provenance({**common, "refine": {k: cfg.algorithm[k] for k in ("refine_iters", "refine_stages",
+                                                                                "refine_camera")},
                              "convention": cfg.data.convention, "export": to_container(cfg.export)},
                             {"pseudo_gt": c_dir / "pseudo_gt.json", **({"prior": vposer_path} if vposer_path else {})})
         run_stage("refine", final_dir, prov_r, lambda d: _stage_refine(cfg, d, c_dir, b_dir, vposer_path), log.info,
@@ -445,6 +448,7 @@ def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vpose
     """
     from annot.annotator.sharding import load_overlay_inputs
     from annot.fitting.refine import RefineConfig, project_keypoints_px, refine_pseudo_gts
+    from annot.geometry import estimated_image_camera
     from annot.priors import load_vposer
 
     if vposer_path is None:
@@ -456,10 +460,13 @@ def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vpose
     ids = [str(a) for a in inputs["sample_id"] if str(a) in entries]
     rows = [i for i, a in enumerate(inputs["sample_id"]) if str(a) in entries]
     module = AnnotatorModule.load_from_checkpoint(b_dir / "annotator.ckpt", map_location="cpu")
+    camera = None
+    if cfg.algorithm.refine_camera == "estimated":
+        camera = estimated_image_camera(_image_hw_px([inputs["image_path"][i] for i in rows]))
     refined, summary = refine_pseudo_gts(
         [entries[a] for a in ids], inputs["kp2d_img_px"][rows], inputs["kp2d_mask"][rows], module.body_model.cpu(),
         load_vposer(vposer_path), cfg.data.convention,
-        RefineConfig(iters=cfg.algorithm.refine_iters, stages=cfg.algorithm.refine_stages))
+        RefineConfig(iters=cfg.algorithm.refine_iters, stages=cfg.algorithm.refine_stages), camera)
     write_pseudo_gt(folder / "pseudo_gt.json", {**entries, **dict(zip(ids, refined))})
     atomic_write_json(folder / "refine.json", summary)
     log.info("refine: kept the fit for %d of %d samples", summary["kept"], summary["total"])
@@ -473,6 +480,17 @@ def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vpose
         write_overlays(folder / "overlays", final, shown, module)
         outputs.append("overlays")
     return outputs
+
+
+def _image_hw_px(paths: list[str]) -> torch.Tensor:
+    """(N, 2) (height, width) pixels of the images at ``paths``, from their headers (PIL reads no pixels)."""
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        with Image.open(path) as img:
+            sizes.append((img.height, img.width))
+    return torch.tensor(sizes, dtype=torch.float32)
 
 
 def _collect(store: dict[str, Any], outputs_and_result: tuple[list[str], dict[str, Any]]) -> list[str]:

@@ -85,8 +85,8 @@ NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit")
 #: 2D convention of every variant: COCO-17 plus a Pelvis root, which the image auxiliary set's 3D-joint loss
 #: needs (the pipeline uses ``data.convention`` for it; ``coco17`` has no root joint).
 DATA_CONVENTION = "pose2pose25"
-#: cameras of NeuralAnnot + fit (:class:`BenchConfig` ``fit_camera``).
-FIT_CAMERAS = ("gt", "crop")
+#: cameras of NeuralAnnot + fit (:class:`BenchConfig` ``fit_camera``) and how its row's label names them.
+FIT_CAMERAS = {"gt": "GT intrinsics", "estimated": "CLIFF's estimated image camera", "crop": "f's crop camera"}
 METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px")
 
 
@@ -111,8 +111,9 @@ class BenchConfig:
     (``make pretrain-backbone``); ``backbone_path``: its checkpoint, set by :func:`run_bench`; ``fit_iters`` /
     ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`); ``fit_camera``: the camera
     NeuralAnnot + fit works in: ``"gt"``, the GT intrinsics that the SMPLify row gets too (f's prediction is
-    moved into it first, :func:`annot.fitting.refine.move_entries_to_camera`), or ``"crop"``, f's own crop
-    camera; ``pretrained_backbone``: False
+    moved into it first, :func:`annot.fitting.refine.move_entries_to_camera`), ``"estimated"``, CLIFF's image
+    camera for unknown intrinsics (:func:`annot.geometry.estimated_image_camera`, what real photos get), or
+    ``"crop"``, f's own crop camera; ``pretrained_backbone``: False
     runs every variant from a random backbone (quick checks; the rows' labels then say the 2nd recipe is off).
     """
 
@@ -147,7 +148,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         if self.fit_camera not in FIT_CAMERAS:
-            raise ValueError(f"bench-annot: fit_camera must be one of {FIT_CAMERAS}, got {self.fit_camera!r}")
+            raise ValueError(f"bench-annot: fit_camera must be one of {tuple(FIT_CAMERAS)}, got {self.fit_camera!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -320,6 +321,7 @@ def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neurala
     the annotated COCO-17 keypoints and the same prior, in the camera of ``cfg.fit_camera``; its time =
     NeuralAnnot's + the refinement's."""
     from annot.fitting.refine import RefineConfig, refine_pseudo_gts
+    from annot.geometry import estimated_image_camera
 
     vposer = _shared_prior(cfg)
     aids = [a for a in itw if a in neuralannot["entries"]]
@@ -329,9 +331,11 @@ def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neurala
     if cfg.fit_camera == "gt":
         camera = tuple(torch.tensor(np.stack([getattr(itw[a]["gt"], k) for a in aids]), dtype=torch.float32)
                        for k in ("focal_px", "princpt_px"))
+    elif cfg.fit_camera == "estimated":
+        camera = estimated_image_camera(torch.tensor([list(cfg.image_hw)] * len(aids), dtype=torch.float32))
     refined, summary = refine_pseudo_gts([neuralannot["entries"][a] for a in aids], kp, conf, body, vposer,
                                          "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages), camera)
-    camera_label = "GT intrinsics" if camera is not None else "f's crop camera"
+    camera_label = FIT_CAMERAS[cfg.fit_camera]
     return {"entries": dict(zip(aids, refined)), "seconds": neuralannot["seconds"] + summary["seconds"],
             "refine": summary, "label": f"NeuralAnnot + fit (all recipes, warm-started SMPLify, {camera_label})"}
 

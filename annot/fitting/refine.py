@@ -36,6 +36,10 @@ from torch import Tensor
 from annot.fitting.smplify import POSE_PRIOR_WEIGHTS, SHAPE_PRIOR_WEIGHTS, SMPLify2D
 from annot.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
 
+#: cameras NeuralAnnot + fit can work in (``algorithm.refine_camera``): CLIFF's estimated full-image camera
+#: (:func:`annot.geometry.cameras.estimated_image_camera`, for images without intrinsics) or f's own crop camera.
+REFINE_CAMERAS = ("estimated", "crop")
+
 #: the export's pseudo-GT record (kept a plain Any here so that fitting does not import the export room).
 PseudoGTLike = Any
 
@@ -229,6 +233,6 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     return out, {"kept": int(keep.sum()), "total": n, "seconds": float(fit.seconds), "max_z_norm": bound}
 
 
-__all__ = ["RefineConfig", "kp2d_error_px", "move_entries_to_camera", "project_keypoints_px",
+__all__ = ["REFINE_CAMERAS", "RefineConfig", "kp2d_error_px", "move_entries_to_camera", "project_keypoints_px",
            "refine_pseudo_gts", "turned_about_body_vertical",
            "typical_z_norm"]

@@ -8,7 +8,8 @@ Public API::
                camera_depth_constant, camera_depth_from_sigmoid, crop_to_original_camera,
                original_to_crop_camera, weak_perspective_project, weak_perspective_to_translation,
                CAMERA_MODELS, project_camera_model (the annotator's perspective / weak / D2S cameras),
-               rotation_between_rays, move_to_camera (a person re-expressed in another camera of the image)
+               rotation_between_rays, move_to_camera (a person re-expressed in another camera of the image),
+               estimated_image_camera (CLIFF's full-image camera when the intrinsics are unknown)
     procrustes: similarity_transform, apply_similarity, similarity_align
 
 This room imports nothing else from ``annot``.
@@ -25,6 +26,7 @@ from annot.geometry.cameras import (
     camera_depth_from_sigmoid,
     crop_camera,
     crop_to_original_camera,
+    estimated_image_camera,
     move_to_camera,
     original_to_crop_camera,
     perspective_project,
@@ -56,6 +58,7 @@ __all__ = [
     "camera_depth_from_sigmoid",
     "crop_camera",
     "crop_to_original_camera",
+    "estimated_image_camera",
     "move_to_camera",
     "original_to_crop_camera",
     "rotation_between_rays",

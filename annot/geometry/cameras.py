@@ -34,6 +34,7 @@ __all__ = [
     "weak_perspective_to_translation",
     "rotation_between_rays",
     "move_to_camera",
+    "estimated_image_camera",
 ]
 
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
@@ -198,6 +199,27 @@ def original_to_crop_camera(
     """
     scale, offset = _bbox_scale(bbox_xywh_px, input_hw)
     return focal_img_px / scale, (princpt_img_px - offset) / scale
+
+
+def estimated_image_camera(image_hw_px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full-image camera CLIFF assumes when the intrinsics are unknown (Li et al. ECCV 2022, Sec. 3.2):
+    focal length ``sqrt(W^2 + H^2)`` pixels (a diagonal field of view of about 53 deg), principal point at the
+    image centre ``(W / 2, H / 2)``.
+
+    Args:
+        image_hw_px: (B, 2) image (height, width) in pixels.
+
+    Returns:
+        ``(focal_px (B, 2), princpt_px (B, 2))`` in image pixels.
+
+    Raises:
+        ValueError: a shape other than (B, 2) or a non-positive size.
+    """
+    if image_hw_px.dim() != 2 or image_hw_px.shape[-1] != 2 or bool((image_hw_px <= 0).any()):
+        raise ValueError(f"estimated_image_camera: (B, 2) positive (height, width) pixels, got {image_hw_px.tolist()}")
+    height, width = image_hw_px[:, 0], image_hw_px[:, 1]
+    focal = (height ** 2 + width ** 2).sqrt()
+    return torch.stack([focal, focal], dim=1), torch.stack([width / 2, height / 2], dim=1)
 
 
 def rotation_between_rays(ray_from: torch.Tensor, ray_to: torch.Tensor) -> torch.Tensor:
