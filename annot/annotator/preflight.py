@@ -66,7 +66,8 @@ def _choices() -> dict[str, tuple[Any, ...]]:
         "data.convention": tuple(CONVENTIONS), "aux_stage.joints3d_convention": tuple(CONVENTIONS),
         "prior.pose_prior": tuple(POSE_PRIORS), "model.camera_model": tuple(CAMERA_MODELS),
         "model.architecture": tuple(ARCHITECTURES), "model.backbone_depth": tuple(RESNET_SPECS),
-        "trainer.logger": tuple(LOGGER_KINDS), "algorithm.refine_camera": REFINE_CAMERAS, "trainer.accelerator": ("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
+        "trainer.logger": tuple(LOGGER_KINDS), "algorithm.refine_camera": REFINE_CAMERAS,
+        "trainer.accelerator": ("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
         "_genders": MODEL_GENDERS,
     }
 
