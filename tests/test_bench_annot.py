@@ -46,6 +46,12 @@ def test_bench_annot_tiny(tmp_path):
     assert (tmp_path / "results.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["per_seed"]) == {"0", "1"}
+    assert "GT intrinsics" in res["rows"]["neuralannot_fit"]["label"]
+    assert "estimated image camera" in res["rows"]["neuralannot_fit_estimated"]["label"]
+    # a second run reuses every finished method and reproduces the rows exactly
+    again = run_bench(cfg)
+    for key, row in res["rows"].items():
+        assert again["rows"][key]["mpjpe_mm"] == row["mpjpe_mm"], key
 
 
 def test_score_gt_against_itself_is_zero(tmp_path):

@@ -74,13 +74,16 @@ VARIANTS: dict[str, tuple[str, bool, bool, bool]] = {
 }
 LABELS = {**{k: v[0] for k, v in VARIANTS.items()},
           "neuralannot_fit": "NeuralAnnot + fit (all recipes, warm-started SMPLify)",
+          "neuralannot_fit_estimated": "NeuralAnnot + fit (all recipes, CLIFF's estimated image camera)",
           "smplify": "SMPLify (2D, GT intrinsics, both facings)",
           "smplify_crop_cam": "SMPLify (2D, f's crop camera, both facings)",
           "eft": "EFT (from NeuralAnnot f)",
           "smplify_clean": "SMPLify on clean 2D (reference: exact keypoints, all visible)"}
 
 #: rows compared with SMPLify by the paired bootstrap (the best NeuralAnnot row is added at run time).
-NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit")
+NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit", "neuralannot_fit_estimated")
+#: methods that start from the ``neuralannot`` variant's pseudo-GTs or checkpoint.
+FROM_NEURALANNOT = ("smplify_crop_cam", "neuralannot_fit", "neuralannot_fit_estimated", "eft")
 
 #: 2D convention of every variant: COCO-17 plus a Pelvis root, which the image auxiliary set's 3D-joint loss
 #: needs (the pipeline uses ``data.convention`` for it; ``coco17`` has no root joint).
@@ -414,17 +417,23 @@ def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT
 def run_method(cfg: BenchConfig, key: str, syn: Path, itw: dict[str, dict[str, Any]], body: Any,
                done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Annotate with method ``key`` -> ``{"entries": {aid: PseudoGT}, "seconds", ...}``; ``done`` holds the
-    methods already run for this seed (``smplify_crop_cam``, ``neuralannot_fit`` and ``eft`` need ``neuralannot``).
+    methods already run for this seed (those of :data:`FROM_NEURALANNOT` need ``neuralannot``).
+    ``neuralannot_fit_estimated`` is NeuralAnnot + fit with ``fit_camera="estimated"``: what photos without
+    intrinsics get.
 
     Raises:
         ValueError: an unknown method, or one that needs ``neuralannot`` without it.
     """
-    if key in ("smplify_crop_cam", "neuralannot_fit", "eft") and "neuralannot" not in done:
+    if key in FROM_NEURALANNOT and "neuralannot" not in done:
         raise ValueError(f"bench-annot: {key} needs the neuralannot method (list it first)")
     if key in VARIANTS:
         return run_neuralannot(cfg, syn, key)
     if key == "neuralannot_fit":
         return run_fit(cfg, itw, body, done["neuralannot"])
+    if key == "neuralannot_fit_estimated":
+        from dataclasses import replace
+
+        return run_fit(replace(cfg, fit_camera="estimated"), itw, body, done["neuralannot"])
     if key in ("smplify", "smplify_clean"):
         return run_smplify(cfg, itw, body, clean=key == "smplify_clean")
     if key == "smplify_crop_cam":
@@ -478,6 +487,19 @@ def load_method(cfg: BenchConfig, key: str) -> dict[str, Any] | None:
             "label": saved.get("label", LABELS.get(key, key)), "reused": True}
 
 
+def _reusable(cfg: BenchConfig, key: str) -> dict[str, Any] | None:
+    """A finished method of an earlier, interrupted or shorter run (:func:`load_method`), unless it is a NeuralAnnot
+    variant (its pipeline checks its own stages) or it starts from a ``neuralannot`` output written after it."""
+    if key in VARIANTS:
+        return None
+    saved = load_method(cfg, key)
+    base = Path(cfg.out) / "neuralannot" / "pseudo_gt.json"
+    if saved is not None and key in FROM_NEURALANNOT and (
+            not base.is_file() or base.stat().st_mtime > (Path(cfg.out) / key / METHOD_FILE).stat().st_mtime):
+        return None
+    return saved
+
+
 def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
     """Generate the split of ``cfg.seed`` (if missing), annotate with every method and score.
 
@@ -494,6 +516,11 @@ def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
     body = BodyModel("free")
     done: dict[str, dict[str, Any]] = {}
     for key in methods:
+        saved = _reusable(cfg, key)
+        if saved is not None:
+            log.info("bench-annot: seed %d: %s reused from %s", cfg.seed, key, Path(cfg.out) / key)
+            done[key] = saved
+            continue
         log.info("bench-annot: seed %d: %s", cfg.seed, key)
         done[key] = run_method(cfg, key, syn, itw, body, done)
         save_method(cfg, key, done[key])
@@ -508,7 +535,8 @@ def run_seed(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the command
-DEFAULT_METHODS = (*VARIANTS, "neuralannot_fit", "smplify", "smplify_crop_cam", "eft", "smplify_clean")
+DEFAULT_METHODS = (*VARIANTS, "neuralannot_fit", "neuralannot_fit_estimated", "smplify", "smplify_crop_cam", "eft",
+                   "smplify_clean")
 
 
 def ensure_backbone(cfg: BenchConfig, methods: tuple[str, ...]) -> dict[str, Any] | None:

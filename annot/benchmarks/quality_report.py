@@ -46,7 +46,8 @@ def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dic
                            metric: str = "mpjpe_mm") -> dict[str, dict[str, float]]:
     """``{method: {"mean", "low", "high", "people"}}``: mean per-person ``metric`` difference (method minus
     SMPLify with the GT intrinsics; negative = the method is better) with its stratified bootstrap 95 %
-    interval, for ``neuralannot_fit`` and the best NeuralAnnot row (key ``"best:<method>"``)."""
+    interval, for ``neuralannot_fit``, ``neuralannot_fit_estimated`` and the best NeuralAnnot row (key
+    ``"best:<method>"``)."""
     from annot.benchmarks.stats import paired_bootstrap
 
     if "smplify" not in rows:
@@ -56,7 +57,8 @@ def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dic
         return {}
     best = min(candidates, key=lambda k: rows[k][metric])
     out = {}
-    for key, name in ((best, f"best:{best}"), ("neuralannot_fit", "neuralannot_fit")):
+    for key, name in ((best, f"best:{best}"), ("neuralannot_fit", "neuralannot_fit"),
+                      ("neuralannot_fit_estimated", "neuralannot_fit_estimated")):
         if key not in rows or (name == key and best == key):  # NeuralAnnot + fit is the best row: one line
             continue
         diffs = [r["per_sample"][key][metric] - r["per_sample"]["smplify"][metric] for r in seeds.values()]
@@ -153,12 +155,14 @@ def results_markdown(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str
               "per-sample fine-tuning only (plus the NeuralAnnot training it starts from).",
               f"Settings: steps={cfg.steps}, aux_steps={cfg.aux_steps}, aux_batch={cfg.aux_batch}, "
               f"prior_epochs={cfg.prior_epochs}, smplify_iters={cfg.smplify_iters}, eft_iters={cfg.eft_iters}, "
-              f"fit_iters={cfg.fit_iters}, fit_stages={cfg.fit_stages}. Total wall time: {total_s:.0f} s.", ""]
+              f"fit_iters={cfg.fit_iters}, fit_stages={cfg.fit_stages}, fit_camera={cfg.fit_camera}. "
+              f"Total wall time: {total_s:.0f} s.", ""]
     return "\n".join(lines)
 
 
 SHORT = {"neuralannot": "NA", "neuralannot_no_prior": "NA w/o prior", "neuralannot_no_aux3d": "NA w/o 3D aux",
-         "neuralannot_no_pretrain": "NA w/o pretrain", "neuralannot_fit": "NA + fit", "smplify": "SMPLify",
+         "neuralannot_no_pretrain": "NA w/o pretrain", "neuralannot_fit": "NA + fit",
+         "neuralannot_fit_estimated": "NA + fit (est. cam)", "smplify": "SMPLify",
          "smplify_crop_cam": "SMPLify crop cam", "eft": "EFT", "smplify_clean": "SMPLify clean 2D"}
 
 
