@@ -106,8 +106,9 @@ def test_the_flipped_trial_recovers_a_person_that_f_turned_the_wrong_way(body, v
     start = [_entry(vposer, torch.zeros(32), [0.0, 0.0, math.pi], [0.0, 0.2, 4.0])]  # facing away
     conf = torch.ones(kp.shape[:2])
     angles = {}
-    for flip in (True, False):
-        fit, _ = refine_pseudo_gts(start, kp, conf, body, vposer, "coco17", RefineConfig(iters=30, try_flipped=flip))
+    for flip in (True, False):  # facings 2 (f's and turned 180 deg) or 1 (f's alone)
+        fit, _ = refine_pseudo_gts(start, kp, conf, body, vposer, "coco17",
+                                   RefineConfig(iters=30, facings=2 if flip else 1, cold_start=False))
         rel = Rotation.from_rotvec(fit[0].pose_rotvec[0]).inv() * Rotation.from_rotvec([math.pi, 0, 0])
         angles[flip] = math.degrees(rel.magnitude())
     assert angles[True] < 45.0 < 120.0 < angles[False], angles
@@ -139,3 +140,31 @@ def test_a_crop_camera_prediction_moved_into_the_image_camera_is_fitted_there(bo
     assert angle(fit[0].pose_rotvec[0]) < 5.0
     np.testing.assert_allclose(fit[0].focal_px, FOCAL)
     assert fit[0].quality["kp2d_err_px"] < 2.0, fit[0].quality
+
+
+def test_the_cold_start_wins_only_where_it_fits_better(body, vposer):
+    """Person 0 stands side-on and f knows it: its warm start ends with the lower objective (``refine_from_f``
+    1; f's exact prediction itself stays). Person 1 faces the camera but f turned it 90 deg about the vertical,
+    a basin the warm fit cannot leave (checked with ``cold_start=False``); SMPLify's own start wins there
+    (``refine_from_f`` 0) and ends near the truth."""
+    from scipy.spatial.transform import Rotation
+
+    facing = Rotation.from_rotvec([math.pi, 0, 0])
+    side_on = facing * Rotation.from_euler("y", 90, degrees=True)
+    truth = [_entry(vposer, torch.zeros(32), list(side_on.as_rotvec()), [0.0, 0.2, 4.0]),
+             _entry(vposer, torch.zeros(32), list(facing.as_rotvec()), [0.0, 0.2, 5.0])]
+    kp = project_keypoints_px(body, truth, "coco17")
+    start = [truth[0], _entry(vposer, torch.zeros(32), list(side_on.as_rotvec()), [0.0, 0.2, 5.0])]
+    conf = torch.ones(kp.shape[:2])
+
+    def angle(entry: PseudoGT, target: Rotation) -> float:
+        return math.degrees((Rotation.from_rotvec(entry.pose_rotvec[0]).inv() * target).magnitude())
+
+    warm_only, _ = refine_pseudo_gts(start, kp, conf, body, vposer, "coco17", RefineConfig(iters=30, cold_start=False))
+    both, summary = refine_pseudo_gts(start, kp, conf, body, vposer, "coco17", RefineConfig(iters=30))
+    assert [e.quality["refine_from_f"] for e in both] == [1.0, 0.0]
+    # f was exact for person 0, so no fit lowers its 2D error there: f's own prediction stays
+    assert [e.quality["refine_kept"] for e in both] == [0.0, 1.0] and summary["kept_from_f"] == 0
+    assert angle(warm_only[1], facing) > 45.0 > 20.0 > angle(both[1], facing), (angle(warm_only[1], facing),
+                                                                                angle(both[1], facing))
+    assert angle(both[0], side_on) < 10.0

@@ -112,7 +112,8 @@ class BenchConfig:
     (``seed`` is the one being run); ``clean_2d``: the first, clean ITW split instead of the realistic one;
     ``backbone_dir``: where the free SimpleBaseline backbone of the second recipe is built once
     (``make pretrain-backbone``); ``backbone_path``: its checkpoint, set by :func:`run_bench`; ``fit_iters`` /
-    ``fit_stages``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`); ``fit_camera``: the camera
+    ``fit_stages`` / ``fit_facings``: NeuralAnnot + fit (:class:`annot.fitting.refine.RefineConfig`);
+    ``fit_camera``: the camera
     NeuralAnnot + fit works in: ``"gt"``, the GT intrinsics that the SMPLify row gets too (f's prediction is
     moved into it first, :func:`annot.fitting.refine.move_entries_to_camera`), ``"estimated"``, CLIFF's image
     camera for unknown intrinsics (:func:`annot.geometry.estimated_image_camera`, what real photos get), or
@@ -146,6 +147,7 @@ class BenchConfig:
     backbone_path: str | None = None
     fit_iters: int = 60
     fit_stages: int = 2
+    fit_facings: int = 2
     fit_camera: str = "gt"
     pretrained_backbone: bool = True
 
@@ -337,7 +339,8 @@ def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neurala
     elif cfg.fit_camera == "estimated":
         camera = estimated_image_camera(torch.tensor([list(cfg.image_hw)] * len(aids), dtype=torch.float32))
     refined, summary = refine_pseudo_gts([neuralannot["entries"][a] for a in aids], kp, conf, body, vposer,
-                                         "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages), camera)
+                                         "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages,
+                                                                   facings=cfg.fit_facings), camera)
     camera_label = FIT_CAMERAS[cfg.fit_camera]
     return {"entries": dict(zip(aids, refined)), "seconds": neuralannot["seconds"] + summary["seconds"],
             "refine": summary, "label": f"NeuralAnnot + fit (all recipes, warm-started SMPLify, {camera_label})"}

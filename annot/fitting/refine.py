@@ -19,12 +19,14 @@ A refined fit is **kept** only when both hold:
   A fit that lowers the 2D error by leaving the prior's typical set is chasing annotation noise.
 
 Otherwise f's prediction is kept unchanged. Every entry gets the quality fields ``refine_kept`` (0 / 1),
+``refine_from_f`` (1: the candidate started from f, 0: from SMPLify's own start),
 ``kp2d_err_px_f`` (f's own 2D error), ``kp2d_err_px_fit`` and ``z_norm_fit`` (the candidate's), and
 ``kp2d_err_px`` (of the kept parameters).
 """
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -63,8 +65,11 @@ class RefineConfig:
 
     ``iters``: Adam steps per stage; ``stages``: how many of SMPLify-X's last body stages run (1-4);
     ``min_gain_px``: least 2D improvement to keep a fit (pixels); ``max_z_norm``: typical-set bound on |z|
-    (None: :func:`typical_z_norm` of the prior); ``max_abs_beta``: shape bound; ``try_flipped``: also fit from
-    f's orientation turned 180 deg about the body's vertical axis and keep the lower objective.
+    (None: :func:`typical_z_norm` of the prior); ``max_abs_beta``: shape bound; ``facings``: how many starts
+    turned about the body's vertical axis by multiples of ``360 / facings`` deg from f's orientation (1: f's
+    alone; 2: also turned 180 deg, SMPLify's two-facing trial; 4: every 90 deg); the lowest final objective wins;
+    ``cold_start``: also run SMPLify's own fit (all stages, its two standard starts) and keep, per sample, whichever
+    of the warm and cold fits ends with the lower objective (f then adds starts to SMPLify rather than replacing its).
     """
 
     iters: int = 60
@@ -72,12 +77,14 @@ class RefineConfig:
     min_gain_px: float = 0.0
     max_z_norm: float | None = None
     max_abs_beta: float = 3.0
-    try_flipped: bool = True
+    facings: int = 2
+    cold_start: bool = True
 
     def __post_init__(self) -> None:
-        if self.iters < 1 or not 1 <= self.stages <= len(POSE_PRIOR_WEIGHTS) or self.min_gain_px < 0:
-            raise ValueError(f"RefineConfig: iters >= 1, 1 <= stages <= {len(POSE_PRIOR_WEIGHTS)}, min_gain_px >= 0; "
-                             f"got {self.iters}, {self.stages}, {self.min_gain_px}")
+        if self.iters < 1 or not 1 <= self.stages <= len(POSE_PRIOR_WEIGHTS) or self.min_gain_px < 0 \
+                or self.facings < 1:
+            raise ValueError(f"RefineConfig: iters >= 1, 1 <= stages <= {len(POSE_PRIOR_WEIGHTS)}, min_gain_px >= 0, "
+                             f"facings >= 1; got {self.iters}, {self.stages}, {self.min_gain_px}, {self.facings}")
 
 
 def _stack(entries: Sequence[PseudoGTLike], name: str) -> Tensor:
@@ -107,24 +114,25 @@ def kp2d_error_px(body_model: Any, entries: Sequence[PseudoGTLike], kp2d_px: Ten
     return torch.where(count > 0, (dist * mask).sum(1) / count.clamp(min=1), torch.full_like(count, float("nan")))
 
 
-def turned_about_body_vertical(global_orient_rotvec: Tensor) -> Tensor:
-    """(B, 3) axis-angle global orientations turned 180 deg about the body's own vertical (SMPL y) axis:
-    ``R' = R Ry(pi)``, the person facing the other way in place (camera frame, radians)."""
-    flip = global_orient_rotvec.new_tensor([0.0, math.pi, 0.0]).expand_as(global_orient_rotvec)
-    return rotmat_to_rotvec(rotvec_to_rotmat(global_orient_rotvec) @ rotvec_to_rotmat(flip))
+def turned_about_body_vertical(global_orient_rotvec: Tensor, angle_rad: float = math.pi) -> Tensor:
+    """(B, 3) axis-angle global orientations turned by ``angle_rad`` (default 180 deg) about the body's own vertical
+    (SMPL y) axis: ``R' = R Ry(angle)``, the person turned in place (camera frame, radians)."""
+    turn = global_orient_rotvec.new_tensor([0.0, angle_rad, 0.0]).expand_as(global_orient_rotvec)
+    return rotmat_to_rotvec(rotvec_to_rotmat(global_orient_rotvec) @ rotvec_to_rotmat(turn))
 
 
 def _fit_facings(fitter: SMPLify2D, kp2d_px: Tensor, conf: Tensor, focal_px: Tensor, princpt_px: Tensor,
-                 convention: str, init: dict[str, Tensor], try_flipped: bool) -> Any:
-    """One warm-started fit, or (``try_flipped``) the better by final objective of the fits from f's facing and
-    from the turned one, run as one batch of 2N."""
-    if not try_flipped:
+                 convention: str, init: dict[str, Tensor], facings: int) -> Any:
+    """Warm-started fits from f's orientation turned by ``k * 360 / facings`` deg about the body's vertical axis,
+    ``k = 0 .. facings - 1``, run as one batch of ``facings * N``; per sample the lowest final objective wins."""
+    if facings == 1:
         return fitter.fit(kp2d_px, conf, focal_px, princpt_px, convention, init)
     n = kp2d_px.shape[0]
-    both = {k: torch.cat([v, v]) for k, v in init.items()}
-    both["global_orient"] = torch.cat([init["global_orient"], turned_about_body_vertical(init["global_orient"])])
-    fit = fitter.fit(*(torch.cat([t, t]) for t in (kp2d_px, conf, focal_px, princpt_px)), convention, both)
-    pick = torch.arange(n, device=fit.loss.device) + n * (fit.loss[n:] < fit.loss[:n]).long()
+    starts = {k: torch.cat([v] * facings) for k, v in init.items()}
+    starts["global_orient"] = torch.cat([turned_about_body_vertical(init["global_orient"], 2 * math.pi * k / facings)
+                                         if k else init["global_orient"] for k in range(facings)])
+    fit = fitter.fit(*(torch.cat([t] * facings) for t in (kp2d_px, conf, focal_px, princpt_px)), convention, starts)
+    pick = torch.arange(n, device=fit.loss.device) + n * fit.loss.view(facings, n).argmin(dim=0)
     return replace(fit, pose_rotvec=fit.pose_rotvec[pick], betas=fit.betas[pick], transl_m=fit.transl_m[pick],
                    loss=fit.loss[pick], z=fit.z[pick] if fit.z is not None else None,
                    kp2d_err_px=fit.kp2d_err_px[pick])
@@ -166,6 +174,28 @@ def move_entries_to_camera(entries: Sequence[PseudoGTLike], body_model: Any, foc
     return out
 
 
+def _cold_fit(body_model: Any, vposer: Any, config: RefineConfig, kp2d_px: Tensor, conf: Tensor, focal_px: Tensor,
+              princpt_px: Tensor, convention: str) -> Any:
+    """SMPLify's own fit (every stage, from upright facing the camera and facing away), with the same prior,
+    steps and camera as the warm-started one: the start ``cold_start`` adds."""
+    fitter = SMPLify2D(body_model, prior="vposer", vposer=vposer, num_iters_per_stage=config.iters, try_flipped=True)
+    return fitter.fit(kp2d_px, conf, focal_px, princpt_px, convention)
+
+
+def _better_of(warm: Any, cold: Any) -> tuple[Any, Tensor]:
+    """Per sample the fit with the lower final objective (both end at SMPLify-X's last stage weights, so their
+    objectives compare); returns it and the (N,) mask of samples won by the warm start (ties go to it)."""
+    from_warm = warm.loss <= cold.loss
+
+    def pick(a: Tensor, b: Tensor) -> Tensor:
+        return torch.where(from_warm.view(-1, *([1] * (a.dim() - 1))), a, b)
+
+    chosen = replace(warm, pose_rotvec=pick(warm.pose_rotvec, cold.pose_rotvec), betas=pick(warm.betas, cold.betas),
+                     transl_m=pick(warm.transl_m, cold.transl_m), loss=pick(warm.loss, cold.loss),
+                     z=pick(warm.z, cold.z), kp2d_err_px=pick(warm.kp2d_err_px, cold.kp2d_err_px))
+    return chosen, from_warm.cpu()
+
+
 def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Tensor, body_model: Any,
                       vposer: Any, convention: str = "coco17", config: RefineConfig = RefineConfig(),
                       camera: tuple[Tensor, Tensor] | None = None) -> tuple[list[PseudoGTLike], dict[str, Any]]:
@@ -201,6 +231,7 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
                          f"{tuple(kp2d_px.shape)}, {tuple(conf.shape)}")
     if n == 0:
         return [], {"kept": 0, "total": 0, "seconds": 0.0}
+    start = time.perf_counter()
     bound = config.max_z_norm if config.max_z_norm is not None else typical_z_norm(vposer.latent_dim)
     if camera is not None:
         entries = move_entries_to_camera(entries, body_model, *camera)
@@ -213,8 +244,11 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     fitter = SMPLify2D(body_model, prior="vposer", vposer=vposer, num_iters_per_stage=config.iters,
                        pose_prior_weights=POSE_PRIOR_WEIGHTS[-config.stages:],
                        shape_prior_weights=SHAPE_PRIOR_WEIGHTS[-config.stages:])
-    fit = _fit_facings(fitter, kp2d_px, conf, _stack(entries, "focal_px"), _stack(entries, "princpt_px"),
-                       convention, init, config.try_flipped)
+    focal, princpt = _stack(entries, "focal_px"), _stack(entries, "princpt_px")
+    fit = _fit_facings(fitter, kp2d_px, conf, focal, princpt, convention, init, config.facings)
+    from_f = torch.ones(n, dtype=torch.bool)
+    if config.cold_start:
+        fit, from_f = _better_of(fit, _cold_fit(body_model, vposer, config, kp2d_px, conf, focal, princpt, convention))
     candidates = [replace(e, pose_rotvec=fit.pose_rotvec[i].detach().numpy().astype(np.float64),
                           betas=fit.betas[i].detach().numpy().astype(np.float64),
                           transl_m=fit.transl_m[i].detach().numpy().astype(np.float64)) for i, e in enumerate(entries)]
@@ -226,11 +260,13 @@ def refine_pseudo_gts(entries: Sequence[PseudoGTLike], kp2d_px: Tensor, conf: Te
     out = []
     for i, (old, new) in enumerate(zip(entries, candidates)):
         chosen = new if bool(keep[i]) else old
-        quality = dict(old.quality, refine_kept=float(keep[i]), kp2d_err_px_f=float(err_f[i]),
+        quality = dict(old.quality, refine_kept=float(keep[i]), refine_from_f=float(from_f[i]),
+                       kp2d_err_px_f=float(err_f[i]),
                        kp2d_err_px_fit=float(err_fit[i]), z_norm_fit=float(z_norm[i]),
                        kp2d_err_px=float(err_fit[i] if keep[i] else err_f[i]))
         out.append(replace(chosen, quality=quality))
-    return out, {"kept": int(keep.sum()), "total": n, "seconds": float(fit.seconds), "max_z_norm": bound}
+    return out, {"kept": int(keep.sum()), "kept_from_f": int((keep & from_f).sum()), "total": n,
+                 "seconds": float(time.perf_counter() - start), "max_z_norm": bound}
 
 
 __all__ = ["REFINE_CAMERAS", "RefineConfig", "kp2d_error_px", "move_entries_to_camera", "project_keypoints_px",
