@@ -259,8 +259,9 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
 def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[str, dict[str, SmplParams]],
                   start_step: int = 0, seed: int | None = None):
     """The target alone (batches from ``start_step`` on, see :func:`_steps_loader`), or a MixedDataModule of
-    target + auxiliary image sets with exact ratios. Every dataset skips samples that fail to load
-    (:class:`annot.data.robust.SkippingDataset`)."""
+    target + auxiliary image sets with exact ratios, whose batches also start at ``start_step`` (seeded by
+    ``seed``, else ``cfg.seed``; :class:`annot.data.mixing.MixedBatchSampler`). Every dataset skips samples
+    that fail to load (:class:`annot.data.robust.SkippingDataset`)."""
     image_aux = {n: a for n, a in cfg.auxiliary.items() if has_images(a.dataset)}
     if not image_aux:
         return _steps_loader(SkippingDataset(target, "train"), cfg.data.batch_size, cfg.trainer.max_steps,
@@ -273,7 +274,8 @@ def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[
         ds.attach_pseudo_gt(aux_entries[name])
         datasets[name], ratios[name] = SkippingDataset(ds, "train"), cfg.algorithm.aux_ratio * aux.ratio / total
     return None, MixedDataModule(datasets, ratios, cfg.data.batch_size, num_batches_per_epoch=cfg.trainer.max_steps,
-                                 num_workers=cfg.data.num_workers, seed=cfg.seed)
+                                 num_workers=cfg.data.num_workers, seed=cfg.seed if seed is None else seed,
+                                 start_step=start_step)
 
 
 def _stage_b(cfg: DictConfig, folder: Path, vposer_path: str | None, aux_folders: dict[str, Path],

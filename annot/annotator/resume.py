@@ -6,7 +6,8 @@ An interrupted stage must end, after a rerun, with the result of an uninterrupte
   does not depend on which stages ran before it in the same process;
 * :class:`StepSampler` draws the sample indices of optimiser step ``i`` from ``(seed, i)`` alone
   (reshuffled passes over the dataset, each a permutation seeded by ``(seed, pass)``), so a resumed run
-  continues with exactly the batches the uninterrupted run would have seen;
+  continues with exactly the batches the uninterrupted run would have seen; mixed batches (target +
+  auxiliary image sets) do the same through :class:`annot.data.mixing.MixedBatchSampler`'s ``start_step``;
 * :class:`StepCheckpoint` writes ``resume.ckpt`` every ``every_n_steps`` optimiser steps (atomically:
   a kill while writing leaves the previous one), with the RNG states and a ``resume_key`` (the stage's
   config hash) so that a checkpoint of another configuration is never resumed (:func:`resume_step`).

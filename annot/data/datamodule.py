@@ -57,6 +57,9 @@ class MixedDataModule(pl.LightningDataModule):
         num_batches_per_epoch: epoch length in batches per rank.
         num_workers: DataLoader workers per rank.
         seed: sampler seed (draws depend on ``(seed, epoch, rank)``).
+        start_step: the first training step (per rank, from epoch 0) to load: a run resumed from a
+            checkpoint at global step ``k`` passes ``k`` and continues the uninterrupted run's batches
+            (:class:`annot.data.mixing.MixedBatchSampler`).
         predict_datasets: ``{name: Dataset}`` for ``trainer.predict`` (each sample once, in order).
 
     Augmentation draws of :class:`annot.data.person.PersonCropDataset` depend on the dataset's epoch:
@@ -67,7 +70,7 @@ class MixedDataModule(pl.LightningDataModule):
 
     def __init__(self, train_datasets: Mapping[str, Dataset], ratios: Mapping[str, float], global_batch_size: int,
                  num_batches_per_epoch: int, num_workers: int = 0, seed: int = 0,
-                 predict_datasets: Mapping[str, Dataset] | None = None) -> None:
+                 predict_datasets: Mapping[str, Dataset] | None = None, start_step: int = 0) -> None:
         super().__init__()
         self.train_datasets = dict(train_datasets)
         self.ratios = dict(ratios)
@@ -75,6 +78,7 @@ class MixedDataModule(pl.LightningDataModule):
         self.num_batches_per_epoch = int(num_batches_per_epoch)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
+        self.start_step = int(start_step)
         self.predict_datasets = dict(predict_datasets or {})
         self.batch_size_per_rank = self.global_batch_size
         self.sampler: MixedBatchSampler | None = None
@@ -87,7 +91,7 @@ class MixedDataModule(pl.LightningDataModule):
         if stage in (None, "fit") and self.train_datasets:
             self.sampler, self._concat = MixedBatchSampler.from_datasets(
                 self.train_datasets, self.ratios, self.batch_size_per_rank, self.num_batches_per_epoch,
-                seed=self.seed, rank=rank, world_size=world)
+                seed=self.seed, rank=rank, world_size=world, start_step=self.start_step)
 
     def train_dataloader(self) -> DataLoader:
         if self.sampler is None:

@@ -17,13 +17,15 @@ How this differs from the public code it replaces (style.md §8, §10.5, §11.5)
 
 Here :func:`batch_composition` turns the ratios into integer counts per batch (largest remainder) and
 :class:`MixedBatchSampler` yields batches of global ``ConcatDataset`` indices with exactly those
-counts in every batch, shuffled within each dataset, cycling the short ones, seeded, and rank-aware
-under DDP. Public API::
+counts in every batch, shuffled within each dataset, cycling the short ones, seeded, rank-aware
+under DDP, and resumable (``start_step``: a run resumed from a checkpoint continues the sequence of the
+uninterrupted run). Public API::
 
     normalise_ratios(ratios) -> dict[str, float]
     batch_composition(ratios, batch_size) -> dict[str, int]
     build_mixed_dataset(datasets) -> (ConcatDataset, sizes)
-    MixedBatchSampler(dataset_sizes, ratios, batch_size, num_batches, seed=0, rank=None, world_size=None)
+    MixedBatchSampler(dataset_sizes, ratios, batch_size, num_batches, seed=0, rank=None, world_size=None,
+                      start_step=0)
     MixedBatchSampler.from_datasets(datasets, ratios, ...) -> (sampler, ConcatDataset)
     log_mix_counts(module, sampler) -> dict[str, float]     # logs ``train/mix/<name>``
 """
@@ -195,10 +197,10 @@ class MixedBatchSampler(Sampler[list[int]]):
     so a dataset smaller than its draws cycles through all its samples (each appears floor or ceil of
     draws / N_d times), like Hand4Whole's ``make_same_len`` but reshuffled every cycle. A batch that
     straddles two permutations may hold the same sample twice (at most ``k_d - 1`` repeats, only for
-    datasets with fewer samples than draws). Batches are
-    numbered globally, ``G = (epoch * num_batches + t) * world_size + rank`` for step ``t`` of this
-    rank, and batch ``G`` takes stream positions ``G*k_d .. G*k_d + k_d - 1`` of every dataset
-    (``k_d`` its count per batch); its in-batch order is seeded by ``(seed, G)``. Consequences:
+    datasets with fewer samples than draws). This rank's step ``s = epoch * num_batches + t``
+    (batch ``t`` of epoch ``epoch``) is batch number ``G = s * world_size + rank`` globally, and batch
+    ``G`` takes stream positions ``G*k_d .. G*k_d + k_d - 1`` of every dataset (``k_d`` its count per
+    batch); its in-batch order is seeded by ``(seed, G)``. Consequences:
 
     - ranks take disjoint, contiguous blocks of the SAME stream: within an epoch no two ranks share a
       draw, and together they consume exactly what a single process would (rank ``r``'s step ``t`` is
@@ -208,7 +210,14 @@ class MixedBatchSampler(Sampler[list[int]]):
       over successive epochs every sample of a dataset is drawn equally often (up to one), whereas
       reseeding each epoch would draw an independent random subset every epoch;
     - the whole sequence is a pure function of ``(seed, epoch, rank, world_size, sizes, ratios,
-      batch_size, num_batches)``: no global RNG, identical on every run and every worker setting.
+      batch_size, num_batches)``: no global RNG, identical on every run and every worker setting;
+      :meth:`step_batch` gives the batch of any step ``s`` directly;
+    - resume: with ``start_step=k`` iteration skips the steps ``s < k`` (for epoch ``k // num_batches``,
+      batches ``k % num_batches ..`` are yielded; earlier epochs yield nothing), so a run restarted
+      from a checkpoint at (per-rank) step ``k`` sees exactly the batches the uninterrupted run saw
+      from step ``k`` on, as :class:`annot.annotator.resume.StepSampler` does for one dataset.
+      ``len()`` stays ``num_batches``: Lightning sizes the epoch from it and counts the resumed
+      epoch's batches from the checkpoint's batch index.
 
     Lightning. This is a *batch* sampler that shards by itself. Lightning must not replace it:
     build the Trainer with ``use_distributed_sampler=False`` (the name since Lightning 2.0; it was
@@ -229,11 +238,13 @@ class MixedBatchSampler(Sampler[list[int]]):
         seed: non-negative integer.
         rank, world_size: this process's rank and the number of processes; ``None`` reads
             ``torch.distributed`` when it is initialised, else ``(0, 1)``.
+        start_step: the first step (per rank, counted from epoch 0) to yield; a resumed run's global
+            step (one optimiser step per batch). Default 0.
 
     Raises:
         ValueError: bad ratio or size (names the dataset), names of ``ratios`` and ``dataset_sizes``
             differ, ``batch_size`` smaller than the number of datasets, ``num_batches < 1``,
-            negative seed, or a rank outside ``[0, world_size)``.
+            negative seed or ``start_step``, or a rank outside ``[0, world_size)``.
 
     Sources: replaces mmhuman3d ``MixedDataset`` / SPIN ``MixedDataset`` (ratios in expectation only)
     and Hand4Whole ``MultipleDatasets`` (reference-spec B.4); style.md §8, §10.5.
@@ -248,6 +259,7 @@ class MixedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        start_step: int = 0,
     ) -> None:
         self.dataset_sizes = self._check_sizes(dataset_sizes)
         self._check_names(self.dataset_sizes, ratios)
@@ -263,10 +275,13 @@ class MixedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"MixedBatchSampler: num_batches must be an integer >= 1, got {num_batches!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"MixedBatchSampler: seed must be a non-negative integer, got {seed!r}")
+        if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
+            raise ValueError(f"MixedBatchSampler: start_step must be a non-negative integer, got {start_step!r}")
         self.ratios = normalise_ratios(ordered)
         self.batch_size = int(batch_size)
         self.num_batches = int(num_batches)
         self.seed = int(seed)
+        self.start_step = int(start_step)
         self.rank, self.world_size = _default_rank_world(rank, world_size)
         self.epoch = 0
         self._sizes = list(self.dataset_sizes.values())
@@ -307,6 +322,7 @@ class MixedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        start_step: int = 0,
     ) -> tuple[MixedBatchSampler, ConcatDataset]:
         """Build the ``ConcatDataset`` (:func:`build_mixed_dataset`) and its sampler in one call.
 
@@ -317,7 +333,8 @@ class MixedBatchSampler(Sampler[list[int]]):
             ValueError: as :func:`build_mixed_dataset` and the constructor.
         """
         concat, sizes = build_mixed_dataset(datasets)
-        sampler = cls(sizes, ratios, batch_size, num_batches, seed=seed, rank=rank, world_size=world_size)
+        sampler = cls(sizes, ratios, batch_size, num_batches, seed=seed, rank=rank, world_size=world_size,
+                      start_step=start_step)
         return sampler, concat
 
     @property
@@ -371,12 +388,17 @@ class MixedBatchSampler(Sampler[list[int]]):
         order = shuffle_rng.permutation(self.batch_size)
         return np.concatenate(parts)[order].tolist()
 
+    def step_batch(self, step: int) -> list[int]:
+        """The ``batch_size`` global indices of this rank's step ``step`` (``epoch * num_batches + t``)."""
+        return self._batch(int(step) * self.world_size + self.rank)
+
     def __iter__(self) -> Iterator[list[int]]:
-        """Yield ``num_batches`` lists of ``batch_size`` global indices (Python ints) for this rank."""
+        """Yield this epoch's lists of ``batch_size`` global indices (Python ints) for this rank: its
+        ``num_batches`` steps, less those before ``start_step``."""
         self._counts = dict.fromkeys(self.dataset_sizes, 0)
-        first = self.epoch * self.num_batches * self.world_size + self.rank
-        for step in range(self.num_batches):
-            batch = self._batch(first + step * self.world_size)
+        first = self.epoch * self.num_batches
+        for step in range(max(first, self.start_step), first + self.num_batches):
+            batch = self.step_batch(step)
             for name, count in self.composition.items():
                 self._counts[name] += count
             yield batch
