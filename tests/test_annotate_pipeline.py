@@ -26,12 +26,13 @@ pytestmark = [pytest.mark.skipif(not COCO.is_dir(), reason=f"COCO samples not fo
 
 
 def _config(out: Path, *extra: str):
-    return load_config(AnnotateConfig, REPO / "configs/annotate/body_free.yaml", [*extra,
+    """The embedded default at a few steps; f's own pseudo-GTs (``algorithm.refine=false``) unless ``extra`` says."""
+    return load_config(AnnotateConfig, REPO / "configs/annotate/body_free.yaml", ["algorithm.refine=false",
         f"data.root={COCO}", f"body_model.path={FREE}", f"export.out_dir={out}", "trainer.max_steps=3",
         "trainer.enable_progress_bar=false", "data.input_hw=[128,96]", "export.eval_every_n_steps=1",
         f"auxiliary.cmu.args.root={SHARED / 'mocap_cmu'}", "auxiliary.cmu.args.pattern=cmu_01_0*.bvh",
         "aux_stage.max_steps=3", "aux_stage.hidden_dim=64", "prior.max_epochs=1", "prior.num_neurons=64",
-        "model.hidden_dim=64"])
+        "model.hidden_dim=64", *extra])
 
 
 @pytest.fixture(scope="module")

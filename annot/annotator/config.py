@@ -109,7 +109,8 @@ class AlgorithmConfig:
     inside the prior's typical set (:mod:`annot.fitting.refine`; beyond the paper, which is ``refine=false``);
     ``refine_iters`` Adam steps per stage, ``refine_stages`` last SMPLify-X body stages run; ``refine_camera``
     the camera the fit works in: ``estimated`` (CLIFF's full-image camera, focal ``sqrt(W^2 + H^2)`` at the image
-    centre, f's prediction moved into it first) or ``crop`` (f's own crop camera, long virtual focal length)."""
+    centre, f's prediction moved into it first) or ``crop`` (f's own crop camera, long virtual focal length);
+    ``refine_cold_start``: SMPLify's own start runs beside f's and the lower final objective wins per sample."""
 
     aux_ratio: float = 0.5
     second_round: bool = False
@@ -117,6 +118,7 @@ class AlgorithmConfig:
     refine_iters: int = 60
     refine_stages: int = 2
     refine_camera: str = "estimated"
+    refine_cold_start: bool = True
 
 
 @dataclass

@@ -404,7 +404,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
                                                          "algorithm", "auxiliary", "aux_stage")}
         for key in ("enable_progress_bar", "checkpoint_every_n_steps", "logger", "wandb_project"):
             stage_cfg["trainer"].pop(key)  # run-time switches that do not change the result
-        for key in ("refine", "refine_iters", "refine_stages", "refine_camera"):
+        for key in ("refine", "refine_iters", "refine_stages", "refine_camera", "refine_cold_start"):
             stage_cfg["algorithm"].pop(key)  # the refine stage's own provenance holds these
         prov_b = provenance({**common, **stage_cfg, "round": rnd, "images": images},
                             {**inputs, **({"own_pseudo_gt": own_pseudo_gt} if own_pseudo_gt else {}),
@@ -432,7 +432,7 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.algorithm.refine:
         final_dir = out / "stage_refine"
         prov_r = provenance({**common, "refine": {k: cfg.algorithm[k] for k in ("refine_iters", "refine_stages",
-                                                                                "refine_camera")},
+                                                                                "refine_camera", "refine_cold_start")},
                              "convention": cfg.data.convention, "export": to_container(cfg.export)},
                             {"pseudo_gt": c_dir / "pseudo_gt.json", **({"prior": vposer_path} if vposer_path else {})})
         run_stage("refine", final_dir, prov_r, lambda d: _stage_refine(cfg, d, c_dir, b_dir, vposer_path), log.info,
@@ -468,7 +468,8 @@ def _stage_refine(cfg: DictConfig, folder: Path, c_dir: Path, b_dir: Path, vpose
     refined, summary = refine_pseudo_gts(
         [entries[a] for a in ids], inputs["kp2d_img_px"][rows], inputs["kp2d_mask"][rows], module.body_model.cpu(),
         load_vposer(vposer_path), cfg.data.convention,
-        RefineConfig(iters=cfg.algorithm.refine_iters, stages=cfg.algorithm.refine_stages), camera)
+        RefineConfig(iters=cfg.algorithm.refine_iters, stages=cfg.algorithm.refine_stages,
+                     cold_start=cfg.algorithm.refine_cold_start), camera)
     write_pseudo_gt(folder / "pseudo_gt.json", {**entries, **dict(zip(ids, refined))})
     atomic_write_json(folder / "refine.json", summary)
     log.info("refine: kept the fit for %d of %d samples", summary["kept"], summary["total"])

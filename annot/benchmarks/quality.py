@@ -245,7 +245,7 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
           f"prior.max_epochs={cfg.prior_epochs}", f"prior.pose_prior={'vposer' if vposer else 'none'}",
           f"trainer.max_steps={cfg.steps}", f"optim.lr_decay_steps=[{int(cfg.steps * 0.8)}]",
           "export.overlays=false", f"data.convention={DATA_CONVENTION}", f"export.out_dir={Path(cfg.out) / key}",
-          "algorithm.second_round=false", f"model.architecture={cfg.architecture}",
+          "algorithm.second_round=false", "algorithm.refine=false", f"model.architecture={cfg.architecture}",
           f"aux_stage.refine_iters={cfg.refine_iters}", f"data.input_hw=[{cfg.input_hw[0]},{cfg.input_hw[1]}]"]
     if pretrained and cfg.backbone_path:
         ov.append(f"model.backbone_weights={cfg.backbone_path}")

@@ -93,7 +93,8 @@ def claim_lines(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, flo
     sm = mpjpe.get("smplify")
     for name, p in paired.items():
         key = name.split(":", 1)[-1]
-        who = f"{LABELS[key]}{' (best NeuralAnnot row)' if name.startswith('best:') else ''}"
+        label = rows[key]["label"] if key in rows else LABELS[key]
+        who = f"{label}{' (best NeuralAnnot row)' if name.startswith('best:') else ''}"
         interval = (f"paired difference {p['mean']:+.1f} mm [{p['low']:+.1f}, {p['high']:+.1f}] "
                     f"over {p['people']} people")
         if p["high"] < 0:
