@@ -139,6 +139,7 @@ def test_seeding_geometry():
     assert not nose_in_face(lm, np.array([100.0, 50.0, 20.0, 20.0]), 0.3)
 
 
+@pytest.mark.slow  # ~10 s: a subprocess that loads the package and MediaPipe's graphs
 @needs_mediapipe
 def test_detector_finds_the_coco_person_within_a_tenth_of_its_box(tmp_path):
     """tools/detect_people.py on one COCO sample (a skier, GT keypoints in test_coco.json): every confident keypoint
