@@ -28,7 +28,14 @@ import numpy as np
 
 from annot.app.cli import run_tool
 from annot.config import ConfigError, load_config
-from annot.data.photos import DETECTOR_NAME, BlazePoseDetector, DetectConfig, coco_annotation, coco_document
+from annot.data.photos import (
+    DETECTOR_NAME,
+    BlazePoseDetector,
+    DetectConfig,
+    coco_annotation,
+    coco_document,
+    load_mediapipe,
+)
 from annot.io.atomic import atomic_write_bytes, atomic_write_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(DetectConfig, args.config, list(args.overrides))
-    except (ConfigError, FileNotFoundError) as err:
+        load_mediapipe()
+    except (ConfigError, FileNotFoundError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     folder, out = Path(args.images), Path(args.out)
