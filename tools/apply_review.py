@@ -11,6 +11,10 @@ naming the file and field on a bad decisions file, or one made for another ``pse
 """
 from __future__ import annotations
 
+from annot.app.runtime import configure_threads
+
+configure_threads()  # first, before torch loads: OpenMP reads its environment once (annot/app/runtime.py)
+
 import argparse
 import sys
 from pathlib import Path
