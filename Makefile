@@ -15,6 +15,10 @@ BENCH_TWO_STAGE_ARGS ?=
 PRETRAIN_ARGS ?=
 BENCH_THREADS_ARGS ?=
 EST ?= pose2pose
+PHOTOS ?= ../shared/data/photos
+PHOTOS_BOXES ?=
+PHOTOS_OUT ?= outputs/annotate-photos
+PHOTOS_DEPS := .photos-deps
 CKPT ?=
 # CONFIG defaults to the annotation config; for the estimator targets only an explicit CONFIG=... counts
 EST_CONFIG = $(if $(filter command line,$(origin CONFIG)),$(CONFIG),configs/estimator/$(EST).yaml)
@@ -22,12 +26,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
+.PHONY: help setup osmesa chromium photos-deps annotate-photos annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(FREE_MODEL) osmesa ## venv (torch 2.13 CPU first), package, free body model bake, OSMesa; idempotent
+setup: $(VENV)/.installed $(FREE_MODEL) osmesa chromium ## venv (torch 2.13 CPU first), package, free body model bake, OSMesa, Chromium; idempotent
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +46,21 @@ $(FREE_MODEL): | $(VENV)/.installed
 osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missing
 	@ldconfig -p | grep -q libOSMesa.so || { echo "installing libosmesa6 (offscreen rendering)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libosmesa6 >/dev/null; }
+
+chromium: ## install Debian's chromium (headless test of review.html) when it is missing; no browser download
+	@command -v chromium >/dev/null || { echo "installing chromium (headless review-page test)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+photos-deps: $(PHOTOS_DEPS)/.installed ## mediapipe 0.10.14 (BlazePose in its wheel) + pins into .photos-deps/, outside the venv, when missing
+
+$(PHOTOS_DEPS)/.installed: tools/photos_requirements.txt | $(VENV)/.installed
+	rm -rf $(PHOTOS_DEPS)
+	$(PY) -m pip install -q --no-deps --target $(PHOTOS_DEPS) -r tools/photos_requirements.txt
+	@touch $@
+
+annotate-photos: setup photos-deps ## people + keypoints in your photos (PHOTOS=dir/, PHOTOS_BOXES=coco.json) -> Algorithm 1 -> pseudo-GTs, overlays, review.html in PHOTOS_OUT
+	$(PY) tools/detect_people.py --images $(PHOTOS) --out $(PHOTOS_OUT)/detections $(if $(PHOTOS_BOXES),--boxes $(PHOTOS_BOXES))
+	$(PY) tools/annotate.py --config configs/annotate/photos_free.yaml data.root=$(PHOTOS_OUT)/detections export.out_dir=$(PHOTOS_OUT) $(ARGS)
 
 annotate-body: setup ## Algorithm 1 on the embedded default -> pseudo-GTs (CONFIG=..., TRAINER=configs/trainer/gpu.yaml, ARGS="key=value ...")
 	$(PY) tools/annotate.py --config $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(ARGS)

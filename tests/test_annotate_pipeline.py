@@ -5,6 +5,7 @@ forward + regressor + pinhole projection with the exported camera), and a second
 skip every finished stage.
 """
 import json
+import re
 import time
 from pathlib import Path
 
@@ -57,6 +58,10 @@ def test_outputs_and_counts(run):
     assert (out / "kp2d_error_curve.png").stat().st_size > 0
     assert len(report["kp2d_err_px_during_training"]) == 3
     assert report["config"]["trainer"]["max_steps"] == 3
+    # the export step writes the review page: one card per annotated person, pictures inline
+    page = (out / "review.html").read_text()
+    assert sorted(re.findall(r'class="card" data-aid="(\d+)"', page)) == sorted(pgt)
+    assert page.count("data:image/jpeg;base64,") == 2 * len(pgt) and 'src="http' not in page
 
 
 def test_every_stage_has_provenance(run):

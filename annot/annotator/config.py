@@ -207,10 +207,12 @@ class TrainerConfig:
 @dataclass
 class ExportConfig:
     """Where and what to write. ``out_dir``: NeuralAnnot JSON, skipped.json, report.json, overlays;
+    ``review_html``: the review page ``review.html`` (needs ``overlays``; :mod:`annot.annotator.review`);
     ``batches_per_shard``: prediction batches per rank between two shard files (resume granularity)."""
 
     out_dir: str = "outputs/annotate-body"
     overlays: bool = True
+    review_html: bool = True
     eval_every_n_steps: int = 25
     batches_per_shard: int = 64
 

@@ -1,7 +1,8 @@
 """The outputs of an annotation run besides the pseudo-GTs: ``report.json``, the 2D-error curve, the overlays,
 and the run's W&B summary.
 
-:func:`finalise` copies the last round's outputs to the top folder and writes ``report.json`` and the curve;
+:func:`finalise` copies the last round's outputs to the top folder and writes ``report.json``, the curve and
+(``export.review_html``) the review page ``review.html`` (:mod:`annot.annotator.review`);
 :func:`write_overlays` renders every pseudo-GT over its image. :func:`report_metrics` reads ``report.json`` (and
 ``pseudo_gt.json``'s per-sample quality) into the scalars a sweep compares; :func:`log_report` writes them, the
 overlay grid and the 2D-error curve into the run's W&B log (:mod:`annot.training.loggers`) and closes it.
@@ -113,7 +114,7 @@ def log_report(report: dict[str, Any], cfg: DictConfig, run_name: str | None = N
 def finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict[str, Any],
               total_s: float, final_dir: Path | None = None) -> dict[str, Any]:
     """Copy the last round's outputs (``final_dir``: the refinement's when it ran, else stage (c)'s) to the top
-    folder and write report.json and the curve PNG."""
+    folder and write report.json, the curve PNG and, with ``export.review_html`` (and overlays), review.html."""
     import shutil
 
     final_dir = final_dir or c_dir
@@ -149,7 +150,22 @@ def finalise(cfg: DictConfig, out: Path, c_dir: Path, b_dir: Path, result: dict[
         "versions": package_versions(),
     }
     atomic_write_json(out / "report.json", report)
+    if cfg.export.review_html and cfg.export.overlays:
+        report["review_html"] = str(_review_page(cfg, out, c_dir, entries))
     return report
+
+
+def _review_page(cfg: DictConfig, out: Path, c_dir: Path, entries: dict[str, PseudoGT]) -> Path:
+    """``out/review.html`` (:mod:`annot.annotator.review`) from the top folder's pseudo-GTs and overlays."""
+    from annot.annotator.review import write_review_page
+    from annot.annotator.sharding import load_overlay_inputs
+    from annot.body_models import BodyModel
+
+    inputs = load_overlay_inputs(c_dir / "shards")
+    images = {str(a): str(p) for a, p in zip(inputs["sample_id"], inputs["image_path"])}
+    b = cfg.body_model
+    body = BodyModel.from_config(model_type=b.model_type, gender=b.gender, path=b.path, num_betas=b.num_betas)
+    return write_review_page(out, entries, body, images)
 
 
 def wall_times(out: Path, total_s: float, c_dir: Path, num: int) -> dict[str, float]:

@@ -30,6 +30,17 @@ Conventions (``name``: source):
 - ``pose2pose25``: the Pose2Pose PositionNet set (spec A.7), the subset of ``pose2pose33`` without the
   hand MCPs, in its own order (``reduce_joint_set``). Root Pelvis (index 0). Flip pairs are the
   ``L_*``/``R_*`` pairs of its names (the spec gives the 33-set pairs; these follow from the names).
+- ``blazepose33``: the 33 landmarks of MediaPipe BlazePose (``mediapipe==0.10.14``,
+  ``mp.solutions.pose.PoseLandmark``; Bazarevsky et al., "BlazePose", CVPRW 2020), in its order. The names
+  shared with COCO-17 are spelled as there, so :func:`annot.keypoints.convert` maps it to ``coco17``; its
+  ``*_Index_1`` / ``*_Pinky_1`` are the index / pinky knuckles (the MCPs of ``pose2pose33``), ``*_Thumb_2`` the
+  thumb's second knuckle, and ``*_Foot_index`` (the foot tip) reads as ``*_Big_toe`` for matching
+  (``JOINT_NAME_ALIASES``).
+- ``hand21``: the 21-joint hand order of Hand4Whole / InterHand2.6M (``common/utils/human_models.py``, MANO
+  ``joints_name``): ``Wrist``, then thumb, index, middle, ring, pinky, each from the base to the tip
+  (``*_1`` .. ``*_4``). COCO-WholeBody's ``lefthand_kpts`` / ``righthand_kpts`` use the same order.
+- ``mediapipe_hand21``: MediaPipe Hands' 21 landmarks (``mp.solutions.hands.HandLandmark``) in their names
+  (``Thumb_CMC`` .. ``Pinky_Tip``); the same anatomical order as ``hand21``, to which they map by the aliases.
 """
 
 from __future__ import annotations
@@ -117,6 +128,18 @@ _COCO17_NAMES: tuple[str, ...] = (
 _COCO17_FLIP: tuple[tuple[int, int], ...] = (
     (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16),
 )  # fmt: skip
+
+_BLAZEPOSE33_NAMES: tuple[str, ...] = (
+    "Nose", "L_Eye_inner", "L_Eye", "L_Eye_outer", "R_Eye_inner", "R_Eye", "R_Eye_outer", "L_Ear", "R_Ear",
+    "Mouth_L", "Mouth_R", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist",
+    "L_Pinky_1", "R_Pinky_1", "L_Index_1", "R_Index_1", "L_Thumb_2", "R_Thumb_2", "L_Hip", "R_Hip",
+    "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "L_Heel", "R_Heel", "L_Foot_index", "R_Foot_index",
+)  # fmt: skip
+_FINGERS: tuple[str, ...] = ("Thumb", "Index", "Middle", "Ring", "Pinky")
+_HAND21_NAMES: tuple[str, ...] = ("Wrist",) + tuple(f"{f}_{k}" for f in _FINGERS for k in range(1, 5))
+_MEDIAPIPE_HAND21_NAMES: tuple[str, ...] = ("Wrist",) + tuple(
+    f"{f}_{k}" for f, parts in (("Thumb", ("CMC", "MCP", "IP", "Tip")),) + tuple(
+        (g, ("MCP", "PIP", "DIP", "Tip")) for g in _FINGERS[1:]) for k in parts)
 
 _MPI_INF_FLIP: tuple[tuple[int, int], ...] = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13))
 
@@ -230,6 +253,15 @@ _CONVENTION_LIST: tuple[KeypointConvention, ...] = (
         ),  # fmt: skip
         root="Pelvis",
     ),
+    KeypointConvention(
+        name="blazepose33",
+        joint_names=_BLAZEPOSE33_NAMES,
+        flip_pairs=((1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20),
+                    (21, 22), (23, 24), (25, 26), (27, 28), (29, 30), (31, 32)),
+        root=None,
+    ),
+    KeypointConvention(name="hand21", joint_names=_HAND21_NAMES, flip_pairs=(), root="Wrist"),
+    KeypointConvention(name="mediapipe_hand21", joint_names=_MEDIAPIPE_HAND21_NAMES, flip_pairs=(), root="Wrist"),
 )
 
 #: All conventions by name.

@@ -6,10 +6,11 @@ and destination joints without a source are zero with ``mask = False``. Name mat
 not anatomically exact: e.g. COCO ``L_Hip`` (a skin point) fills SMPL ``L_Hip`` (a kinematic joint),
 H36M ``Neck`` fills SMPL ``Neck``, as in mks0601.
 
-Aliases (deliberately few): ``mupots17`` is ``mpi_inf_3dhp17`` with two joints spelled differently
-(spec A.6), so for matching only, its ``Thorax`` reads as ``Neck`` and its ``Spine`` as ``Torso``. The
-alias is tied to the convention, not global, because ``mpii16`` has both ``Thorax`` and ``Neck`` and
-``smpl24`` has both ``Spine`` and ``Torso`` as distinct joints.
+Aliases (deliberately few): ``blazepose33``'s foot tip reads as the big toe, ``mediapipe_hand21``'s
+anatomical names (``Index_MCP``) as the ``hand21`` names (``Index_1``); ``mupots17`` is ``mpi_inf_3dhp17`` with
+two joints spelled differently (spec A.6), so for matching only, its ``Thorax`` reads as ``Neck`` and its
+``Spine`` as ``Torso``. The alias is tied to the convention, not global, because ``mpii16`` has both ``Thorax``
+and ``Neck`` and ``smpl24`` has both ``Spine`` and ``Torso`` as distinct joints.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ Array = TypeVar("Array", torch.Tensor, np.ndarray)
 #: their own names.
 JOINT_NAME_ALIASES: dict[str, dict[str, str]] = {
     "mupots17": {"Thorax": "Neck", "Spine": "Torso"},
+    # BlazePose's foot tip ("foot index") is the nearest of its points to COCO-WholeBody's big toe
+    "blazepose33": {"L_Foot_index": "L_Big_toe", "R_Foot_index": "R_Big_toe"},
+    # MediaPipe Hands' anatomical names -> the hand21 order (joint k of a finger counted from its base)
+    "mediapipe_hand21": {
+        **{f"Thumb_{p}": f"Thumb_{k}" for k, p in enumerate(("CMC", "MCP", "IP", "Tip"), start=1)},
+        **{f"{f}_{p}": f"{f}_{k}" for f in ("Index", "Middle", "Ring", "Pinky")
+           for k, p in enumerate(("MCP", "PIP", "DIP", "Tip"), start=1)},
+    },
 }
 
 
