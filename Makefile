@@ -31,7 +31,7 @@ POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(FREE_MODEL) osmesa chromium ## venv (torch 2.13 CPU first), package, free body model bake, OSMesa, Chromium; idempotent
+setup: $(VENV)/.installed $(FREE_MODEL) osmesa ## venv (torch 2.13 CPU first), package, free body model bake, OSMesa; idempotent
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,8 @@ osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missin
 
 chromium: ## install Debian's chromium (headless test of review.html) when it is missing; no browser download
 	@command -v chromium >/dev/null || { echo "installing chromium (headless review-page test)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null \
+	  || echo "chromium could not be installed: the review-page browser test will skip"; }
 
 photos-deps: $(PHOTOS_DEPS)/.installed ## mediapipe 0.10.14 (BlazePose in its wheel) + pins into .photos-deps/, outside the venv, when missing
 
@@ -110,14 +111,14 @@ gpu-check-dry-run: ## tools/gpu_check.sh --dry-run: the GPU check's every sectio
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py
 
-test: setup ## ruff (the rules in pyproject.toml), then the default test suite (slow and GPU tests skipped)
+test: setup chromium ## ruff (the rules in pyproject.toml), then the default test suite (slow and GPU tests skipped; Chromium for the review-page test)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 lint: setup ## ruff alone (what `make test` runs first); `$(PY) -m ruff check --fix .` fixes the fixable
 	$(PY) -m ruff check .
 
-test-full: setup ## every test, slow ones included (GPU tests skip without a GPU)
+test-full: setup chromium ## every test, slow ones included (GPU tests skip without a GPU)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 clean: ## remove outputs (keeps the venv and the baked body model)
