@@ -162,7 +162,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium; make setup "
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium; make test "
                                              "installs it)")
 def test_page_in_headless_chromium(run_dir, tmp_path):
     page = (run_dir / "review.html").read_text()
