@@ -4,8 +4,8 @@
 The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
 sample) as N grows, while per-sample fitting stays where it is. For every N this runs
 :func:`annot.benchmarks.quality.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
---max-mocap)`` auxiliary 3D images and ``steps = 500 sqrt(N / 64)`` training steps, then writes
-``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
+--max-mocap)`` auxiliary 3D images and ``steps = 350 sqrt(N / 64)`` training steps (bench-annot's 350 at N = 64),
+then writes ``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
 Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed.
 
 Usage::
@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024], help="target people N")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--max-mocap", type=int, default=2048, help="cap on the auxiliary 3D images")
-    p.add_argument("--base-steps", type=int, default=500, help="training steps at N = 64 (scaled by sqrt(N / 64))")
+    p.add_argument("--base-steps", type=int, default=350,
+                   help="training steps at N = 64, bench-annot's default (scaled by sqrt(N / 64))")
     return p
 
 
