@@ -76,7 +76,9 @@ SPEC_ROOT_INDEX = {"h36m17": 0, "mpi_inf_3dhp17": 14, "mupots17": 14, "smpl24": 
 
 def test_all_conventions_present() -> None:
     # plus the MediaPipe ones of issue #17, checked against MediaPipe's own enums in tests/test_photos.py
-    assert set(CONVENTIONS) == set(SPEC_NAMES) | {"blazepose33", "hand21", "mediapipe_hand21"}
+    # and the whole-body / hand / SMPL-X ones of issue #16, checked in tests/test_keypoints_wholebody.py
+    assert set(CONVENTIONS) == set(SPEC_NAMES) | {"blazepose33", "hand21", "mediapipe_hand21"} | {
+        "freihand21", "interhand21", "interhand42", "mano16", "coco_wholebody133", "smplx55"}
 
 
 @pytest.mark.parametrize("name", sorted(SPEC_NAMES))

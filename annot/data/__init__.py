@@ -7,6 +7,8 @@ Public API::
               flip_affine, flip_bbox_xywh
     person:   PersonCropDataset (base of the image loaders), PersonRecord, SmplParams
     coco:     COCOKeypoints (registered as "coco")
+    coco_wholebody: COCOWholeBody ("coco_wholebody"), WholeBodyHands ("coco_wholebody_hands")
+    freihand: FreiHAND ("freihand");  interhand: InterHand26M ("interhand26m")
     h36m:     Human36M ("h36m");  mpi_inf_3dhp: MPIINF3DHP ("mpi_inf_3dhp")
     pw3d:     PW3D ("3dpw");  mupots: MuPoTS ("mupots");  mpii: MPII ("mpii")
     mocap:    BVHMocap / CMUMocap (registered as "cmu_mocap"; 3D joints, no images)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from annot.data.cache import PersonCache, build_person_cache
 from annot.data.coco import COCOKeypoints
+from annot.data.coco_wholebody import COCOWholeBody, WholeBodyHands
 from annot.data.crop import (
     apply_affine,
     compose_affine,
@@ -31,7 +34,9 @@ from annot.data.crop import (
     invert_affine,
     process_bbox,
 )
+from annot.data.freihand import FreiHAND
 from annot.data.h36m import Human36M
+from annot.data.interhand import InterHand26M
 from annot.data.mixing import MixedBatchSampler, batch_composition, build_mixed_dataset
 from annot.data.mocap import BVHMocap, CMUMocap
 from annot.data.mpi_inf_3dhp import MPIINF3DHP
@@ -46,6 +51,10 @@ __all__ = [
     "BVHMocap",
     "CMUMocap",
     "COCOKeypoints",
+    "COCOWholeBody",
+    "FreiHAND",
+    "InterHand26M",
+    "WholeBodyHands",
     "Human36M",
     "MPII",
     "MPIINF3DHP",

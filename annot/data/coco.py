@@ -184,8 +184,8 @@ class COCOKeypoints(PersonCropDataset):
             augment = AugmentConfig(enabled=True, scale_factor=0.0, rot_prob=0.0, flip_prob=flip_prob,
                                     color_factor=0.0)
         self.variant = variant
-        self.native_convention = NATIVE_WHOLEBODY_CONVENTION if variant == "wholebody" else NATIVE_KEYPOINT_CONVENTION
-        convention = convention or (WHOLEBODY_CONVENTION if variant == "wholebody" else KEYPOINT_CONVENTION)
+        self.native_convention, default_convention = self._conventions(variant)
+        convention = convention or default_convention
         super().__init__(input_hw, convention, augment, bbox_scale, seed, body_model_type, body_model_path)
         self.root = resolve_root(root, "COCO")
         self.ann_path = resolve_file(self.root, ann_file, "COCO", "annotation file", "data.ann_file")
@@ -196,6 +196,13 @@ class COCOKeypoints(PersonCropDataset):
         coco, person_ids, cache = coco_index(data), _person_category_ids(data), {}
         self._set_records(*collect(data["annotations"],
                                    lambda ann: self._parse_annotation(ann, coco, person_ids, cache)))
+
+    @staticmethod
+    def _conventions(variant: str) -> tuple[str, str]:
+        """``(native, default output)`` keypoint conventions of ``variant`` (subclasses parse other sets)."""
+        if variant == "wholebody":
+            return NATIVE_WHOLEBODY_CONVENTION, WHOLEBODY_CONVENTION
+        return NATIVE_KEYPOINT_CONVENTION, KEYPOINT_CONVENTION
 
     def summary(self) -> str:
         """``"coco: loaded N, skipped M: <reason>: k, ..."``, plus ``"; without SMPL fit: K"`` with a

@@ -5,6 +5,8 @@ Public API::
     KeypointConvention, CONVENTIONS, H36M_EVAL_JOINTS, get_convention, known_conventions
     convert(kps, src, dst) -> (kps_dst, mask), conversion_index, JOINT_NAME_ALIASES
     flip_keypoints(kps, convention, image_width=None)
+    wholebody_names: COCO_WHOLEBODY133_PARTS, SMPLX55_PARTS, sided (name tables of the whole-body,
+                     hand and SMPL-X conventions)
 
 This room imports nothing else from ``annot``.
 """
@@ -19,8 +21,10 @@ from annot.keypoints.conventions import (
     known_conventions,
 )
 from annot.keypoints.convert import JOINT_NAME_ALIASES, conversion_index, convert, flip_keypoints
+from annot.keypoints.wholebody_names import COCO_WHOLEBODY133_PARTS, SMPLX55_PARTS, sided
 
 __all__ = [
+    "COCO_WHOLEBODY133_PARTS",
     "CONVENTIONS",
     "H36M_EVAL_JOINTS",
     "JOINT_NAME_ALIASES",
@@ -30,4 +34,6 @@ __all__ = [
     "flip_keypoints",
     "get_convention",
     "known_conventions",
+    "SMPLX55_PARTS",
+    "sided",
 ]

@@ -36,9 +36,22 @@ Conventions (``name``: source):
   ``*_Index_1`` / ``*_Pinky_1`` are the index / pinky knuckles (the MCPs of ``pose2pose33``), ``*_Thumb_2`` the
   thumb's second knuckle, and ``*_Foot_index`` (the foot tip) reads as ``*_Big_toe`` for matching
   (``JOINT_NAME_ALIASES``).
-- ``hand21``: the 21-joint hand order of Hand4Whole / InterHand2.6M (``common/utils/human_models.py``, MANO
+- ``hand21``: the 21-joint hand order of Hand4Whole (``common/utils/human_models.py``, MANO
   ``joints_name``): ``Wrist``, then thumb, index, middle, ring, pinky, each from the base to the tip
   (``*_1`` .. ``*_4``). COCO-WholeBody's ``lefthand_kpts`` / ``righthand_kpts`` use the same order.
+- ``freihand21``: FreiHAND's ``training_xyz.json`` order, the same names in the same order as ``hand21``
+  (kept as its own name so that files record where they come from).
+- ``interhand21`` / ``interhand42``: InterHand2.6M's order, per hand tip first and wrist last (``Thumb_4`` ..
+  ``Thumb_1``, ``Index_4`` .. ``Pinky_1``, ``Wrist``); ``interhand42`` is the right hand (0-20) then the left
+  (21-41) with ``R_`` / ``L_`` prefixes and the wrists ``R_Wrist_Hand`` (20), ``L_Wrist_Hand`` (41), its two
+  roots (``root`` None).
+- ``mano16``: the 16 kinematic joints of ``smplx.MANO`` (wrist; index, middle, pinky, ring, thumb x 3).
+- ``coco_wholebody133``: COCO-WholeBody's 133 points: COCO-17, 6 feet, 68 face (300-W), left hand 21, right
+  hand 21 (hand wrists ``L_Wrist_Hand`` / ``R_Wrist_Hand``); no root.
+- ``smplx55``: the 55 SMPL-X joints: SMPL's 22 body joints (``smpl24`` spellings), ``Jaw``, ``L_Eyeball``,
+  ``R_Eyeball``, 15 left-hand and 15 right-hand joints in the MANO order. Root Pelvis.
+
+The whole-body, hand and SMPL-X name tables and their sources are in :mod:`annot.keypoints.wholebody_names`.
 - ``mediapipe_hand21``: MediaPipe Hands' 21 landmarks (``mp.solutions.hands.HandLandmark``) in their names
   (``Thumb_CMC`` .. ``Pinky_Tip``); the same anatomical order as ``hand21``, to which they map by the aliases.
 """
@@ -46,6 +59,17 @@ Conventions (``name``: source):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from annot.keypoints.wholebody_names import (
+    COCO_WHOLEBODY133_FLIP,
+    COCO_WHOLEBODY133_NAMES,
+    HAND21_NAMES,
+    INTERHAND21_NAMES,
+    INTERHAND42_NAMES,
+    MANO16_NAMES,
+    SMPLX55_FLIP,
+    SMPLX55_NAMES,
+)
 
 __all__ = [
     "KeypointConvention",
@@ -136,7 +160,7 @@ _BLAZEPOSE33_NAMES: tuple[str, ...] = (
     "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "L_Heel", "R_Heel", "L_Foot_index", "R_Foot_index",
 )  # fmt: skip
 _FINGERS: tuple[str, ...] = ("Thumb", "Index", "Middle", "Ring", "Pinky")
-_HAND21_NAMES: tuple[str, ...] = ("Wrist",) + tuple(f"{f}_{k}" for f in _FINGERS for k in range(1, 5))
+_HAND21_NAMES: tuple[str, ...] = HAND21_NAMES
 _MEDIAPIPE_HAND21_NAMES: tuple[str, ...] = ("Wrist",) + tuple(
     f"{f}_{k}" for f, parts in (("Thumb", ("CMC", "MCP", "IP", "Tip")),) + tuple(
         (g, ("MCP", "PIP", "DIP", "Tip")) for g in _FINGERS[1:]) for k in parts)
@@ -262,6 +286,14 @@ _CONVENTION_LIST: tuple[KeypointConvention, ...] = (
     ),
     KeypointConvention(name="hand21", joint_names=_HAND21_NAMES, flip_pairs=(), root="Wrist"),
     KeypointConvention(name="mediapipe_hand21", joint_names=_MEDIAPIPE_HAND21_NAMES, flip_pairs=(), root="Wrist"),
+    KeypointConvention(name="freihand21", joint_names=HAND21_NAMES, flip_pairs=(), root="Wrist"),
+    KeypointConvention(name="interhand21", joint_names=INTERHAND21_NAMES, flip_pairs=(), root="Wrist"),
+    KeypointConvention(name="interhand42", joint_names=INTERHAND42_NAMES,
+                       flip_pairs=tuple((i, 21 + i) for i in range(21)), root=None),
+    KeypointConvention(name="mano16", joint_names=MANO16_NAMES, flip_pairs=(), root="Wrist"),
+    KeypointConvention(name="coco_wholebody133", joint_names=COCO_WHOLEBODY133_NAMES,
+                       flip_pairs=COCO_WHOLEBODY133_FLIP, root=None),
+    KeypointConvention(name="smplx55", joint_names=SMPLX55_NAMES, flip_pairs=SMPLX55_FLIP, root="Pelvis"),
 )
 
 #: All conventions by name.
