@@ -6,7 +6,6 @@ skip every finished stage.
 """
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +74,10 @@ def test_every_stage_has_provenance(run):
 
 
 def test_second_invocation_skips_finished_stages(run):
+    """Every stage of the second run is the first run's (same completion time): nothing retrained. No wall-clock
+    bound: on a loaded 2-core machine the preflight and loading alone took 16-70 s."""
     out, first = run
-    start = time.perf_counter()
     again = run_annotate(_config(out))
-    assert time.perf_counter() - start < 30.0
     for name, marker in again["stages"].items():
         assert marker["completed_at"] == first["stages"][name]["completed_at"], name
     assert json.loads((out / "pseudo_gt.json").read_text()).keys() == read_pseudo_gt(out / "pseudo_gt.json").keys()
