@@ -45,7 +45,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -434,8 +434,6 @@ def run_method(cfg: BenchConfig, key: str, syn: Path, itw: dict[str, dict[str, A
     if key == "neuralannot_fit":
         return run_fit(cfg, itw, body, done["neuralannot"])
     if key == "neuralannot_fit_estimated":
-        from dataclasses import replace
-
         return run_fit(replace(cfg, fit_camera="estimated"), itw, body, done["neuralannot"])
     if key in ("smplify", "smplify_clean"):
         return run_smplify(cfg, itw, body, clean=key == "smplify_clean")
@@ -565,8 +563,6 @@ def run_bench(cfg: BenchConfig, methods: tuple[str, ...] | None = None) -> dict[
     Returns the results dict (also in ``results.json``, with every per-sample value). Raises
     FileNotFoundError / ValueError from the data, pipeline and fitters.
     """
-    from dataclasses import replace
-
     from annot.benchmarks.quality_report import (
         aggregate,
         overlay_grid,
