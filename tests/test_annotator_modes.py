@@ -36,12 +36,12 @@ def test_mocap_mode_recovers_known_poses():
     batch = {"joints_world_m": gt, "joints_mask": torch.ones(gt.shape[:2])}
     opt = torch.optim.Adam(module.net.parameters(), lr=2e-3)
     for _ in range(120):
-        loss = module._losses(module._predict_batch(batch), batch)["total"]
+        loss = module._losses(module.predict_batch(batch), batch)["total"]
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        pred = module._predict_batch(batch)["joints3d_rel_m"]
+        pred = module.predict_batch(batch)["joints3d_rel_m"]
         mean_pose = module.body_model(torch.zeros(16, 3), torch.zeros(16, 69), torch.zeros(16, 10)).joints_smpl24_m
     trained_mm = 1000 * (pred - gt).norm(dim=-1).mean().item()
     mean_pose_mm = 1000 * ((mean_pose - mean_pose[:, :1]) - gt).norm(dim=-1).mean().item()

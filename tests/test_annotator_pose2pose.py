@@ -96,7 +96,7 @@ def test_few_steps_decrease_total_loss(vposer_ckpt):
     opt = module.configure_optimizers()["optimizer"]
     total, joint_img = [], []
     for _ in range(12):
-        terms = module._losses(module._predict_batch(batch), batch)
+        terms = module._losses(module.predict_batch(batch), batch)
         total.append(float(terms["total"].detach()))
         joint_img.append(float(terms["joint_img"].detach()))
         opt.zero_grad()
@@ -113,7 +113,7 @@ def test_gradients_reach_backbone_heads_not_prior(vposer_ckpt):
     torch.manual_seed(0)
     module = _module(vposer_ckpt)
     batch = _synthetic_batch(module, num=2)
-    module._losses(module._predict_batch(batch), batch)["total"].backward()
+    module._losses(module.predict_batch(batch), batch)["total"].backward()
     net = module.net
     for param in (net.backbone.conv1.weight, net.position_net.conv[0].weight, net.rotation_net.pose_out[0].weight,
                   net.rotation_net.root_pose_out[0].weight, net.rotation_net.cam_out[0].weight):
@@ -166,7 +166,7 @@ def test_joint_img_loss_is_masked(vposer_ckpt):
     module = _module(vposer_ckpt).eval()
     batch = _synthetic_batch(module, num=2)
     with torch.no_grad():
-        pred = module._predict_batch(batch)
+        pred = module.predict_batch(batch)
         base = module._losses(pred, batch)
         joint = get_convention(CONV).index("Pelvis")
         assert batch["kp2d_mask"][0, joint] == 1

@@ -548,7 +548,7 @@ def test_mocap_mode_2d_and_positionnet_terms_are_switches(smpl_tree):
                              kp2d_convention="smpl24", joints3d_convention="smpl24", input_hw=(256, 192),
                              mocap_kp2d=False, mocap_joint_img=False)
     with torch.no_grad():
-        pred = module._predict_batch(batch)
+        pred = module.predict_batch(batch)
     for kp2d, joint_img in ((False, False), (True, False), (True, True)):
         module.hparams.mocap_kp2d, module.hparams.mocap_joint_img = kp2d, joint_img
         with torch.no_grad():

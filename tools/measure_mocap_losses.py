@@ -74,7 +74,7 @@ def _train(dataset: PW3D, mocap_kp2d: bool, mocap_joint_img: bool, steps: int, b
     step = 0
     while step < steps:
         for b in DataLoader(dataset, batch_size=batch, shuffle=True, generator=gen, drop_last=True):
-            terms = module._losses(module._predict_batch(b), b)
+            terms = module._losses(module.predict_batch(b), b)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimizer.step()
@@ -94,7 +94,7 @@ def _score(module: AnnotatorModule, dataset: PW3D, body: BodyModel) -> dict[str,
         out = module.predict_step(b, 0)
         err3d.append(out["joints3d_err_mm"])
         err2d.append(out["kp2d_err_img_px"])
-        pred = module._predict_batch(b)["vertices_cam_m"]
+        pred = module.predict_batch(b)["vertices_cam_m"]
         pose = b["smpl_pose_rotvec"].reshape(-1, 72)
         gt = body(pose[:, :3], pose[:, 3:], b["smpl_betas"], b["smpl_transl_m"]).vertices_m
         roots = (body.regress(pred, "h36m17")[0][:, 0], body.regress(gt, "h36m17")[0][:, 0])

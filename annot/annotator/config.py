@@ -131,7 +131,10 @@ class ModelConfig:
     the 3D-joints-only MoCap annotators keep the regressor). ``backbone_weights``: optional ImageNet /
     SimpleBaseline checkpoint (torchvision key layout; second recipe); ``None`` keeps the random
     torchvision-style initialisation. ``camera_model``: ``perspective`` (Pose2Pose virtual focal),
-    ``weak_perspective`` or ``d2s``.
+    ``weak_perspective`` or ``d2s``. ``kp2d_input`` (beyond the paper; False = the paper's image-only f): the
+    stage-(b) annotator also sees the annotated 2D keypoints (:func:`annot.annotator.module.kp2d_input_features`),
+    jittered by ``kp2d_input_jitter`` (fraction of the crop height) and hidden with probability
+    ``kp2d_input_dropout`` in training.
     """
 
     backbone_depth: int = 50
@@ -139,6 +142,9 @@ class ModelConfig:
     hidden_dim: int = 1024
     camera_model: str = "perspective"
     architecture: str = "regressor"
+    kp2d_input: bool = False
+    kp2d_input_jitter: float = 0.02
+    kp2d_input_dropout: float = 0.1
 
 
 @dataclass

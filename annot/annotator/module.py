@@ -14,6 +14,15 @@ NeuralAnnot's protocol (Moon et al., CVPRW 2022): f is trained on a dataset and 
   reprojection term and the PositionNet term of the batch's keypoints;
 - ``"mocap_joints_only"``: GT 3D joints in, no image (MoCap sources without images, e.g. CMU clips).
 
+Beyond the paper, ``kp2d_input=True`` conditions the in-the-wild f on the annotated 2D keypoints as well as the
+image (:func:`kp2d_input_features`, encoded like the MoCap-mode joints): the annotations f is fitted to are
+known for every target sample, and on small CPU budgets the image alone does not tell f left from right
+(the free 2D-pose backbone collapses left and right joints onto the midline, BENCHMARKS.md), which is what
+f's global-orientation error was made of. Lifting annotated 2D keypoints to a mesh is Pose2Mesh's input
+(Choi, Moon and Lee, ECCV 2020); here the image stays in. Training batches jitter and drop the input
+keypoints (``kp2d_input_jitter``, ``kp2d_input_dropout``) so that f does not copy the clean projections of
+the auxiliary renders; the 2D loss still compares with the un-jittered keypoints.
+
 Architectures (``architecture``, :mod:`annot.nets.annotator`): ``"regressor"`` (ResNet -> pooling -> FC)
 or ``"pose2pose"``, the Three Recipes f (Pose2Pose with VPoser z; image modes only, the joints-only mode
 keeps the regressor). With ``pose2pose`` the loss gains Pose2Pose's PositionNet term ``joint_img``: L1
@@ -45,6 +54,31 @@ from annot.nets.annotator import ARCHITECTURES, build_annotator_net
 from annot.nets.pose2pose_joints import position_targets
 
 MODES = ("itw", "mocap", "mocap_joints_only")
+
+
+def kp2d_input_features(kp2d_px: torch.Tensor, kp2d_mask: torch.Tensor, input_hw: tuple[int, int],
+                        jitter: float = 0.0, dropout: float = 0.0) -> torch.Tensor:
+    """The 2D keypoints as f's conditioning input (``kp2d_input``): (B, J, 3) = (x, y) in [-1, 1] over the crop
+    (x / W * 2 - 1, y / H * 2 - 1) and the label flag, all three zero for unlabelled keypoints.
+
+    Args:
+        kp2d_px: (B, J, 2) keypoints in crop pixels.
+        kp2d_mask: (B, J) labelled keypoints (bool or 0/1).
+        input_hw: crop (height, width) in pixels.
+        jitter: standard deviation of Gaussian noise on (x, y), in fractions of the crop height (0: none).
+        dropout: probability that a labelled keypoint is zeroed as if unlabelled (0: none).
+
+    The random draws use torch's global generator (Lightning seeds it per run).
+    """
+    height, width = input_hw
+    mask = kp2d_mask.to(kp2d_px.dtype)
+    if dropout > 0:
+        mask = mask * (torch.rand_like(mask) >= dropout).to(mask.dtype)
+    xy = kp2d_px
+    if jitter > 0:
+        xy = xy + torch.randn_like(xy) * (jitter * height)
+    norm = torch.stack([xy[..., 0] / width * 2.0 - 1.0, xy[..., 1] / height * 2.0 - 1.0], dim=-1)
+    return torch.cat([norm, torch.ones_like(norm[..., :1])], dim=-1) * mask[..., None]
 #: The 2D loss is measured in Pose2Pose's output heatmap units: one unit = one layer4 cell = 32 crop pixels
 #: (x * 6 / 192, y * 8 / 256 at 256x192; reference-spec B.2.6), so the regulariser weights of the paper
 #: (1e-2) keep their balance against the 2D term.
@@ -99,6 +133,11 @@ class AnnotatorModule(pl.LightningModule):
         w_pose_l2, w_z_l2, w_betas_l2: regulariser weights (per-sample squared norms; Three Recipes
             uses 1e-2 on ``|z|^2`` and ``|beta|^2``, supplementary Table A).
         lr, weight_decay, lr_decay_steps, lr_decay_factor: Adam with a step decay (optimiser steps).
+        kp2d_input: ``"itw"`` mode only: feed the batch's 2D keypoints (:func:`kp2d_input_features`) to f beside
+            the image (module docstring; False = the paper's image-only f).
+        kp2d_input_jitter: training only: standard deviation of Gaussian noise added to the input keypoints, in
+            fractions of the crop height (the loss targets are not jittered).
+        kp2d_input_dropout: training only: probability that a labelled input keypoint is hidden from f.
         config: the resolved run config, stored in the checkpoint's hyper-parameters.
 
     Batches: image :class:`annot.data.sample.Sample` collations, or MoCap batches with
@@ -140,6 +179,9 @@ class AnnotatorModule(pl.LightningModule):
         weight_decay: float = 0.0,
         lr_decay_steps: tuple[int, ...] = (),
         lr_decay_factor: float = 0.1,
+        kp2d_input: bool = False,
+        kp2d_input_jitter: float = 0.0,
+        kp2d_input_dropout: float = 0.0,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -151,6 +193,8 @@ class AnnotatorModule(pl.LightningModule):
             raise ValueError("pose_prior 'vposer' needs vposer_path (official V02_05 or `make train-prior` output)")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        if kp2d_input and mode != "itw":
+            raise ValueError(f"kp2d_input is an in-the-wild-mode input; mode {mode!r} encodes GT 3D joints instead")
         self.save_hyperparameters()
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.uses_image = mode != "mocap_joints_only"
@@ -162,7 +206,7 @@ class AnnotatorModule(pl.LightningModule):
             self.vposer = load_vposer(vposer_path)  # frozen: eval(), requires_grad False
         self.net = build_annotator_net(
             self.architecture, backbone_depth, hidden_dim, num_betas, use_image=self.uses_image,
-            num_input_joints=0 if mode == "itw" else get_convention(joints3d_convention).num_joints,
+            num_input_joints=self._num_input_joints(),
             pose_output="vposer" if pose_prior == "vposer" else "rot6d",
             latent_dim=self.vposer.latent_dim if self.vposer is not None else 32, camera_model=camera_model,
             upright_init=self.uses_image)
@@ -171,6 +215,14 @@ class AnnotatorModule(pl.LightningModule):
             load_backbone_weights(self.net.backbone, backbone_weights)
         self.body_model = BodyModel.from_config(
             model_type=body_model_type, gender=body_model_gender, path=body_model_path, num_betas=num_betas)
+
+    def _num_input_joints(self) -> int:
+        """Joints of the network's conditioning input: GT 3D joints (MoCap modes), 2D keypoints (``kp2d_input``)
+        or none (the paper's in-the-wild f)."""
+        hp = self.hparams
+        if hp.mode != "itw":
+            return get_convention(hp.joints3d_convention).num_joints
+        return get_convention(hp.kp2d_convention).num_joints if hp.get("kp2d_input", False) else 0
 
     def train(self, mode: bool = True) -> AnnotatorModule:
         """Lightning's train/eval switch, keeping the frozen VPoser in eval mode (no dropout) always."""
@@ -188,13 +240,16 @@ class AnnotatorModule(pl.LightningModule):
         return batch["joints_cam_m"], batch["joints_cam_mask"]
 
     def forward(self, img: torch.Tensor | None = None, joints_rel_m: torch.Tensor | None = None,
-                joints_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                joints_mask: torch.Tensor | None = None,
+                kp2d_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Predict SMPL parameters, the mesh and its joints.
 
         Args:
             img: (B, 3, H, W) float RGB in [0, 1] (image modes).
             joints_rel_m: (B, J, 3) root-relative GT joints in ``joints3d_convention`` (MoCap modes).
             joints_mask: (B, J) validity of ``joints_rel_m`` (invalid joints are zeroed at the input).
+            kp2d_features: (B, J2, 3) :func:`kp2d_input_features` of the ``kp2d_convention`` keypoints
+                (``kp2d_input`` only; ValueError from the network when it is missing).
 
         Returns:
             dict with ``pose_rotvec`` (B, 24, 3) axis-angle (row 0 = global orientation, 22/23 zero),
@@ -208,7 +263,8 @@ class AnnotatorModule(pl.LightningModule):
         """
         if joints_rel_m is not None and joints_mask is not None:
             joints_rel_m = joints_rel_m * joints_mask[..., None]
-        out = self.net(img, joints_rel_m if self.hparams.mode != "itw" else None)
+        cond = joints_rel_m if self.hparams.mode != "itw" else kp2d_features
+        out = self.net(img, cond)
         batch = out["betas"].shape[0]
         root_rotvec = rotmat_to_rotvec(rot6d_to_rotmat(out["root_6d"]))
         if self.vposer is not None:
@@ -234,9 +290,16 @@ class AnnotatorModule(pl.LightningModule):
                         vertices_cam_m=vertices_rel + root_cam[:, None])
         return pred
 
-    def _predict_batch(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        joints, mask = (None, None) if self.hparams.mode == "itw" else self._gt_joints(batch)
-        return self(batch.get("img") if self.uses_image else None, joints, mask)
+    def predict_batch(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """:meth:`forward` on a batch: the image, plus the GT 3D joints (MoCap modes) or the 2D keypoints
+        (``kp2d_input``; jittered and dropped in training, :func:`kp2d_input_features`)."""
+        hp = self.hparams
+        joints, mask = (None, None) if hp.mode == "itw" else self._gt_joints(batch)
+        kp_in = None
+        if hp.get("kp2d_input", False):
+            jitter, dropout = (hp.kp2d_input_jitter, hp.kp2d_input_dropout) if self.training else (0.0, 0.0)
+            kp_in = kp2d_input_features(batch["kp2d_px"], batch["kp2d_mask"], self.input_hw, jitter, dropout)
+        return self(batch.get("img") if self.uses_image else None, joints, mask, kp_in)
 
     # ------------------------------------------------------------------ training
     def _losses(self, pred: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -286,7 +349,7 @@ class AnnotatorModule(pl.LightningModule):
         return masked_l1(joint_img, target, mask)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        pred = self._predict_batch(batch)
+        pred = self.predict_batch(batch)
         losses = self._losses(pred, batch)
         bsz = pred["betas"].shape[0]
         for name, value in losses.items():
@@ -327,7 +390,7 @@ class AnnotatorModule(pl.LightningModule):
         ``kp2d_mask`` (B,J), ``kp2d_err_img_px`` (B,) and ``kp2d_loss_norm`` (B,) EFT's normalised 2D
         loss (:func:`annot.annotator.losses.eft_kp2d_loss_norm`: SPIN/EFT ``keypoint_loss`` of each sample alone).
         """
-        pred = self._predict_batch(batch)
+        pred = self.predict_batch(batch)
         bsz = pred["betas"].shape[0]
         out: dict[str, Any] = {"sample_id": list(batch["sample_id"]),
                                "pose_rotvec": pred["pose_rotvec"].detach().cpu(), "betas": pred["betas"].detach().cpu()}

@@ -253,7 +253,9 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
         w_joints3d=cfg.loss.joints3d, w_smpl_param=cfg.loss.smpl_param, w_root_orient=cfg.loss.root_orient,
         w_pose_l2=cfg.loss.pose_l2, w_z_l2=cfg.loss.z_l2, w_betas_l2=cfg.loss.betas_l2, lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
-        lr_decay_factor=cfg.optim.lr_decay_factor, config=to_container(cfg), **_body_args(cfg))
+        lr_decay_factor=cfg.optim.lr_decay_factor, kp2d_input=cfg.model.kp2d_input,
+        kp2d_input_jitter=cfg.model.kp2d_input_jitter, kp2d_input_dropout=cfg.model.kp2d_input_dropout,
+        config=to_container(cfg), **_body_args(cfg))
 
 
 def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[str, dict[str, SmplParams]],

@@ -71,7 +71,10 @@ VARIANTS: dict[str, tuple[str, bool, bool, bool]] = {
     "neuralannot_no_prior": ("NeuralAnnot w/o prior (3rd recipe off)", False, True, True),
     "neuralannot_no_aux3d": ("NeuralAnnot w/o 3D aux (1st recipe off)", True, False, True),
     "neuralannot_no_pretrain": ("NeuralAnnot w/o pretrained backbone (2nd recipe off)", True, True, False),
+    "neuralannot_kp2d_in": ("NeuralAnnot, 2D keypoints as input too (all recipes; beyond the paper)", True, True, True),
 }
+#: annotate-config overrides of a variant beyond its recipes.
+VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {"neuralannot_kp2d_in": ("model.kp2d_input=true",)}
 LABELS = {**{k: v[0] for k, v in VARIANTS.items()},
           "neuralannot_fit": "NeuralAnnot + fit (all recipes, warm-started SMPLify)",
           "neuralannot_fit_estimated": "NeuralAnnot + fit (all recipes, CLIFF's estimated image camera)",
@@ -252,7 +255,7 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
     if aux3d:
         ov += ["auxiliary.synth3d.dataset=3dpw", f"auxiliary.synth3d.args.root={syn / 'mocap'}",
                "auxiliary.synth3d.args.split=train"]
-    return load_config(AnnotateConfig, ANNOTATE_CONFIG, ov + list(cfg.extra_overrides))
+    return load_config(AnnotateConfig, ANNOTATE_CONFIG, ov + list(VARIANT_OVERRIDES.get(key, ())) + list(cfg.extra_overrides))
 
 
 def _share_stages(cfg: BenchConfig, key: str) -> None:

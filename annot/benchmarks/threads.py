@@ -126,7 +126,7 @@ def child_main(argv: list[str]) -> int:
     batch = synthetic_batch(settings.batch_size, settings.input_hw)
 
     def step() -> None:
-        loss = module._losses(module._predict_batch(batch), batch)["total"]
+        loss = module._losses(module.predict_batch(batch), batch)["total"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

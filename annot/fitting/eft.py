@@ -112,7 +112,7 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
         opt = torch.optim.Adam(params, lr=lr)
         with torch.enable_grad():
             for step in range(max_iters + 1):
-                pred = module(loss_batch["img"])
+                pred = module.predict_batch({**loss_batch, "kp2d_mask": batch["kp2d_mask"]})
                 err = kp2d_error_px(_to_image_px(pred["kp2d_pred_px"].detach(), batch["crop_to_img"]),
                                     target_img, loss_batch["kp2d_mask"])[0].item()
                 if step == 0:
