@@ -48,6 +48,8 @@ def test_bench_annot_tiny(tmp_path):
     assert set(saved["per_seed"]) == {"0", "1"}
     assert "GT intrinsics" in res["rows"]["neuralannot_fit"]["label"]
     assert "estimated image camera" in res["rows"]["neuralannot_fit_estimated"]["label"]
+    for key in ("neuralannot_fit", "eft"):  # both start from bench-annot's fit_from, f with 2D keypoint input
+        assert "f with 2D keypoint input" in res["rows"][key]["label"], key
     # a second run reuses every finished method and reproduces the rows exactly
     again = run_bench(cfg)
     for key, row in res["rows"].items():

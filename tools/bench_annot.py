@@ -20,7 +20,7 @@ import logging
 import sys
 
 from annot.app.cli import run_tool
-from annot.benchmarks.quality import FIT_CAMERAS, LABELS, BenchConfig, run_bench
+from annot.benchmarks.quality import FIT_CAMERAS, FIT_FROM, LABELS, BenchConfig, run_bench
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-camera", choices=list(FIT_CAMERAS), default=d.fit_camera,
                    help="NeuralAnnot + fit: the GT intrinsics (as the SMPLify row), CLIFF's estimated image camera "
                         "or f's crop camera")
+    p.add_argument("--fit-from", choices=list(FIT_FROM), default=d.fit_from,
+                   help="the NeuralAnnot variant that NeuralAnnot + fit, EFT and SMPLify in f's camera start from")
     p.add_argument("--no-pretrained-backbone", dest="pretrained_backbone", action="store_false",
                    help="every variant from a random backbone (skips building the free SimpleBaseline)")
     p.add_argument("--cmu-root", default=d.cmu_root, help="CMU BVH folder (synthetic poses and stage (a))")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                       aux_steps=a.aux_steps, aux_batch=a.aux_batch, prior_epochs=a.prior_epochs,
                       smplify_iters=a.smplify_iters, eft_iters=a.eft_iters, seeds=tuple(a.seeds),
                       clean_2d=a.clean_2d, fit_iters=a.fit_iters, cmu_root=a.cmu_root,
-                      pretrained_backbone=a.pretrained_backbone, fit_camera=a.fit_camera,
+                      pretrained_backbone=a.pretrained_backbone, fit_camera=a.fit_camera, fit_from=a.fit_from,
                       photos_dir=None if str(a.photos_dir).lower() == "none" else a.photos_dir,
                       cmu_frames=a.cmu_frames, cmu_fit_iters=a.cmu_fit_iters,
                       architecture=a.architecture, refine_iters=a.refine_iters, extra_overrides=list(a.overrides))

@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""``make bench-annot-scale``: NeuralAnnot, NeuralAnnot + fit and SMPLify against the number of target people N.
+"""``make bench-annot-scale``: NeuralAnnot (the paper's f and f with 2D keypoint input), NeuralAnnot + fit and SMPLify
+against the number of target people N.
 
 The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
 sample) as N grows, while per-sample fitting stays where it is. For every N this runs
 :func:`annot.benchmarks.quality.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
 --max-mocap)`` auxiliary 3D images and ``steps = 350 sqrt(N / 64)`` training steps (bench-annot's 350 at N = 64),
 then writes ``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
-Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed.
+Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed (``--methods`` runs fewer rows).
 
 Usage::
 
     python tools/bench_annot_scale.py                          # N = 64 256 1024, seed 0
     python tools/bench_annot_scale.py --sizes 64 256 --seeds 0 1 2
+    python tools/bench_annot_scale.py --sizes 1024 --methods neuralannot_kp2d_in neuralannot_fit
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ import math
 import sys
 from pathlib import Path
 
-METHODS = ("neuralannot", "neuralannot_fit", "smplify")
+#: the paper's f, f with 2D keypoint input, NeuralAnnot + fit (from the latter, bench-annot's ``fit_from``), SMPLify.
+METHODS = ("neuralannot", "neuralannot_kp2d_in", "neuralannot_fit", "smplify")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-mocap", type=int, default=2048, help="cap on the auxiliary 3D images")
     p.add_argument("--base-steps", type=int, default=350,
                    help="training steps at N = 64, bench-annot's default (scaled by sqrt(N / 64))")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                   help="rows to run (NeuralAnnot + fit needs neuralannot_kp2d_in; SMPLify is always run)")
     return p
 
 
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in a.sizes:
         cfg = BenchConfig(out=str(out / f"N{n}"), size=n, mocap_size=min(4 * n, a.max_mocap),
                           steps=int(round(a.base_steps * math.sqrt(n / 64))), seeds=tuple(a.seeds))
-        res = run_bench(cfg, METHODS)
+        res = run_bench(cfg, tuple(dict.fromkeys([*(m for m in METHODS if m in a.methods), "smplify"])))
         res.pop("markdown", None)
         results[n] = {k: res[k] for k in ("rows", "paired_vs_smplify_mpjpe_mm", "total_s", "config")}
     table = scale_table(results)

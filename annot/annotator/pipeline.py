@@ -378,7 +378,9 @@ def run_annotate(cfg: DictConfig) -> dict[str, Any]:
         args = aux_loader_args(cfg, name)
         # a 3D-joints-only set (no images) reads neither the image backbone nor the crop settings
         image_mode = has_images(aux.dataset)
-        model_read = to_container(cfg.model) if image_mode else {"camera_model": cfg.model.camera_model}
+        # the MoCap-mode annotator reads the model settings except the in-the-wild f's keypoint input
+        model_read = ({k: v for k, v in to_container(cfg.model).items() if not k.startswith("kp2d_input")}
+                      if image_mode else {"camera_model": cfg.model.camera_model})
         prov = provenance({**common, "aux": to_container(aux), "args": args, "aux_stage": to_container(cfg.aux_stage),
                            "model": model_read, "data": data_for_aux if image_mode else {}, "loss": loss_for_aux},
                           {"root": args["root"]} if "root" in args else {})

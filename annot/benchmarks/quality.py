@@ -71,21 +71,23 @@ VARIANTS: dict[str, tuple[str, bool, bool, bool]] = {
     "neuralannot_no_prior": ("NeuralAnnot w/o prior (3rd recipe off)", False, True, True),
     "neuralannot_no_aux3d": ("NeuralAnnot w/o 3D aux (1st recipe off)", True, False, True),
     "neuralannot_no_pretrain": ("NeuralAnnot w/o pretrained backbone (2nd recipe off)", True, True, False),
-    "neuralannot_kp2d_in": ("NeuralAnnot, 2D keypoints as input too (all recipes; beyond the paper)", True, True, True),
+    "neuralannot_kp2d_in": ("NeuralAnnot + 2D keypoint input (all recipes; beyond the paper)", True, True, True),
 }
+#: the variants that NeuralAnnot + fit, EFT and SMPLify in f's camera can start from (``fit_from``), as labels name them.
+FIT_FROM = {"neuralannot": "the paper's f, all recipes", "neuralannot_kp2d_in": "f with 2D keypoint input, all recipes"}
 #: annotate-config overrides of a variant beyond its recipes.
 VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {"neuralannot_kp2d_in": ("model.kp2d_input=true",)}
 LABELS = {**{k: v[0] for k, v in VARIANTS.items()},
-          "neuralannot_fit": "NeuralAnnot + fit (all recipes, warm-started SMPLify)",
-          "neuralannot_fit_estimated": "NeuralAnnot + fit (all recipes, CLIFF's estimated image camera)",
+          "neuralannot_fit": "NeuralAnnot + fit (warm-started SMPLify)",
+          "neuralannot_fit_estimated": "NeuralAnnot + fit (CLIFF's estimated image camera)",
           "smplify": "SMPLify (2D, GT intrinsics, both facings)",
           "smplify_crop_cam": "SMPLify (2D, f's crop camera, both facings)",
-          "eft": "EFT (from NeuralAnnot f)",
+          "eft": "EFT (from the annotator f)",
           "smplify_clean": "SMPLify on clean 2D (reference: exact keypoints, all visible)"}
 
 #: rows compared with SMPLify by the paired bootstrap (the best NeuralAnnot row is added at run time).
 NEURALANNOT_ROWS = (*VARIANTS, "neuralannot_fit", "neuralannot_fit_estimated")
-#: methods that start from the ``neuralannot`` variant's pseudo-GTs or checkpoint.
+#: methods that start from a NeuralAnnot variant's pseudo-GTs or checkpoint (:class:`BenchConfig` ``fit_from``).
 FROM_NEURALANNOT = ("smplify_crop_cam", "neuralannot_fit", "neuralannot_fit_estimated", "eft")
 
 #: 2D convention of every variant: COCO-17 plus a Pelvis root, which the image auxiliary set's 3D-joint loss
@@ -121,7 +123,10 @@ class BenchConfig:
     moved into it first, :func:`annot.fitting.refine.move_entries_to_camera`), ``"estimated"``, CLIFF's image
     camera for unknown intrinsics (:func:`annot.geometry.estimated_image_camera`, what real photos get), or
     ``"crop"``, f's own crop camera; ``pretrained_backbone``: False
-    runs every variant from a random backbone (quick checks; the rows' labels then say the 2nd recipe is off).
+    runs every variant from a random backbone (quick checks; the rows' labels then say the 2nd recipe is off);
+    ``fit_from``: the NeuralAnnot variant that the methods of :data:`FROM_NEURALANNOT` (NeuralAnnot + fit, EFT,
+    SMPLify in f's crop camera) start from: ``neuralannot_kp2d_in``, the f of ``make annotate-body``, by default;
+    ``neuralannot`` is the paper's image-only f.
     """
 
     out: str = "outputs/bench-annot"
@@ -153,8 +158,11 @@ class BenchConfig:
     fit_facings: int = 2
     fit_camera: str = "gt"
     pretrained_backbone: bool = True
+    fit_from: str = "neuralannot_kp2d_in"
 
     def __post_init__(self) -> None:
+        if self.fit_from not in FIT_FROM:
+            raise ValueError(f"bench-annot: fit_from must be one of {tuple(FIT_FROM)}, got {self.fit_from!r}")
         if self.fit_camera not in FIT_CAMERAS:
             raise ValueError(f"bench-annot: fit_camera must be one of {tuple(FIT_CAMERAS)}, got {self.fit_camera!r}")
 
@@ -345,18 +353,19 @@ def run_fit(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any, neurala
                                          "coco17", RefineConfig(iters=cfg.fit_iters, stages=cfg.fit_stages,
                                                                    facings=cfg.fit_facings), camera)
     camera_label = FIT_CAMERAS[cfg.fit_camera]
+    start = FIT_FROM[cfg.fit_from]
     return {"entries": dict(zip(aids, refined)), "seconds": neuralannot["seconds"] + summary["seconds"],
-            "refine": summary, "label": f"NeuralAnnot + fit (all recipes, warm-started SMPLify, {camera_label})"}
+            "refine": summary, "label": f"NeuralAnnot + fit (from {start}, warm-started SMPLify, {camera_label})"}
 
 
 def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:
-    """EFT from the trained ``recipes on`` annotator, one sample at a time (its fine-tuning time only)."""
+    """EFT from the trained annotator of ``cfg.fit_from``, one sample at a time (its fine-tuning time only)."""
     from annot.annotator.datasets import target_dataset
     from annot.annotator.module import AnnotatorModule
     from annot.fitting.eft import eft_annotate
 
-    acfg = _annotate_cfg(cfg, syn, "neuralannot")
-    module = AnnotatorModule.load_from_checkpoint(Path(cfg.out) / "neuralannot" / "stage_b_round1" / "annotator.ckpt",
+    acfg = _annotate_cfg(cfg, syn, cfg.fit_from)
+    module = AnnotatorModule.load_from_checkpoint(Path(cfg.out) / cfg.fit_from / "stage_b_round1" / "annotator.ckpt",
                                                   map_location="cpu")
     dataset = target_dataset(acfg, train=False)
     start = time.perf_counter()
@@ -365,7 +374,7 @@ def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:
     entries: dict[str, PseudoGT] = {}
     for r in results:
         entries.update(pseudo_gts_from_predictions(r.pred))
-    return {"entries": entries, "seconds": seconds}
+    return {"entries": entries, "seconds": seconds, "label": f"EFT (from {FIT_FROM[cfg.fit_from]})"}
 
 
 # --------------------------------------------------------------------------- scoring
@@ -423,25 +432,25 @@ def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT
 def run_method(cfg: BenchConfig, key: str, syn: Path, itw: dict[str, dict[str, Any]], body: Any,
                done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Annotate with method ``key`` -> ``{"entries": {aid: PseudoGT}, "seconds", ...}``; ``done`` holds the
-    methods already run for this seed (those of :data:`FROM_NEURALANNOT` need ``neuralannot``).
+    methods already run for this seed (those of :data:`FROM_NEURALANNOT` need ``cfg.fit_from``).
     ``neuralannot_fit_estimated`` is NeuralAnnot + fit with ``fit_camera="estimated"``: what photos without
     intrinsics get.
 
     Raises:
         ValueError: an unknown method, or one that needs ``neuralannot`` without it.
     """
-    if key in FROM_NEURALANNOT and "neuralannot" not in done:
-        raise ValueError(f"bench-annot: {key} needs the neuralannot method (list it first)")
+    if key in FROM_NEURALANNOT and cfg.fit_from not in done:
+        raise ValueError(f"bench-annot: {key} needs the {cfg.fit_from} method (list it first)")
     if key in VARIANTS:
         return run_neuralannot(cfg, syn, key)
     if key == "neuralannot_fit":
-        return run_fit(cfg, itw, body, done["neuralannot"])
+        return run_fit(cfg, itw, body, done[cfg.fit_from])
     if key == "neuralannot_fit_estimated":
-        return run_fit(replace(cfg, fit_camera="estimated"), itw, body, done["neuralannot"])
+        return run_fit(replace(cfg, fit_camera="estimated"), itw, body, done[cfg.fit_from])
     if key in ("smplify", "smplify_clean"):
         return run_smplify(cfg, itw, body, clean=key == "smplify_clean")
     if key == "smplify_crop_cam":
-        return run_smplify(cfg, itw, body, cameras=done["neuralannot"]["entries"])
+        return run_smplify(cfg, itw, body, cameras=done[cfg.fit_from]["entries"])
     if key == "eft":
         return run_eft(cfg, syn)
     raise ValueError(f"bench-annot: unknown method {key!r}; known: {list(LABELS)}")
@@ -497,7 +506,7 @@ def _reusable(cfg: BenchConfig, key: str) -> dict[str, Any] | None:
     if key in VARIANTS:
         return None
     saved = load_method(cfg, key)
-    base = Path(cfg.out) / "neuralannot" / "pseudo_gt.json"
+    base = Path(cfg.out) / cfg.fit_from / "pseudo_gt.json"
     if saved is not None and key in FROM_NEURALANNOT and (
             not base.is_file() or base.stat().st_mtime > (Path(cfg.out) / key / METHOD_FILE).stat().st_mtime):
         return None

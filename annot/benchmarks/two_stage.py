@@ -193,7 +193,7 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
     ``source`` ``"reused"`` (the quality benchmark's saved output for the same settings), ``"ran"`` or
     ``"hidden GT"``; the ``none`` row has no entry.
     """
-    from annot.benchmarks.quality import LABELS, NEURALANNOT_ROWS, load_method, run_method, save_method
+    from annot.benchmarks.quality import FROM_NEURALANNOT, LABELS, NEURALANNOT_ROWS, load_method, run_method, save_method
 
     done: dict[str, dict[str, Any]] = {}
 
@@ -202,8 +202,8 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
             return done[key]
         saved = load_method(acfg, key)
         if saved is None:
-            if key in ("neuralannot_fit", "eft"):
-                get("neuralannot")
+            if key in FROM_NEURALANNOT:
+                get(acfg.fit_from)
             log.info("bench-two-stage: seed %d: annotating with %s", acfg.seed, key)
             result = run_method(acfg, key, syn, itw, body, done)
             save_method(acfg, key, result)
