@@ -55,6 +55,12 @@ from annot.nets.pose2pose_joints import position_targets
 
 MODES = ("itw", "mocap", "mocap_joints_only")
 
+#: The 2D loss is measured in Pose2Pose's output heatmap units: one unit = one layer4 cell = 32 crop pixels
+#: (x * 6 / 192, y * 8 / 256 at 256x192; reference-spec B.2.6), so the regulariser weights of the paper
+#: (1e-2) keep their balance against the 2D term.
+KP2D_UNIT_PX = 32.0
+POSE_PRIORS = ("none", "vposer")
+
 
 def kp2d_input_features(kp2d_px: torch.Tensor, kp2d_mask: torch.Tensor, input_hw: tuple[int, int],
                         jitter: float = 0.0, dropout: float = 0.0) -> torch.Tensor:
@@ -79,11 +85,6 @@ def kp2d_input_features(kp2d_px: torch.Tensor, kp2d_mask: torch.Tensor, input_hw
         xy = xy + torch.randn_like(xy) * (jitter * height)
     norm = torch.stack([xy[..., 0] / width * 2.0 - 1.0, xy[..., 1] / height * 2.0 - 1.0], dim=-1)
     return torch.cat([norm, torch.ones_like(norm[..., :1])], dim=-1) * mask[..., None]
-#: The 2D loss is measured in Pose2Pose's output heatmap units: one unit = one layer4 cell = 32 crop pixels
-#: (x * 6 / 192, y * 8 / 256 at 256x192; reference-spec B.2.6), so the regulariser weights of the paper
-#: (1e-2) keep their balance against the 2D term.
-KP2D_UNIT_PX = 32.0
-POSE_PRIORS = ("none", "vposer")
 
 
 def _root_index(convention: str) -> int:

@@ -73,8 +73,10 @@ VARIANTS: dict[str, tuple[str, bool, bool, bool]] = {
     "neuralannot_no_pretrain": ("NeuralAnnot w/o pretrained backbone (2nd recipe off)", True, True, False),
     "neuralannot_kp2d_in": ("NeuralAnnot + 2D keypoint input (all recipes; beyond the paper)", True, True, True),
 }
-#: the variants that NeuralAnnot + fit, EFT and SMPLify in f's camera can start from (``fit_from``), as labels name them.
-FIT_FROM = {"neuralannot": "the paper's f, all recipes", "neuralannot_kp2d_in": "f with 2D keypoint input, all recipes"}
+#: the variants that NeuralAnnot + fit, EFT and SMPLify in f's camera can start from (``fit_from``), as labels
+#: name them.
+FIT_FROM = {"neuralannot": "the paper's f, all recipes",
+            "neuralannot_kp2d_in": "f with 2D keypoint input, all recipes"}
 #: annotate-config overrides of a variant beyond its recipes.
 VARIANT_OVERRIDES: dict[str, tuple[str, ...]] = {"neuralannot_kp2d_in": ("model.kp2d_input=true",)}
 LABELS = {**{k: v[0] for k, v in VARIANTS.items()},
@@ -263,7 +265,8 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
     if aux3d:
         ov += ["auxiliary.synth3d.dataset=3dpw", f"auxiliary.synth3d.args.root={syn / 'mocap'}",
                "auxiliary.synth3d.args.split=train"]
-    return load_config(AnnotateConfig, ANNOTATE_CONFIG, ov + list(VARIANT_OVERRIDES.get(key, ())) + list(cfg.extra_overrides))
+    ov += list(VARIANT_OVERRIDES.get(key, ()))
+    return load_config(AnnotateConfig, ANNOTATE_CONFIG, ov + list(cfg.extra_overrides))
 
 
 def _share_stages(cfg: BenchConfig, key: str) -> None:

@@ -193,7 +193,14 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
     ``source`` ``"reused"`` (the quality benchmark's saved output for the same settings), ``"ran"`` or
     ``"hidden GT"``; the ``none`` row has no entry.
     """
-    from annot.benchmarks.quality import FROM_NEURALANNOT, LABELS, NEURALANNOT_ROWS, load_method, run_method, save_method
+    from annot.benchmarks.quality import (
+        FROM_NEURALANNOT,
+        LABELS,
+        NEURALANNOT_ROWS,
+        load_method,
+        run_method,
+        save_method,
+    )
 
     done: dict[str, dict[str, Any]] = {}
 

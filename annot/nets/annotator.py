@@ -13,7 +13,9 @@ Modes:
 
 - **In-the-wild mode**: image crop in (NeuralAnnot CVPRW 2022, Sec. 3; Three Recipes: "predicting z").
 - **MoCap mode**: the image feature concatenated with the GT 3D joints encoded by two FC layers to
-  512-d (NeuralAnnot Sec. 3.1; for ``pose2pose`` see :class:`Pose2PoseAnnotatorNet` for where); the
+  512-d (NeuralAnnot Sec. 3.1; for ``pose2pose`` see :class:`Pose2PoseAnnotatorNet` for where). The same
+  conditioning input carries the 2D keypoint features of an in-the-wild f with ``kp2d_input`` (beyond the
+  paper, :func:`annot.annotator.module.kp2d_input_features`: (x, y, label) a joint instead of (x, y, z)); the
   **3D-joints-only** variant has no image at all (for MoCap sources without images, such as the CMU
   clips).
 
@@ -126,7 +128,8 @@ class AnnotatorNet(nn.Module):
             feats.append(self.backbone(img).mean(dim=(2, 3)))
         if self.joint_encoder is not None:
             if joints_rel_m is None:
-                raise ValueError("this annotator encodes GT 3D joints (MoCap mode): pass joints_rel_m")
+                raise ValueError("this annotator is conditioned on joints (GT 3D joints in MoCap mode, the 2D "
+                                 "keypoint features with kp2d_input): pass joints_rel_m")
             feats.append(self.joint_encoder(joints_rel_m.flatten(1)))
         hidden = self.trunk(torch.cat(feats, dim=1))
         body = self.body_head(hidden)
@@ -194,7 +197,8 @@ class Pose2PoseAnnotatorNet(Pose2PoseNet):
         cond = None
         if self.joint_encoder is not None:
             if joints_rel_m is None:
-                raise ValueError("this annotator encodes GT 3D joints (MoCap mode): pass joints_rel_m")
+                raise ValueError("this annotator is conditioned on joints (GT 3D joints in MoCap mode, the 2D "
+                                 "keypoint features with kp2d_input): pass joints_rel_m")
             cond = self.joint_encoder(joints_rel_m.flatten(1))
         return super().forward(img, cond)
 
