@@ -265,7 +265,8 @@ def _annotate_cfg(cfg: BenchConfig, syn: Path, key: str) -> Any:
     if aux3d:
         ov += ["auxiliary.synth3d.dataset=3dpw", f"auxiliary.synth3d.args.root={syn / 'mocap'}",
                "auxiliary.synth3d.args.split=train"]
-    ov += list(VARIANT_OVERRIDES.get(key, ()))
+    # the paper's image-only f unless the variant says otherwise (annotate-body's config feeds f the keypoints)
+    ov += ["model.kp2d_input=false", *VARIANT_OVERRIDES.get(key, ())]
     return load_config(AnnotateConfig, ANNOTATE_CONFIG, ov + list(cfg.extra_overrides))
 
 
@@ -294,11 +295,15 @@ def run_neuralannot(cfg: BenchConfig, syn: Path, key: str) -> dict[str, Any]:
 
 
 def _shared_prior(cfg: BenchConfig) -> Any:
-    """The VPoser prior trained by the ``neuralannot`` variant (stage "prior"), or None when absent."""
+    """The VPoser prior trained in this seed's run (stage "prior" of ``cfg.fit_from``, else of the first variant that
+    has one: the variants share it, :func:`_share_stages`), or None when no variant trained one."""
     from annot.priors import load_vposer
 
-    folder = Path(cfg.out) / "neuralannot" / "prior"
-    return load_vposer(folder) if (folder / "stage.json").is_file() else None
+    for key in (cfg.fit_from, *VARIANTS):
+        folder = Path(cfg.out) / key / "prior"
+        if (folder / "stage.json").is_file():
+            return load_vposer(folder)
+    return None
 
 
 def run_smplify(cfg: BenchConfig, itw: dict[str, dict[str, Any]], body: Any,
