@@ -359,22 +359,34 @@ def test_jaw_expression_and_landmarks(layer, arrays):
 def test_stored_articulation_errors_against_anny(arrays):
     metrics = json.loads(str(arrays["provenance_json"]))["metrics"]
     anny = metrics["anny_articulation_error_mm"]
-    # measured at bake time (anny's default body posed like the file; see the slow test)
-    assert anny["fingers"]["max"] < 5.0 and anny["bent_fingers_max"] < 5.0 and anny["fist_max"] < 5.0
-    assert anny["body"]["mean"] < 3.0
+    # measured at bake time on 3 held-out bodies (1.4 mm at most when baked); the slow test re-measures
+    assert anny["fingers"]["max"] < 3.0 and anny["bent_fingers_max"] < 2.0 and anny["fist_max"] < 2.0
+    assert anny["body"]["max"] < 3.0
     assert metrics["j_regressor_holdout_error_mm"]["mean"] < 1.0
 
 
 @pytest.mark.slow
 @needs_files
 def test_joints_match_anny_posed_the_same_way(arrays):
-    """Re-run the bake's articulation check against anny itself (loads anny: slow)."""
-    from annot.body_models.free_model.anny import dense_bone_weights, load_anny_model
+    """Re-run the bake's articulation check against anny itself, on four new adult bodies (loads anny: slow).
+
+    Measured: body / eye / finger joints within 1.5 mm (mean about 0.4 mm). anny's default body (every
+    phenotype 0.5) lies outside the sampled adult population: there the regressors are 3-8 mm off at the pelvis
+    and spine (the free SMPL model behaves the same)."""
+    from annot.body_models.free_model.anny import (
+        dense_bone_weights,
+        load_anny_model,
+        sample_adult_phenotypes,
+    )
+    from annot.body_models.free_model.config import AdultPhenotypeDistribution
     from annot.body_models.free_model.shape import ShapeSpace
 
     model = load_anny_model()
-    space = ShapeSpace(arrays["v_template"].astype(np.float64), arrays["shapedirs"][..., :10].astype(np.float64),
-                       np.zeros(10), np.linalg.norm(arrays["shapedirs"][..., :10].reshape(-1, 10), axis=0))
-    errors = wb.articulation_errors_mm(model, arrays, space, dense_bone_weights(model))
-    assert errors["fingers"]["max"] < 5.0 and errors["bent_fingers_max"] < 5.0
-    assert errors["body"]["max"] < 15.0
+    dirs = arrays["shapedirs"][..., :10].astype(np.float64)
+    space = ShapeSpace(arrays["v_template"].astype(np.float64), dirs, np.zeros(10),
+                       np.linalg.norm(dirs.reshape(-1, 10), axis=0))  # columns = std x unit direction
+    phen = sample_adult_phenotypes(model, AdultPhenotypeDistribution(), 4, np.random.default_rng(2024))
+    errors = wb.articulation_errors_mm(model, arrays, space, dense_bone_weights(model),
+                                       {k: v for k, v in phen.items() if k != "age_years"})
+    assert errors["fingers"]["max"] < 3.0 and errors["bent_fingers_max"] < 2.0 and errors["fist_max"] < 2.0
+    assert errors["body"]["max"] < 3.0 and errors["fingers"]["mean"] < 1.0
