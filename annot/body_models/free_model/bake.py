@@ -277,7 +277,7 @@ def build_provenance(config: BakeConfig, metrics: Mapping[str, Any]) -> dict[str
         },
         "bake_parameters": _plain(dataclasses.asdict(config)),
         "seed": int(config.seed),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tools": {
             "module": "annot.body_models.free_model", "cli": "tools/build_free_body_model.py",
             "python": platform.python_version(), "numpy": np.__version__,

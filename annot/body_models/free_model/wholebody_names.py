@@ -10,13 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from annot.body_models.free_model.names import (
-    KINTREE_ROOT_PARENT,
-    SMPL_JOINT_ANNY_HEADS,
-    SMPL_PARENTS,
-)
+from annot.body_models.free_model.names import SMPL_JOINT_ANNY_HEADS, SMPL_PARENTS
 from annot.body_models.free_model.skinning import ANNY_FOLD_RULES, VIRTUAL_JOINT_ANCHORS, TargetSkeleton
 from annot.keypoints.wholebody_names import MANO16_NAMES, MANO_FINGER_ORDER, SMPLX55_NAMES
 
@@ -83,8 +77,3 @@ NUM_EXPRESSION = 10
 NUM_POSE_BASIS_SMPLX = 9 * (len(SMPLX_JOINT_NAMES) - 1)  # 486
 NUM_POSE_BASIS_MANO = 9 * (len(MANO16_NAMES) - 1)  # 135
 
-
-def kintree(parents: tuple[int, ...]) -> np.ndarray:
-    """``kintree_table`` (2, J) int64 of a tree: parents (root = 4294967295) over joint ids."""
-    return np.array([[KINTREE_ROOT_PARENT if p < 0 else p for p in parents], list(range(len(parents)))],
-                    dtype=np.int64)
