@@ -390,3 +390,32 @@ def test_joints_match_anny_posed_the_same_way(arrays):
                                        {k: v for k, v in phen.items() if k != "age_years"})
     assert errors["fingers"]["max"] < 3.0 and errors["bent_fingers_max"] < 2.0 and errors["fist_max"] < 2.0
     assert errors["body"]["max"] < 3.0 and errors["fingers"]["mean"] < 1.0
+
+
+@needs_files
+def test_cli_skips_valid_files_and_writes_atomically(arrays, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_free_body_model", REPO / "tools" / "build_free_body_model.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def no_bake(*args, **kwargs):
+        raise AssertionError("the bake must not run")
+
+    monkeypatch.setattr(wb, "bake_free_wholebody", no_bake)
+    assert tool.main(["--wholebody", "--out-dir", str(FREE_DIR)]) == 0
+    assert "skipping" in capsys.readouterr().out
+    models = {"smplx": arrays}
+    for side, path in MANO_PATHS.items():
+        with path.open("rb") as handle:
+            models[f"mano_{side}"] = pickle.load(handle)
+    out_dir = tmp_path / "new"
+    out_dir.mkdir()
+    (out_dir / "FREE_ANNY_MANO_LEFT.pkl").write_bytes(b"not a pickle")  # invalid: rebaked
+    monkeypatch.setattr(wb, "bake_free_wholebody", lambda config, log: models)
+    assert tool.main(["--wholebody", "--out-dir", str(out_dir), "--num-shape-samples", "50"]) == 0
+    assert wb.check_wholebody_files(out_dir) == []
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "FREE_ANNY_MANO_LEFT.pkl", "FREE_ANNY_MANO_RIGHT.pkl", "FREE_ANNY_SMPLX_NEUTRAL.npz"]  # no temporaries
+    assert "not SMPL-X" in wb.load_smplx_provenance(out_dir / "FREE_ANNY_SMPLX_NEUTRAL.npz")["licence"]
