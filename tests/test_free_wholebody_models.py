@@ -326,6 +326,15 @@ def test_mano_files_match_the_smplx_hands():
         shift = (hand.joints[:, 0] + offset - body.joints[:, ids[0]])[:, None]
         assert (error.max() < 0.01), error.max()
         assert ((hand.joints + offset - shift - body.joints[:, ids]).norm(dim=-1).max() < 2e-3)
+        with open(MANO_PATHS[side], "rb") as handle:
+            stored = pickle.load(handle)
+        tips = stored["tip_vertex_ids"]  # thumb, index, middle, ring, pinky
+        assert stored["smplx_vertex_ids"][tips].tolist() == [
+            smplx_layer.vertex_joint_selector.extra_joints_idxs[11 + 5 * (side == "right") + k].item()
+            for k in range(5)]
+        hand_tips = hand.vertices[:, tips]
+        distal = hand.joints[:, [15, 3, 6, 12, 9]]  # Thumb_3, Index_3, Middle_3, Ring_3, Pinky_3
+        assert ((hand_tips - distal).norm(dim=-1) > 0.01).all() and ((hand_tips - distal).norm(dim=-1) < 0.04).all()
 
 
 @needs_files

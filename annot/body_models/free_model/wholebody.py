@@ -79,6 +79,7 @@ from annot.body_models.free_model.wholebody_names import (
     MANO_JOINTS_IN_SMPLX,
     MANO_MODEL_NAMES,
     MANO_PARENTS,
+    MANO_TIP_NAMES,
     NUM_EXPRESSION,
     NUM_POSE_BASIS_MANO,
     NUM_POSE_BASIS_SMPLX,
@@ -214,6 +215,7 @@ def bake_free_wholebody(
     for side in ("right", "left"):
         mano[side], mano_metrics = _mano_stage(config, side, verts, joints, weights, space, recon, faces,
                                                (train_ids, test_ids), hands[side], rng, log)
+        mano[side]["tip_vertex_ids"] = _tips_in_cut(mano[side]["smplx_vertex_ids"], vertex_ids, side)
         metrics[f"mano_{side}"] = mano_metrics
     check_ids = test_ids[:3]
     metrics["anny_articulation_error_mm"] = articulation_errors_mm(
@@ -268,13 +270,30 @@ def smplx_arrays(
     }
 
 
+def _tips_in_cut(kept: np.ndarray, vertex_ids: Mapping[str, int], side: str) -> np.ndarray:
+    """(5,) indices, in the MANO cut (``kept``: sorted SMPL-X vertex ids), of the SMPL-X fingertip vertices
+    of that hand, smplx's MANO tip order (thumb, index, middle, ring, pinky).
+
+    Raises:
+        ValueError: if a fingertip vertex is not in the cut."""
+    tips = np.array([vertex_ids[f"{side[0]}{tip}"] for tip in MANO_TIP_NAMES])
+    found = np.searchsorted(kept, tips)
+    if (found >= len(kept)).any() or (kept[np.minimum(found, len(kept) - 1)] != tips).any():
+        raise ValueError(f"MANO {side}: a fingertip vertex lies outside the hand cut")
+    return found.astype(np.int64)
+
+
 def _mano_stage(
     config: WholebodyBakeConfig, side: str, verts: np.ndarray, joints: np.ndarray, weights: np.ndarray,
     space: ShapeSpace, recon: np.ndarray, faces: np.ndarray, split: tuple[np.ndarray, np.ndarray],
     pca: tuple[np.ndarray, np.ndarray, np.ndarray], rng: np.random.Generator, log: LogFn | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cut one hand out of the SMPL-X samples and fit its 16-joint regressor; returns the MANO dict and
-    its regressor errors (mm)."""
+    its regressor errors (mm). Extra keys besides smplx's: ``joint_names``, ``side``, ``smplx_vertex_ids``
+    (V',) (each MANO vertex's index in the SMPL-X mesh), ``wrist_offset_m`` (3,) (the translation that put
+    the mean wrist at the origin: MANO coordinates + offset = SMPL-X T-pose coordinates), and, added by the
+    caller, ``tip_vertex_ids`` (5,) (thumb, index, middle, ring, pinky tips, for 21-point hands) and
+    ``provenance``."""
     mask = mano_vertex_mask(weights, side, config.mano_min_share)
     hand_faces, kept = cut_faces(faces, mask)
     ids = list(MANO_JOINTS_IN_SMPLX[side])
@@ -427,7 +446,7 @@ SMPLX_REQUIRED_SHAPES: dict[str, tuple[int | str, ...]] = {
 MANO_REQUIRED_SHAPES: dict[str, tuple[int | str, ...]] = {
     "v_template": ("V", 3), "f": ("F", 3), "shapedirs": ("V", 3, 10), "posedirs": ("V", 3, NUM_POSE_BASIS_MANO),
     "J_regressor": (16, "V"), "weights": ("V", 16), "kintree_table": (2, 16), "hands_components": (45, 45),
-    "hands_mean": (45,), "smplx_vertex_ids": ("V",), "wrist_offset_m": (3,),
+    "hands_mean": (45,), "smplx_vertex_ids": ("V",), "wrist_offset_m": (3,), "tip_vertex_ids": (5,),
 }
 
 
