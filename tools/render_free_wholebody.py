@@ -5,7 +5,7 @@ Usage::
     python tools/render_free_wholebody.py [--model-dir body_models/free] [--out-dir docs/images]
 
 Writes ``free_wholebody_fingers.png`` (left hand of the SMPL-X stand-in and the right MANO stand-in, seen
-from the front: flat zero pose, the PCA mean, every finger joint flexed 60 degrees, +2 sigma along the first
+from the front: flat zero pose, the PCA mean, every finger joint flexed 60 degrees (thumb 30), +2 sigma along the first
 hand component, a thumb-index pinch) and ``free_wholebody_face.png`` (the 68 face landmarks on the neutral
 face, the jaw opened 0.35 rad, expressions 0 and 1 at +3). Renders with ``annot.render`` (pyrender,
 headless). Exit status 0 on success, 1 on error.
@@ -54,12 +54,15 @@ def _render(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray, distanc
 
 
 def _hand_poses(rest_joints: np.ndarray, components: np.ndarray, mean: np.ndarray, side: str) -> list[np.ndarray]:
-    """(45,) hand poses: flat, PCA mean, all fingers flexed 60 degrees, +2 sigma PC1, thumb-index pinch."""
+    """(45,) hand poses: flat, PCA mean, finger joints flexed 60 degrees (thumb joints 30), +2 sigma PC1,
+    thumb-index pinch."""
     flex, _ = hand_axes(rest_joints, side)
-    bent = (math.radians(60) * flex).reshape(45)
+    bent = math.radians(60) * flex
+    bent[12:15] *= 0.5  # thumb (MANO order: index, middle, pinky, ring, thumb)
+    bent = bent.reshape(45)
     pinch = np.zeros((15, 3))
-    pinch[0:3] = math.radians(35) * flex[0:3]  # index
-    pinch[12:15] = math.radians(40) * flex[12:15]  # thumb
+    pinch[0:3] = math.radians(30) * flex[0:3]  # index
+    pinch[12:15] = math.radians(28) * flex[12:15]  # thumb, toward the index and middle bases
     return [np.zeros(45), mean, bent, 2.0 * components[0] + mean, pinch.reshape(45)]
 
 

@@ -41,10 +41,12 @@ class HandPoseDistribution:
 def hand_axes(joints: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     """Flexion and abduction axes of the 15 finger joints of one hand (MANO order).
 
-    Flexion axis of joint j: d_j x n_palm (d_j: the joint's segment direction, to its child, the last
-    segment reused for the distal joint; n_palm: the direction the palm faces, from the index / pinky
-    bases and the wrist). A positive rotation about it curls the finger toward the palm. Abduction axis:
-    n_palm (in-plane spread).
+    Fingers: flexion axis of joint j = d_j x n_palm (d_j: the joint's segment direction, to its child, the
+    last segment reused for the distal joint; n_palm: the direction the palm faces, from the index / pinky
+    bases and the wrist), so a positive rotation curls the finger toward the palm; abduction axis: n_palm
+    (in-plane spread). Thumb (anny's rest thumb hangs below the palm, nearly along n_palm): flexion axis =
+    d_j x (c - p_j), c the midpoint of the index and middle bases, so a positive rotation turns the thumb
+    toward them (opposition, pinch); abduction axis: the thumb's flexion axis of its base x its segment.
 
     Args:
         joints: (55, 3) SMPL-X rest joints, SMPL frame, metres; side: ``"right"`` or ``"left"``.
@@ -55,19 +57,28 @@ def hand_axes(joints: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
     ids = MANO_JOINTS_IN_SMPLX[side]
     hand = joints[list(ids)]  # (16, 3): wrist, index1..3, middle1..3, pinky1..3, ring1..3, thumb1..3
     wrist = hand[0]
-    index1, pinky1 = hand[1], hand[7]
+    index1, middle1, pinky1 = hand[1], hand[4], hand[7]
     palm = np.cross(index1 - wrist, pinky1 - wrist)
     palm /= np.linalg.norm(palm)
     if palm[1] > 0:  # palms face down (-Y) in the zero pose
         palm = -palm
+    centre = 0.5 * (index1 + middle1)
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v)
+
     flex, abduct = np.zeros((15, 3)), np.zeros((15, 3))
-    for f in range(5):
+    for f, finger in enumerate(MANO_FINGER_ORDER):
         chain = hand[1 + 3 * f: 4 + 3 * f]
         segments = [chain[1] - chain[0], chain[2] - chain[1], chain[2] - chain[1]]
         for k, seg in enumerate(segments):
-            axis = np.cross(seg / np.linalg.norm(seg), palm)
-            flex[3 * f + k] = axis / np.linalg.norm(axis)
-            abduct[3 * f + k] = palm
+            seg = unit(seg)
+            if finger == "Thumb":
+                flex[3 * f + k] = unit(np.cross(seg, centre - chain[k]))
+                abduct[3 * f + k] = unit(np.cross(flex[3 * f + k], seg))
+            else:
+                flex[3 * f + k] = unit(np.cross(seg, palm))
+                abduct[3 * f + k] = palm
     return flex, abduct
 
 
