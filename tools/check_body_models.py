@@ -9,6 +9,8 @@ Checks the free model (required) and, when present, the SMPL files (neutral / ma
 ``$BODY_MODELS_DIR``, then ``./body_models``). For each model file: readable without chumpy, the
 fields ``smplx.SMPL`` reads have consistent shapes and finite values, regressor rows sum to 1
 (within ``--tol``), the model loads in ``smplx.SMPL`` and a zero pose returns the template.
+Whole-body models (optional, issue #16): SMPL-X, MANO right / left and FLAME, licence-gated or the free
+stand-ins (``make free-wholebody-models``), each loaded in stock smplx and run once.
 Prints a table; exit status 1 when anything required is missing or any check fails.
 """
 
@@ -37,6 +39,8 @@ from annot.body_models import (
 )
 from annot.body_models.body_model import H36M_REGRESSOR_ASSET, SMPL_NUM_VERTICES
 from annot.body_models.pkl import pickle_globals
+from annot.body_models.resolver import resolve_wholebody_model
+from annot.body_models.wholebody_layers import build_mano_layer, build_smplx_layer
 
 OK, WARN, FAIL, ABSENT = "OK", "WARN", "FAIL", "absent"
 
@@ -144,6 +148,35 @@ def collect_rows(root: Path | None, require_smpl: bool, tol: float, notes: list[
     return rows
 
 
+def wholebody_rows(root: Path | None) -> list[Row]:
+    """Optional rows for SMPL-X, MANO (right, left) and FLAME: absent, or loaded in stock smplx and run
+    once (OK with vertex / joint counts, FAIL with the error). FLAME is only located."""
+    rows = []
+    for model_type, variant in (("smplx", "neutral"), ("mano", "right"), ("mano", "left"), ("flame", "neutral")):
+        item = f"{model_type} {variant}"
+        try:
+            resolved = resolve_wholebody_model(model_type, variant, root)
+        except BodyModelNotFoundError:
+            hint = "optional (licence-gated; no free stand-in)" if model_type == "flame" else (
+                "optional: licence-gated, or `make free-wholebody-models`")
+            rows.append(Row(item, ABSENT, "-", hint))
+            continue
+        kind = "free stand-in" if resolved.is_free else "licence-gated"
+        if model_type == "flame":
+            rows.append(Row(item, OK, str(resolved.path), f"{kind}, located (not loaded)"))
+            continue
+        try:
+            layer = (build_smplx_layer(resolved.path)[0] if model_type == "smplx"
+                     else build_mano_layer(variant, resolved.path)[0])
+            with torch.no_grad():
+                out = layer()
+            rows.append(Row(item, OK, str(resolved.path),
+                            f"{kind}, {out.vertices.shape[1]} vertices, {out.joints.shape[1]} joints"))
+        except Exception as error:  # noqa: BLE001 - any load failure is a failed check
+            rows.append(Row(item, FAIL, str(resolved.path), f"{kind}: {type(error).__name__}: {error}"))
+    return rows
+
+
 def format_table(rows: list[Row]) -> str:
     """Fixed-width table: item, status, path, detail."""
     header = Row("item", "status", "path", "detail")
@@ -162,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tol", type=float, default=1e-3, help="tolerance on regressor row sums")
     args = parser.parse_args(argv)
     notes: list[str] = []
-    rows = collect_rows(args.root, args.require_smpl, args.tol, notes)
+    rows = collect_rows(args.root, args.require_smpl, args.tol, notes) + wholebody_rows(args.root)
     print(format_table(rows))
     for note in notes:
         print(f"\n{note}")

@@ -14,6 +14,9 @@ Expected tree (smplx layout)::
         smpl/SMPL_NEUTRAL.pkl            (also SMPL_MALE.pkl, SMPL_FEMALE.pkl; .npz accepted)
         free/FREE_ANNY_SMPL_NEUTRAL.pkl  (the free default model, neutral only)
         J_regressor_h36m_smpl.npy        (assets: in <root>/ or <root>/smpl/)
+        smplx/SMPLX_NEUTRAL.npz, mano/MANO_RIGHT.pkl, mano/MANO_LEFT.pkl, flame/   (licence-gated, optional)
+        free/FREE_ANNY_SMPLX_NEUTRAL.npz, free/FREE_ANNY_MANO_RIGHT.pkl, free/FREE_ANNY_MANO_LEFT.pkl
+                                         (free stand-ins, :func:`resolve_wholebody_model`)
 
 A missing file raises :class:`BodyModelNotFoundError` (a ``FileNotFoundError``) whose message lists
 every path tried, the environment variable, the expected tree and where to get the file.
@@ -22,6 +25,7 @@ every path tried, the environment variable, the expected tree and where to get t
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "BODY_MODELS_DIR"
@@ -225,3 +229,110 @@ def resolve_asset(name: str, path: str | Path | None = None) -> Path:
         return found
     hint = ASSET_HINTS.get(name, "See the README section on body models for the asset sources.")
     raise _not_found(f"the body-model asset {name!r}", tried, hint, roots)
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole-body models (issue #16): SMPL-X, MANO, FLAME, with free stand-ins for SMPL-X and MANO.
+
+FREE_SMPLX_FILENAME = "FREE_ANNY_SMPLX_NEUTRAL.npz"
+FREE_MANO_FILENAMES: dict[str, str] = {"right": "FREE_ANNY_MANO_RIGHT.pkl", "left": "FREE_ANNY_MANO_LEFT.pkl"}
+
+#: model type -> variant (gender, or hand side) -> licence-gated candidates under a root (smplx layout).
+WHOLEBODY_MODEL_FILES: dict[str, dict[str, tuple[str, ...]]] = {
+    "smplx": {g: (f"smplx/SMPLX_{g.upper()}.npz", f"smplx/SMPLX_{g.upper()}.pkl")
+              for g in ("neutral", "male", "female")},
+    "mano": {s: (f"mano/MANO_{s.upper()}.pkl",) for s in ("right", "left")},
+    "flame": {g: (f"flame/FLAME_{g.upper()}.pkl", "flame/generic_model.pkl") if g == "neutral"
+              else (f"flame/FLAME_{g.upper()}.pkl",) for g in ("neutral", "male", "female")},
+}
+#: The free stand-ins (baked by ``make free-wholebody-models``); FLAME has none.
+FREE_WHOLEBODY_FILES: dict[str, dict[str, str]] = {
+    "smplx": {"neutral": f"free/{FREE_SMPLX_FILENAME}"},
+    "mano": {side: f"free/{name}" for side, name in FREE_MANO_FILENAMES.items()},
+}
+WHOLEBODY_HINTS: dict[str, str] = {
+    "smplx": (
+        "Register at https://smpl-x.is.tue.mpg.de and download the SMPL-X model (npz); put\n"
+        "  SMPLX_NEUTRAL.npz (SMPLX_MALE.npz, SMPLX_FEMALE.npz) -> smplx/\n"
+        "or bake the free stand-in: `make free-wholebody-models` (free/FREE_ANNY_SMPLX_NEUTRAL.npz, neutral only)."
+    ),
+    "mano": (
+        "Register at https://mano.is.tue.mpg.de and download 'Models & Code'; put\n"
+        "  mano_v1_2/models/MANO_RIGHT.pkl, MANO_LEFT.pkl -> mano/\n"
+        "or bake the free stand-ins: `make free-wholebody-models` (free/FREE_ANNY_MANO_RIGHT.pkl, _LEFT.pkl)."
+    ),
+    "flame": (
+        "FLAME has no free stand-in in this project. Register at https://flame.is.tue.mpg.de, download FLAME\n"
+        "2020 and put generic_model.pkl (or FLAME_NEUTRAL.pkl) with flame_static_embedding.pkl and\n"
+        "flame_dynamic_embedding.npy -> flame/. The free SMPL-X stand-in carries its own face landmarks."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A located whole-body model file.
+
+    Attributes:
+        path: the file.
+        model_type: ``"smplx"``, ``"mano"`` or ``"flame"``.
+        variant: gender (SMPL-X, FLAME) or hand side (MANO).
+        is_free: True for a free anny stand-in (``free/FREE_ANNY_*``), False for the licence-gated model.
+    """
+
+    path: Path
+    model_type: str
+    variant: str
+    is_free: bool
+
+
+def resolve_wholebody_model(
+    model_type: str, variant: str = "neutral", path: str | Path | None = None, allow_free: bool = True,
+) -> ResolvedModel:
+    """Locate an SMPL-X, MANO or FLAME file: the licence-gated model when the user has it, else the free
+    stand-in.
+
+    Search: explicit ``path`` only when given (a file: it is used as is, free when its name starts with
+    ``FREE_ANNY``; a folder: searched like a root); otherwise every root of :func:`search_roots`
+    (``$BODY_MODELS_DIR``, then ``./body_models``) for the licence-gated file (``smplx/SMPLX_NEUTRAL.npz`` or
+    ``.pkl``, ``mano/MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``, ``flame/FLAME_NEUTRAL.pkl`` or
+    ``flame/generic_model.pkl``), then, when ``allow_free``, every root for the free stand-in
+    (``free/FREE_ANNY_SMPLX_NEUTRAL.npz``, ``free/FREE_ANNY_MANO_{RIGHT,LEFT}.pkl``; neutral SMPL-X only; no
+    FLAME stand-in).
+
+    Args:
+        model_type: ``"smplx"``, ``"mano"`` or ``"flame"``.
+        variant: ``"neutral"`` / ``"male"`` / ``"female"`` (SMPL-X, FLAME) or ``"right"`` / ``"left"`` (MANO).
+        path: explicit file or folder.
+        allow_free: fall back to the free stand-in.
+
+    Returns:
+        :class:`ResolvedModel`.
+
+    Raises:
+        ValueError: unknown model type or variant.
+        BodyModelNotFoundError: nothing found; the message lists every path tried and how to get the file
+            (FLAME: says that no free stand-in exists).
+    """
+    if model_type not in WHOLEBODY_MODEL_FILES:
+        raise ValueError(f"Unknown whole-body model type {model_type!r}; known: {sorted(WHOLEBODY_MODEL_FILES)}")
+    if variant not in WHOLEBODY_MODEL_FILES[model_type]:
+        raise ValueError(f"Variant {variant!r} is not available for {model_type!r}; "
+                         f"available: {list(WHOLEBODY_MODEL_FILES[model_type])}")
+    licensed = list(WHOLEBODY_MODEL_FILES[model_type][variant])
+    free = FREE_WHOLEBODY_FILES.get(model_type, {}).get(variant)
+    tried: list[tuple[Path, str]] = []
+    roots = search_roots(path)
+    stages = [(licensed, False)] + ([([free], True)] if allow_free and free else [])
+    for relative, is_free in stages:
+        found, stage_tried, _ = _search(relative, path)
+        tried += stage_tried
+        if found is not None:
+            return ResolvedModel(found, model_type, variant,
+                                 is_free or found.name.upper().startswith("FREE_ANNY"))
+    what = f"the {model_type.upper()} model ({variant})"
+    if model_type == "flame":
+        what += " (no free stand-in exists for FLAME)"
+    elif free is None and allow_free:
+        what += f" (the free stand-in is {list(FREE_WHOLEBODY_FILES[model_type])[0]} only)"
+    raise _not_found(what, tried, WHOLEBODY_HINTS[model_type], roots)

@@ -32,6 +32,11 @@ What the bake does (each step is one function; its module in brackets):
 9. [:mod:`.regressors`] ``coco_regressor_from_anny``, ``build_h36m_regressor``, ``select_vertex_ids``: keypoint
    regressors and smplx's extra-joint vertex ids for this topology.
 
+The whole-body stand-ins (issue #16: SMPL-X ``.npz`` and MANO pickles, ``tools/build_free_body_model.py
+--wholebody``) reuse these steps with 55 / 16 target joints: :mod:`.wholebody_names` (trees, fold rules),
+:mod:`.face` (expression basis, jaw, face landmarks), :mod:`.hands` (finger axes, hand PCA, MANO cut) and
+:mod:`.wholebody` (the bake and its files); they are not imported here.
+
 Everything here is float64 until ``bake_free_model`` casts the arrays to float32. Lengths are in
 metres unless a name ends in ``_mm``. ``anny`` is imported lazily: only the bake needs it.
 

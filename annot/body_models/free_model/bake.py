@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from annot.body_models.free_model.names import (
     MODEL_NAME,
     SMPL_JOINT_ANNY_HEADS,
     SMPL_JOINT_NAMES,
+    SMPL_PARENTS,
     LogFn,
     kintree_table,
 )
@@ -46,6 +47,7 @@ from annot.body_models.free_model.shape import (
     orient_components,
 )
 from annot.body_models.free_model.skinning import (
+    TargetSkeleton,
     anny_to_smpl_frame,
     fold_skinning_weights,
     repose_linear_blend,
@@ -64,26 +66,31 @@ def _log(log: LogFn | None, message: str) -> None:
 
 def tposed_samples(
     model: Any, phenotypes: Mapping[str, np.ndarray] | None, num_samples: int, batch_size: int,
-    bone_weights: torch.Tensor, log: LogFn | None = None,
+    bone_weights: torch.Tensor, log: LogFn | None = None, skeleton: TargetSkeleton | None = None,
+    straighten_fingers: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """T-posed anny meshes, SMPL joints and bone heads for each phenotype sample (SMPL frame).
+    """T-posed anny meshes, target joints and bone heads for each phenotype sample (SMPL frame).
 
     Args:
         model: ``anny.Anny``; phenotypes: ``sample_adult_phenotypes`` output or None (default
-            phenotype, then ``num_samples`` must be 1); bone_weights: (V, K) dense anny weights.
+            phenotype, then ``num_samples`` must be 1); bone_weights: (V, K) dense anny weights;
+        skeleton: target joints (default SMPL-24); straighten_fingers: flatten the fingers too
+            (``tpose_global_rotations``; the SMPL-X / MANO bakes).
 
     Returns:
-        vertices (N, V, 3), joints (N, 24, 3), bone heads (N, K, 3): float64, SMPL frame, metres.
+        vertices (N, V, 3), joints (N, J, 3), bone heads (N, K, 3): float64, SMPL frame, metres.
     """
     out_v, out_j, out_h = [], [], []
     for start in range(0, num_samples, batch_size):
         stop = min(start + batch_size, num_samples)
         rest_v, rest_h = anny_rest_state(model, phenotypes, start, stop)
-        rotations = tpose_global_rotations(rest_h, model.bone_labels, model.bone_parents)
+        rotations = tpose_global_rotations(
+            rest_h, model.bone_labels, model.bone_parents, straighten_fingers
+        )
         posed_v, posed_h = repose_linear_blend(
             rest_v, rest_h, model.bone_parents, rotations, bone_weights
         )
-        joints = smpl_joints_from_heads(posed_h, model.bone_labels)
+        joints = smpl_joints_from_heads(posed_h, model.bone_labels, skeleton)
         out_v.append(anny_to_smpl_frame(posed_v).numpy())
         out_j.append(anny_to_smpl_frame(joints).numpy())
         out_h.append(anny_to_smpl_frame(posed_h).numpy())
@@ -91,7 +98,7 @@ def tposed_samples(
     return np.concatenate(out_v), np.concatenate(out_j), np.concatenate(out_h)
 
 
-def _fit_shape_stage(
+def fit_shape_stage(
     config: BakeConfig, verts: np.ndarray, train_ids: np.ndarray, test_ids: np.ndarray,
     phen_train: Mapping[str, np.ndarray], log: LogFn | None,
 ) -> tuple[ShapeSpace, np.ndarray, np.ndarray, np.ndarray]:
@@ -107,33 +114,46 @@ def _fit_shape_stage(
     return space, train_betas, recon, pca_err
 
 
-def _fit_regressor_stage(
+def fit_regressor_stage(
     config: BakeConfig, verts: np.ndarray, joints: np.ndarray, weights: np.ndarray,
     space: ShapeSpace, recon: np.ndarray, split: tuple[np.ndarray, np.ndarray],
-    rng: np.random.Generator, log: LogFn | None,
+    rng: np.random.Generator, log: LogFn | None, parents: Sequence[int] = SMPL_PARENTS,
+    joint_names: Sequence[str] = SMPL_JOINT_NAMES, pose_std_rad: float | np.ndarray | None = None,
+    neighbours: int | Sequence[int] | None = None,
 ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
-    """Fit ``J_regressor`` on rest + randomly posed fitting samples; measure it on held-out
-    rest meshes, on their 10-beta reconstructions and on posed held-out meshes (mm)."""
+    """Fit ``J_regressor`` (J, V) on rest + randomly posed fitting samples; measure it on held-out
+    rest meshes, on their 10-beta reconstructions and on posed held-out meshes (mm).
+
+    Args:
+        verts (N, V, 3), joints (N, J, 3): T-posed samples, SMPL frame, metres; weights (V, J);
+        space, recon: the shape space and the held-out reconstructions (``fit_shape_stage``);
+        split: (fitting ids, held-out ids); parents, joint_names: the target tree (SMPL-24 by
+        default); pose_std_rad: random-pose spread, one number or (J,) (default
+        ``config.regressor_pose_std_rad``); neighbours: vertices per joint, one number or (J,) (default
+        ``config.regressor_neighbours``).
+    """
     train_ids, test_ids = split
+    std = config.regressor_pose_std_rad if pose_std_rad is None else pose_std_rad
     posed_train = pose_samples(
-        verts[train_ids], joints[train_ids], weights, config.regressor_pose_std_rad, rng
+        verts[train_ids], joints[train_ids], weights, std, rng, parents=parents
     )
     j_regressor = fit_joint_regressor(
         [(verts[train_ids], joints[train_ids], config.regressor_rest_weight),
          (*posed_train, 1.0)],
-        space.v_template, joints[train_ids].mean(axis=0), config.regressor_neighbours,
-        config.regressor_ridge,
+        space.v_template, joints[train_ids].mean(axis=0),
+        config.regressor_neighbours if neighbours is None else neighbours, config.regressor_ridge,
     )
     del posed_train
     posed_test = pose_samples(
-        verts[test_ids], joints[test_ids], weights, config.regressor_pose_std_rad, rng
+        verts[test_ids], joints[test_ids], weights, std, rng, parents=parents
     )
     metrics = {
         "j_regressor_holdout_error_mm": regression_errors_mm(
-            j_regressor, verts[test_ids], joints[test_ids]),
+            j_regressor, verts[test_ids], joints[test_ids], joint_names),
         "j_regressor_holdout_error_through_betas_mm": regression_errors_mm(
-            j_regressor, recon, joints[test_ids]),
-        "j_regressor_holdout_posed_error_mm": regression_errors_mm(j_regressor, *posed_test),
+            j_regressor, recon, joints[test_ids], joint_names),
+        "j_regressor_holdout_posed_error_mm": regression_errors_mm(
+            j_regressor, *posed_test, joint_names),
     }
     for key, label in (("j_regressor_holdout_error_mm", "held-out rest meshes"),
                        ("j_regressor_holdout_error_through_betas_mm", "held-out via betas"),
@@ -203,14 +223,14 @@ def bake_free_model(config: BakeConfig | None = None, log: LogFn | None = print)
     test_ids, train_ids = permutation[: config.num_holdout], permutation[config.num_holdout:]
     phen_train = {k: v[train_ids] for k, v in phenotypes.items() if k != "age_years"}
 
-    space, train_betas, recon, pca_err = _fit_shape_stage(
+    space, train_betas, recon, pca_err = fit_shape_stage(
         config, verts, train_ids, test_ids, phen_train, log
     )
     weights = fold_skinning_weights(bone_weights, bone_labels, bone_parents)
     roundtrip = tpose_roundtrip_error_mm(model, bone_weights, weights)
     _log(log, f"T-pose -> A-pose round trip with the 24-joint rig: mean {roundtrip['mean']:.2f} mm,"
               f" max {roundtrip['max']:.2f} mm ({roundtrip['worst_joint']})")
-    j_regressor, metrics = _fit_regressor_stage(
+    j_regressor, metrics = fit_regressor_stage(
         config, verts, joints, weights, space, recon, (train_ids, test_ids), rng, log
     )
     coco = coco_regressor_from_anny(model)
@@ -257,7 +277,7 @@ def build_provenance(config: BakeConfig, metrics: Mapping[str, Any]) -> dict[str
         },
         "bake_parameters": _plain(dataclasses.asdict(config)),
         "seed": int(config.seed),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tools": {
             "module": "annot.body_models.free_model", "cli": "tools/build_free_body_model.py",
             "python": platform.python_version(), "numpy": np.__version__,

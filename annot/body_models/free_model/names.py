@@ -114,7 +114,7 @@ REQUIRED_KEYS: tuple[str, ...] = REQUIRED_ARRAY_KEYS + (
 )
 
 
-def kintree_table() -> np.ndarray:
-    """SMPL ``kintree_table`` (2, 24) int64: parents (root = 4294967295) over joint ids."""
-    parents = [KINTREE_ROOT_PARENT if p < 0 else p for p in SMPL_PARENTS]
-    return np.array([parents, list(range(len(SMPL_PARENTS)))], dtype=np.int64)
+def kintree_table(parents: Sequence[int] = SMPL_PARENTS) -> np.ndarray:
+    """``kintree_table`` (2, J) int64 of a tree (default SMPL-24): parents (root = 4294967295) over joint ids."""
+    row = [KINTREE_ROOT_PARENT if p < 0 else p for p in parents]
+    return np.array([row, list(range(len(parents)))], dtype=np.int64)

