@@ -26,7 +26,6 @@ from annot.body_models.body_model import (
     build_smpl_keypoint_regressor,
 )
 from annot.body_models.pkl import check_model_dict, load_model_dict, save_model_dict
-from annot.body_models.rest_joints import RestRootJoint
 from annot.body_models.resolver import (
     ENV_VAR,
     FREE_MODEL_FILENAME,
@@ -36,6 +35,7 @@ from annot.body_models.resolver import (
     resolve_model_file,
     resolve_wholebody_model,
 )
+from annot.body_models.rest_joints import RestRootJoint
 from annot.body_models.wholebody_layers import build_mano_layer, build_smplx_layer
 
 __all__ = [

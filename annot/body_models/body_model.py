@@ -159,7 +159,7 @@ class BodyModel(nn.Module):
         path: str | Path | None = None,
         num_betas: int = 10,
         **kwargs: Any,
-    ) -> "BodyModel":
+    ) -> BodyModel:
         """Build from config values (same arguments as the constructor)."""
         return cls(model_type=model_type, gender=gender, path=path, num_betas=num_betas, **kwargs)
 

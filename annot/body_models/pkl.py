@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from annot.io.atomic import atomic_write
-import scipy.sparse
 
 SAFE_BUILTINS = frozenset(
     {"set", "frozenset", "slice", "complex", "bytearray", "bytes", "object", "range", "tuple",

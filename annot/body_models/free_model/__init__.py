@@ -112,4 +112,18 @@ from annot.body_models.free_model.skinning import (
     tpose_roundtrip_error_mm,
 )
 
-__all__ = ["ANNY_COCO_LABELS", "ANNY_FOLD_RULES", "ANNY_TO_SMPL_ROTMAT", "AdultPhenotypeDistribution", "BakeConfig", "COCO23_JOINT_NAMES", "DEFAULT_RELATIVE_PATH", "H36M_JOINT_NAMES", "KINTREE_ROOT_PARENT", "LICENCE_NOTE", "LogFn", "MODEL_NAME", "REQUIRED_ARRAY_KEYS", "REQUIRED_KEYS", "RegressionData", "SMPLX_FINGERTIP_BONES", "SMPLX_KEYPOINT_VERTEX_SOURCES", "SMPLX_VERTEX_ID_NAMES", "SMPL_JOINT_ANNY_HEADS", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "ShapeSpace", "VIRTUAL_JOINT_ANCHORS", "anny_rest_state", "anny_to_smpl_frame", "anny_version", "assemble_model_dict", "bake_free_model", "build_h36m_regressor", "build_provenance", "check_fold_targets", "check_free_model_file", "coco_regressor_from_anny", "dense_bone_weights", "describe_shape_space", "fit_joint_regressor", "fit_shape_space", "fold_skinning_weights", "fold_target", "head_top_weights", "kintree_table", "load_anny_model", "load_free_model_file", "mesh_height_m", "orient_components", "phenotype_correlations", "pose_samples", "regression_errors_mm", "repose_linear_blend", "rotation_between", "sample_adult_phenotypes", "save_free_model_file", "select_vertex_ids", "set_cache_env_defaults", "smpl_joints_from_heads", "tpose_global_rotations", "tpose_roundtrip_error_mm", "tposed_samples", "validate_model_dict"]
+__all__ = [
+    "ANNY_COCO_LABELS", "ANNY_FOLD_RULES", "ANNY_TO_SMPL_ROTMAT", "AdultPhenotypeDistribution", "BakeConfig",
+    "COCO23_JOINT_NAMES", "DEFAULT_RELATIVE_PATH", "H36M_JOINT_NAMES", "KINTREE_ROOT_PARENT", "LICENCE_NOTE",
+    "LogFn", "MODEL_NAME", "REQUIRED_ARRAY_KEYS", "REQUIRED_KEYS", "RegressionData", "SMPLX_FINGERTIP_BONES",
+    "SMPLX_KEYPOINT_VERTEX_SOURCES", "SMPLX_VERTEX_ID_NAMES", "SMPL_JOINT_ANNY_HEADS", "SMPL_JOINT_NAMES",
+    "SMPL_PARENTS", "ShapeSpace", "VIRTUAL_JOINT_ANCHORS", "anny_rest_state", "anny_to_smpl_frame",
+    "anny_version", "assemble_model_dict", "bake_free_model", "build_h36m_regressor", "build_provenance",
+    "check_fold_targets", "check_free_model_file", "coco_regressor_from_anny", "dense_bone_weights",
+    "describe_shape_space", "fit_joint_regressor", "fit_shape_space", "fold_skinning_weights", "fold_target",
+    "head_top_weights", "kintree_table", "load_anny_model", "load_free_model_file", "mesh_height_m",
+    "orient_components", "phenotype_correlations", "pose_samples", "regression_errors_mm",
+    "repose_linear_blend", "rotation_between", "sample_adult_phenotypes", "save_free_model_file",
+    "select_vertex_ids", "set_cache_env_defaults", "smpl_joints_from_heads", "tpose_global_rotations",
+    "tpose_roundtrip_error_mm", "tposed_samples", "validate_model_dict",
+]
