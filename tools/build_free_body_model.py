@@ -92,24 +92,31 @@ def _main_wholebody(args: argparse.Namespace) -> int:
         print(f"the SMPL-X and MANO stand-ins in {args.out_dir} exist and are valid; skipping the bake "
               "(pass --force to rebake)")
         return 0
-    try:
-        config = wholebody.WholebodyBakeConfig(seed=args.seed, num_shape_samples=args.num_shape_samples)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     started = time.perf_counter()
-    try:
-        models = wholebody.bake_free_wholebody(config, log=lambda msg: print(msg, flush=True))
-    except ImportError as err:
-        print(f"error: the bake needs the 'anny' package (pip install -e .[bake]): {err}", file=sys.stderr)
-        return 1
-    except (ValueError, RuntimeError) as err:
-        print(f"error: bake failed: {err}", file=sys.stderr)
+    models = _bake(wholebody.WholebodyBakeConfig, wholebody.bake_free_wholebody, args)
+    if models is None:
         return 1
     for path in wholebody.save_wholebody_files(models, args.out_dir):
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     print(f"  total time including writing: {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _bake(config_class, bake, args: argparse.Namespace):
+    """``bake(config_class(seed, num_shape_samples), log=print)``, or None after printing why it could not run (a bad
+    setting, no ``anny``, a failed bake)."""
+    try:
+        config = config_class(seed=args.seed, num_shape_samples=args.num_shape_samples)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    try:
+        return bake(config, log=lambda msg: print(msg, flush=True))
+    except ImportError as err:
+        print(f"error: the bake needs the 'anny' package (pip install -e .[bake]): {err}", file=sys.stderr)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: bake failed: {err}", file=sys.stderr)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,20 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                   "(pass --force to rebake)")
             return 0
         print(f"{out} exists but is not valid ({'; '.join(problems)}); rebaking")
-    try:
-        config = free_model.BakeConfig(seed=args.seed, num_shape_samples=args.num_shape_samples)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     started = time.perf_counter()
-    try:
-        model_dict = free_model.bake_free_model(config, log=lambda msg: print(msg, flush=True))
-    except ImportError as err:
-        print(f"error: the bake needs the 'anny' package (pip install -e .[bake]): {err}",
-              file=sys.stderr)
-        return 1
-    except (ValueError, RuntimeError) as err:
-        print(f"error: bake failed: {err}", file=sys.stderr)
+    model_dict = _bake(free_model.BakeConfig, free_model.bake_free_model, args)
+    if model_dict is None:
         return 1
     free_model.save_free_model_file(model_dict, out)
     print(_summary(model_dict, out))
