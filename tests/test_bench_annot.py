@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from annot.benchmarks.quality import LABELS, BenchConfig, ensure_split, load_itw, run_bench, score
+from annot.benchmarks.quality import LABELS, BenchConfig, ensure_split, load_itw, run_bench
+from annot.benchmarks.quality_score import score
 
 
 @pytest.mark.slow
@@ -78,7 +79,7 @@ def test_score_gt_against_itself_is_zero(tmp_path):
 def test_orientation_error_hand_computed():
     import math
 
-    from annot.benchmarks.quality import orientation_error_deg
+    from annot.benchmarks.quality_score import orientation_error_deg
 
     pred = np.array([[0.0, 0.0, math.pi / 2], [math.pi, 0.0, 0.0], [0.1, 0.2, 0.3]])
     gt = np.array([[0.0, 0.0, 0.0], [0.0, math.pi, 0.0], [0.1, 0.2, 0.3]])

@@ -63,7 +63,8 @@ POSE_PRIORS = ("none", "vposer")
 
 
 def kp2d_input_features(kp2d_px: torch.Tensor, kp2d_mask: torch.Tensor, input_hw: tuple[int, int],
-                        jitter: float = 0.0, dropout: float = 0.0) -> torch.Tensor:
+                        jitter: float = 0.0, dropout: float = 0.0,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
     """The 2D keypoints as f's conditioning input (``kp2d_input``): (B, J, 3) = (x, y) in [-1, 1] over the crop
     (x / W * 2 - 1, y / H * 2 - 1) and the label flag, all three zero for unlabelled keypoints.
 
@@ -73,16 +74,16 @@ def kp2d_input_features(kp2d_px: torch.Tensor, kp2d_mask: torch.Tensor, input_hw
         input_hw: crop (height, width) in pixels.
         jitter: standard deviation of Gaussian noise on (x, y), in fractions of the crop height (0: none).
         dropout: probability that a labelled keypoint is zeroed as if unlabelled (0: none).
-
-    The random draws use torch's global generator (Lightning seeds it per run).
+        generator: a CPU generator for the draws (torch's global one when None).
     """
     height, width = input_hw
     mask = kp2d_mask.to(kp2d_px.dtype)
     if dropout > 0:
-        mask = mask * (torch.rand_like(mask) >= dropout).to(mask.dtype)
+        keep = torch.rand(mask.shape, generator=generator) >= dropout
+        mask = mask * keep.to(mask)
     xy = kp2d_px
     if jitter > 0:
-        xy = xy + torch.randn_like(xy) * (jitter * height)
+        xy = xy + torch.randn(xy.shape, generator=generator).to(xy) * (jitter * height)
     norm = torch.stack([xy[..., 0] / width * 2.0 - 1.0, xy[..., 1] / height * 2.0 - 1.0], dim=-1)
     return torch.cat([norm, torch.ones_like(norm[..., :1])], dim=-1) * mask[..., None]
 
@@ -139,6 +140,7 @@ class AnnotatorModule(pl.LightningModule):
         kp2d_input_jitter: training only: standard deviation of Gaussian noise added to the input keypoints, in
             fractions of the crop height (the loss targets are not jittered).
         kp2d_input_dropout: training only: probability that a labelled input keypoint is hidden from f.
+        seed: seeds the keypoint-input noise together with the global step (reproducible across a resume).
         config: the resolved run config, stored in the checkpoint's hyper-parameters.
 
     Batches: image :class:`annot.data.sample.Sample` collations, or MoCap batches with
@@ -183,6 +185,7 @@ class AnnotatorModule(pl.LightningModule):
         kp2d_input: bool = False,
         kp2d_input_jitter: float = 0.0,
         kp2d_input_dropout: float = 0.0,
+        seed: int = 0,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -299,7 +302,9 @@ class AnnotatorModule(pl.LightningModule):
         kp_in = None
         if hp.get("kp2d_input", False):
             jitter, dropout = (hp.kp2d_input_jitter, hp.kp2d_input_dropout) if self.training else (0.0, 0.0)
-            kp_in = kp2d_input_features(batch["kp2d_px"], batch["kp2d_mask"], self.input_hw, jitter, dropout)
+            # draws from (seed, step), not the global generator: a run resumed from a checkpoint sees the same noise
+            gen = torch.Generator().manual_seed(int(hp.get("seed", 0)) * 1_000_003 + int(self.global_step))
+            kp_in = kp2d_input_features(batch["kp2d_px"], batch["kp2d_mask"], self.input_hw, jitter, dropout, gen)
         return self(batch.get("img") if self.uses_image else None, joints, mask, kp_in)
 
     # ------------------------------------------------------------------ training

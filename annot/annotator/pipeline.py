@@ -255,7 +255,7 @@ def _target_module(cfg: DictConfig, vposer_path: str | None) -> AnnotatorModule:
         weight_decay=cfg.optim.weight_decay, lr_decay_steps=tuple(cfg.optim.lr_decay_steps),
         lr_decay_factor=cfg.optim.lr_decay_factor, kp2d_input=cfg.model.kp2d_input,
         kp2d_input_jitter=cfg.model.kp2d_input_jitter, kp2d_input_dropout=cfg.model.kp2d_input_dropout,
-        config=to_container(cfg), **_body_args(cfg))
+        seed=cfg.seed, config=to_container(cfg), **_body_args(cfg))
 
 
 def _train_loader(cfg: DictConfig, target: PersonCropDataset, aux_entries: dict[str, dict[str, SmplParams]],

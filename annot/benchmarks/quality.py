@@ -30,10 +30,10 @@ come from clips that the ``mocap`` split never shows. The CMU joints themselves 
 3D-joints-only auxiliary set of stage (a), and the prior trains on their pseudo-GTs, as NeuralAnnot's prior
 trains on MoCap.
 
-Scoring (mks0601 3DPW protocol): direct MPJPE / PA-MPJPE on the 14 H36M eval joints regressed from the
-mesh with the regressed pelvis as root, MPVPE with the same root, global-orientation error (geodesic angle
-between the predicted and GT root rotations in the camera frame, degrees), 2D error = mean distance
-(original pixels) of the projected COCO-17 joints to the labelled (``v > 0``) annotated keypoints; wall
+Scoring (:mod:`annot.benchmarks.quality_score`, mks0601 3DPW protocol): direct MPJPE / PA-MPJPE on the 14 H36M
+eval joints regressed from the mesh with the regressed pelvis as root, MPVPE with the same root, global-orientation
+error (geodesic angle between the predicted and GT root rotations in the camera frame, degrees), 2D error = mean
+distance (original pixels) of the projected COCO-17 joints to the labelled (``v > 0``) annotated keypoints; wall
 time per sample of each method, measured in this run (NeuralAnnot: all of its stages' wall times / samples).
 Our own benchmark; the comparison follows NeuralAnnot (Moon et al., CVPRW 2022) Table 1 in spirit.
 
@@ -53,9 +53,9 @@ import numpy as np
 import torch
 import yaml
 
+from annot.benchmarks.quality_score import score
 from annot.io.atomic import atomic_write_bytes, atomic_write_json
 from annot.io.export import PseudoGT, pseudo_gts_from_predictions, read_pseudo_gt
-from annot.keypoints import H36M_EVAL_JOINTS
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,6 @@ FROM_NEURALANNOT = ("smplify_crop_cam", "neuralannot_fit", "neuralannot_fit_esti
 DATA_CONVENTION = "pose2pose25"
 #: cameras of NeuralAnnot + fit (:class:`BenchConfig` ``fit_camera``) and how its row's label names them.
 FIT_CAMERAS = {"gt": "GT intrinsics", "estimated": "CLIFF's estimated image camera", "crop": "f's crop camera"}
-METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "orient_err_deg", "kp2d_err_px")
 
 
 @dataclass
@@ -383,57 +382,6 @@ def run_eft(cfg: BenchConfig, syn: Path) -> dict[str, Any]:
     for r in results:
         entries.update(pseudo_gts_from_predictions(r.pred))
     return {"entries": entries, "seconds": seconds, "label": f"EFT (from {FIT_FROM[cfg.fit_from]})"}
-
-
-# --------------------------------------------------------------------------- scoring
-def _mesh(body: Any, entries: list[PseudoGT]) -> torch.Tensor:
-    pose = torch.tensor(np.stack([e.pose_rotvec.reshape(72) for e in entries]), dtype=torch.float32)
-    betas = torch.tensor(np.stack([e.betas for e in entries]), dtype=torch.float32)
-    transl = torch.tensor(np.stack([e.transl_m for e in entries]), dtype=torch.float32)
-    with torch.no_grad():
-        return body(pose[:, :3], pose[:, 3:], betas, transl).vertices_m
-
-
-def orientation_error_deg(pred_rotvec: np.ndarray, gt_rotvec: np.ndarray) -> np.ndarray:
-    """(N,) geodesic angle in degrees between (N, 3) axis-angle rotations (camera-frame global orientations):
-    ``angle(R_gt^T R_pred)``, in [0, 180]."""
-    from scipy.spatial.transform import Rotation
-
-    rel = Rotation.from_rotvec(np.asarray(gt_rotvec, np.float64)).inv() * Rotation.from_rotvec(
-        np.asarray(pred_rotvec, np.float64))
-    return np.degrees(rel.magnitude())
-
-
-def score(body: Any, itw: dict[str, dict[str, Any]], entries: dict[str, PseudoGT]) -> dict[str, np.ndarray]:
-    """Per-sample errors of ``entries`` vs the hidden GT (samples a method skipped get NaN).
-
-    Returns ``{metric: (N,) array}`` for :data:`METRICS` (mm, mm, mm, degrees, px) in ``itw`` order.
-    """
-    from annot.metrics import mpjpe_per_sample_mm, mpvpe_per_sample_mm
-
-    aids = list(itw)
-    out = {m: np.full(len(aids), np.nan) for m in METRICS}
-    have = [i for i, a in enumerate(aids) if a in entries]
-    if not have:
-        return out
-    pred_v = _mesh(body, [entries[aids[i]] for i in have])
-    gt_v = _mesh(body, [itw[aids[i]]["gt"] for i in have])
-    pred_j, gt_j = body.regress(pred_v, "h36m17")[0], body.regress(gt_v, "h36m17")[0]
-    ev = list(H36M_EVAL_JOINTS)
-    out["mpjpe_mm"][have] = mpjpe_per_sample_mm(pred_j, gt_j, 0, ev).numpy()
-    out["pa_mpjpe_mm"][have] = mpjpe_per_sample_mm(pred_j, gt_j, 0, ev, procrustes=True).numpy()
-    out["mpvpe_mm"][have] = mpvpe_per_sample_mm(pred_v, gt_v, pred_j[:, 0], gt_j[:, 0]).numpy()
-    out["orient_err_deg"][have] = orientation_error_deg(
-        np.stack([entries[aids[i]].pose_rotvec.reshape(24, 3)[0] for i in have]),
-        np.stack([itw[aids[i]]["gt"].pose_rotvec.reshape(24, 3)[0] for i in have]))
-    coco = body.regress(pred_v, "coco17")[0].double()
-    for k, i in enumerate(have):
-        e, rec = entries[aids[i]], itw[aids[i]]
-        xy = coco[k, :, :2] / coco[k, :, 2:].clamp(min=1e-6) * torch.as_tensor(e.focal_px, dtype=torch.float64) \
-            + torch.as_tensor(e.princpt_px, dtype=torch.float64)
-        d = np.linalg.norm(xy.numpy() - rec["kp2d_px"], axis=1)[rec["vis"]]
-        out["kp2d_err_px"][i] = float(d.mean()) if d.size else np.nan
-    return out
 
 
 # --------------------------------------------------------------------------- one seed

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from annot.benchmarks.quality import LABELS, METRICS, NEURALANNOT_ROWS, BenchConfig, _mesh
+from annot.benchmarks.quality import LABELS, NEURALANNOT_ROWS, BenchConfig
+from annot.benchmarks.quality_score import METRICS, mesh_vertices
 from annot.benchmarks.stats import format_mean_ci as _cell
 from annot.io.atomic import atomic_write_bytes
 from annot.io.export import PseudoGT
@@ -188,7 +189,7 @@ def overlay_grid(body: Any, itw: dict[str, dict[str, Any]], methods: dict[str, d
         for a in aids:
             img = cv2.imread(str(itw[a]["image_path"]))[:, :, ::-1].copy()
             if a in entries:
-                v = _mesh(body, [entries[a]])[0].numpy()
+                v = mesh_vertices(body, [entries[a]])[0].numpy()
                 img = renderer.overlay(img, v, faces, entries[a].focal_px, entries[a].princpt_px)
             row.append(np.asarray(img))
         grid.append((label, row))

@@ -239,7 +239,7 @@ def annotate_seed(cfg: TwoStageConfig, acfg: BenchConfig, syn: Path, itw: dict[s
 def annotator_errors(body: Any, itw: dict[str, dict[str, Any]], entries: Mapping[str, Any]) -> dict[str, Any]:
     """Direct errors of ``entries`` on the ITW split (:func:`annot.benchmarks.quality.score`): per metric of
     :data:`ANNOT_METRICS` the mean over the people it annotated, and ``scored`` / ``people`` counts."""
-    from annot.benchmarks.quality import score
+    from annot.benchmarks.quality_score import score
 
     per = score(body, itw, dict(entries))
     finite = np.isfinite(per["mpjpe_mm"])
