@@ -84,7 +84,7 @@ def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px
                                ("focal_px", focal_px, (batch, 2)), ("princpt_px", princpt_px, (batch, 2))):
         if tuple(value.shape) != shape:
             raise ValueError(f"fit_face: {name} must be {shape}, got {tuple(value.shape)}")
-    kp = kp68_px[:, list(FACE_STATIC_LANDMARKS)].float()
+    kp = kp68_px[:, list(FACE_STATIC_LANDMARKS)].detach().float()
     mask = mask68[:, list(FACE_STATIC_LANDMARKS)].bool()
     if (mask.sum(1) == 0).any():
         rows = torch.nonzero(mask.sum(1) == 0).flatten().tolist()

@@ -94,8 +94,8 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
                          "2 annotated keypoints")
     k = max(1, int(cfg.num_rolls))
     rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731
-    kp, mask = rep(kp21_px.float()), rep(mask21.bool())
-    focal, princpt, wrist = rep(focal_px.float()), rep(princpt_px.float()), rep(wrist_cam_m.float())
+    kp, mask = rep(kp21_px.detach().float()), rep(mask21.bool())
+    focal, princpt, wrist = (rep(t.detach().float()) for t in (focal_px, princpt_px, wrist_cam_m))
     w = mask.float()
     lo = torch.where(mask[..., None], kp, torch.full_like(kp, float("inf"))).amin(1)
     hi = torch.where(mask[..., None], kp, torch.full_like(kp, -float("inf"))).amax(1)
