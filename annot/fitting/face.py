@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from annot.body_models.wholebody import FACE_STATIC_LANDMARKS, SmplxParams, face_landmarks, smplx_forward
+from annot.fitting.kp2d import box_size_px, mean_error_px
 from annot.fitting.smplify import adam_minimise, gmof
 from annot.geometry.cameras import perspective_project
 
@@ -56,11 +57,6 @@ def project_landmarks_px(layer, p: SmplxParams, focal_px: Tensor, princpt_px: Te
     return perspective_project(face_landmarks(layer, verts), focal_px, princpt_px)
 
 
-def _face_error_px(pred: Tensor, kp: Tensor, mask: Tensor) -> Tensor:
-    w = mask.to(pred.dtype)
-    return ((pred - kp).norm(dim=-1) * w).sum(1) / w.sum(1).clamp(min=1)
-
-
 def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px: Tensor, princpt_px: Tensor,
              cfg: FaceFitConfig = FaceFitConfig()) -> FaceFit:
     """Fit neck, head, jaw and expression of B people to their 68 face points (module docstring).
@@ -90,9 +86,7 @@ def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px
         rows = torch.nonzero(mask.sum(1) == 0).flatten().tolist()
         raise ValueError(f"fit_face: faces {rows} have none of the 300-W points 17..67 annotated")
     w = mask.float()
-    lo = torch.where(mask[..., None], kp, torch.full_like(kp, float("inf"))).amin(1)
-    hi = torch.where(mask[..., None], kp, torch.full_like(kp, -float("inf"))).amax(1)
-    size = (hi - lo).norm(dim=-1).clamp(min=8.0)  # (B,) face size, pixels
+    size = box_size_px(kp, mask)  # (B,) face size, pixels
     neck0, head0 = init.body_pose[:, NECK_ROW].clone(), init.body_pose[:, HEAD_ROW].clone()
     leaves = {"neck": neck0.clone(), "head": head0.clone(), "jaw": init.jaw_pose.clone().float(),
               "expr": init.expr.clone().float()}
@@ -111,12 +105,12 @@ def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px
         return data + prior
 
     with torch.no_grad():
-        init_err = _face_error_px(project_landmarks_px(layer, init, focal_px, princpt_px), kp, mask)
+        init_err = mean_error_px(project_landmarks_px(layer, init, focal_px, princpt_px), kp, mask)
     for names, iters in ((("neck", "head"), cfg.iters_head), (("neck", "head", "jaw", "expr"), cfg.iters_full)):
         adam_minimise([leaves[n] for n in names], objective, iters, cfg.lr)
     with torch.no_grad():
         final = current().detach()
-        err = _face_error_px(project_landmarks_px(layer, final, focal_px, princpt_px), kp, mask)
+        err = mean_error_px(project_landmarks_px(layer, final, focal_px, princpt_px), kp, mask)
     return FaceFit(final, err, init_err)
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from annot.body_models.wholebody import Hand21, rest_hand_joints_rel
+from annot.fitting.kp2d import box_size_px, mean_error_px
 from annot.fitting.smplify import adam_minimise, gmof
 from annot.geometry.cameras import perspective_project
 from annot.geometry.rotations import rotmat_to_rotvec, rotvec_to_rotmat
@@ -97,9 +98,7 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
     kp, mask = rep(kp21_px.detach().float()), rep(mask21.bool())
     focal, princpt, wrist = (rep(t.detach().float()) for t in (focal_px, princpt_px, wrist_cam_m))
     w = mask.float()
-    lo = torch.where(mask[..., None], kp, torch.full_like(kp, float("inf"))).amin(1)
-    hi = torch.where(mask[..., None], kp, torch.full_like(kp, -float("inf"))).amax(1)
-    size = (hi - lo).norm(dim=-1).clamp(min=8.0)
+    size = box_size_px(kp, mask)
     keypoints = Hand21(layer)
     leaves = {"orient": rotmat_to_rotvec(_rolls(layer, init_rotmat.float(), k)), "pose": torch.zeros(n * k, 45),
               "betas": torch.zeros(n * k, layer.num_betas), "offset": torch.zeros(n * k, 3)}
@@ -111,8 +110,7 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
         return kps - kps[:, :1] + anchor[:, None], anchor - out.joints[:, 0]
 
     def errors() -> Tensor:
-        pred = perspective_project(posed()[0], focal, princpt)
-        return ((pred - kp).norm(dim=-1) * w).sum(1) / w.sum(1)
+        return mean_error_px(perspective_project(posed()[0], focal, princpt), kp, mask)
 
     def objective() -> Tensor:
         pred = perspective_project(posed()[0], focal, princpt)

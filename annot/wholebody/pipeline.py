@@ -41,6 +41,7 @@ from annot.body_models.wholebody import (
     smplx_forward,
 )
 from annot.config import to_container
+from annot.fitting.kp2d import mean_error_px
 from annot.geometry.cameras import perspective_project
 from annot.io.atomic import atomic_write_bytes, atomic_write_json
 from annot.io.export import read_pseudo_gt
@@ -69,13 +70,6 @@ def body_keypoint_rows() -> tuple[list[int], list[int]]:
     wb_names = get_convention("coco_wholebody133").joint_names
     pairs = [(i, smplx_names.index(n)) for i, n in enumerate(wb_names[:17]) if n in smplx_names]
     return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def _mean_err(pred: torch.Tensor, kp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B,) mean pixel distance over the masked points (nan where none)."""
-    w = mask.float()
-    err = ((pred - kp).norm(dim=-1) * w).sum(1) / w.sum(1)
-    return torch.where(w.sum(1) > 0, err, torch.full_like(err, float("nan")))
 
 
 def _people(cfg: DictConfig, body_pgt: Path) -> tuple[Any, list[Any], dict[str, str]]:
@@ -202,13 +196,13 @@ def part_errors(layer: Any, params: SmplxParams, parts: dict[str, Any]) -> dict[
     wb_rows, sx_rows = body_keypoint_rows()
     kp = torch.stack([parts["body_kp"][a] for a in parts["aids"]])[:, wb_rows]
     mask = torch.stack([parts["body_mask"][a] for a in parts["aids"]])[:, wb_rows]
-    out = {"body": _mean_err(perspective_project(joints[:, sx_rows], focal, princpt), kp, mask)}
+    out = {"body": mean_error_px(perspective_project(joints[:, sx_rows], focal, princpt), kp, mask)}
     f = parts["face"]
     out["face"] = torch.full((batch,), float("nan"))
     if f["rows"]:
         rows = f["rows"]
         lm = perspective_project(face_landmarks(layer, verts[rows]), focal[rows], princpt[rows])
-        out["face"][rows] = _mean_err(lm, f["kp"][:, list(FACE_STATIC_LANDMARKS)],
+        out["face"][rows] = mean_error_px(lm, f["kp"][:, list(FACE_STATIC_LANDMARKS)],
                                       f["mask"][:, list(FACE_STATIC_LANDMARKS)])
     for side in SIDES:
         h, key = parts[f"{side}hand"], f"{side[0]}hand"
@@ -216,7 +210,7 @@ def part_errors(layer: Any, params: SmplxParams, parts: dict[str, Any]) -> dict[
         if h["rows"]:
             rows = h["rows"]
             kps = Hand21(layer, side)(joints[rows], verts[rows])
-            out[key][rows] = _mean_err(perspective_project(kps, focal[rows], princpt[rows]), h["kp"], h["mask"])
+            out[key][rows] = mean_error_px(perspective_project(kps, focal[rows], princpt[rows]), h["kp"], h["mask"])
     return out
 
 
