@@ -20,6 +20,7 @@ from annot.body_models.wholebody import (
     load_mano,
     load_smplx,
     smplx_forward,
+    smplx_hand_rows,
 )
 from annot.fitting.face import FaceFitConfig, fit_face, project_landmarks_px
 from annot.fitting.hands import HandFitConfig, fit_hands
@@ -29,7 +30,6 @@ from annot.io.export_smplx import SMPLX_FIELDS, SmplxPseudoGT, read_smplx_pseudo
 from annot.wholebody.integrate import (
     ELBOW,
     WRIST,
-    FacePart,
     HandPart,
     integrate,
     smpl_body_to_smplx,
@@ -96,7 +96,7 @@ def test_wrist_rule_recovers_a_known_hand(models) -> None:
         part = hands[side][0]
         mano_out = models[side](global_orient=rotmat_to_rotvec(part.global_rotmat),
                                 hand_pose=part.hand_pose.reshape(3, 45), betas=torch.zeros(3, 10))
-        rows = [20] + list(range(25, 40)) if side == "left" else [21] + list(range(40, 55))
+        rows = smplx_hand_rows(side)
         smplx_hand = joints[:, rows] - joints[:, rows[:1]]  # the 16 kinematic joints (tips differ by mesh)
         torch.testing.assert_close(smplx_hand, mano_out.joints - mano_out.joints[:, :1], atol=1e-4, rtol=0)
 

@@ -117,7 +117,8 @@ def build_tiny_smplx_dict(seed: int = 0, per_joint: int = 12) -> dict[str, np.nd
         "weights": weights.astype(np.float32), "posedirs": np.zeros((num_verts, 3, 486), np.float32),
         "shapedirs": shapedirs.astype(np.float32), "kintree_table": kintree,
         "hands_componentsl": np.eye(45, dtype=np.float32), "hands_componentsr": np.eye(45, dtype=np.float32),
-        "hands_meanl": rng.normal(0, 0.1, 45).astype(np.float32), "hands_meanr": rng.normal(0, 0.1, 45).astype(np.float32),
+        "hands_meanl": rng.normal(0, 0.1, 45).astype(np.float32),
+        "hands_meanr": rng.normal(0, 0.1, 45).astype(np.float32),
         "lmk_faces_idx": np.arange(51, dtype=np.int64), "lmk_bary_coords": np.full((51, 3), 1 / 3, np.float32),
     }
 

@@ -23,7 +23,6 @@ import io
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import numpy as np
 import smplx
 import torch
 from smplx.lbs import vertices2landmarks
@@ -202,6 +201,13 @@ def fingertip_vertex_ids(layer: smplx.MANO | smplx.SMPLX, side: str | None = Non
     return _tip_ids(layer.v_template, layer.J_regressor, layer.lbs_weights, chains)
 
 
+def smplx_hand_rows(side: str) -> list[int]:
+    """The ``smplx55`` indices of one hand's wrist and 15 finger joints, in the ``mano16`` order."""
+    if side not in ("left", "right"):
+        raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
+    return [20] + list(range(25, 40)) if side == "left" else [21] + list(range(40, 55))
+
+
 class Hand21(nn.Module):
     """The 21 hand keypoints (``hand21`` order: wrist, thumb, index, middle, ring, pinky, each base to tip) of a
     MANO or SMPL-X output: the wrist and the 15 finger joints reordered plus the 5 fingertip vertices
@@ -214,10 +220,7 @@ class Hand21(nn.Module):
         super().__init__()
         tips = fingertip_vertex_ids(layer, side)
         self.register_buffer("tip_ids", torch.tensor([tips[f] for f in FINGERS]))
-        if isinstance(layer, smplx.SMPLX):
-            rows = [20] + list(range(25, 40)) if side == "left" else [21] + list(range(40, 55))
-        else:
-            rows = list(range(16))
+        rows = smplx_hand_rows(side) if isinstance(layer, smplx.SMPLX) else list(range(16))
         self.register_buffer("rows", torch.tensor(rows))
         names = list(MANO16_NAMES) + [f"{f}_4" for f in FINGERS]
         self.register_buffer("order", torch.tensor([names.index(n) for n in HAND21_NAMES]))
@@ -229,17 +232,13 @@ class Hand21(nn.Module):
 def rest_hand_joints_rel(layer: smplx.MANO | smplx.SMPLX, side: str | None = None) -> Tensor:
     """(16, 3) zero-shape joints of one hand at the model's flat rest pose (every rotation zero, the hand mean
     cancelled), relative to the wrist, ``mano16`` order; for SMPL-X, ``side`` ``"left"`` /
-    ``"right"`` picks the hand (SMPL-X joints 20/21 + 25..39 / 40..54)."""
+    ``"right"`` picks the hand (:func:`smplx_hand_rows`; ValueError for another side)."""
     with torch.no_grad():
         if isinstance(layer, smplx.SMPLX):
-            if side not in ("left", "right"):
-                raise ValueError(f"rest_hand_joints_rel: side must be 'left' or 'right', got {side!r}")
-            out = layer(betas=torch.zeros(1, layer.num_betas), global_orient=torch.zeros(1, 3),
-                        body_pose=torch.zeros(1, 63), left_hand_pose=-layer.left_hand_mean[None],
-                        right_hand_pose=-layer.right_hand_mean[None], jaw_pose=torch.zeros(1, 3), leye_pose=torch.zeros(1, 3),
-                        reye_pose=torch.zeros(1, 3), expression=torch.zeros(1, layer.num_expression_coeffs))
-            rows = [20] + list(range(25, 40)) if side == "left" else [21] + list(range(40, 55))
-            joints = out.joints[0, rows]
+            flat = SmplxParams.zeros(1, layer.num_betas, layer.num_expression_coeffs).replace(
+                lhand_pose=-layer.left_hand_mean.reshape(1, 15, 3),
+                rhand_pose=-layer.right_hand_mean.reshape(1, 15, 3))
+            joints = smplx_forward(layer, flat)[0][0, smplx_hand_rows(side)]
         else:
             out = layer(betas=torch.zeros(1, layer.num_betas), global_orient=torch.zeros(1, 3),
                         hand_pose=-layer.hand_mean[None])
@@ -261,4 +260,5 @@ def hand_frame_alignment(mano: smplx.MANO, body: smplx.SMPLX, side: str) -> Tens
 
 __all__ = ["FACE_STATIC_LANDMARKS", "Hand21", "MANO_TIP_VERTEX_IDS", "NUM_BETAS", "NUM_EXPRESSION", "SmplxParams",
            "face_landmarks", "smplx_forward",
-           "fingertip_vertex_ids", "hand_frame_alignment", "load_mano", "load_smplx", "rest_hand_joints_rel"]
+           "fingertip_vertex_ids", "hand_frame_alignment", "load_mano", "load_smplx", "rest_hand_joints_rel",
+           "smplx_hand_rows"]

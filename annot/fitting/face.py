@@ -58,7 +58,7 @@ def project_landmarks_px(layer, p: SmplxParams, focal_px: Tensor, princpt_px: Te
 
 
 def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px: Tensor, princpt_px: Tensor,
-             cfg: FaceFitConfig = FaceFitConfig()) -> FaceFit:
+             cfg: FaceFitConfig | None = None) -> FaceFit:
     """Fit neck, head, jaw and expression of B people to their 68 face points (module docstring).
 
     Args:
@@ -67,7 +67,7 @@ def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px
         kp68_px: (B, 68, 2) COCO-WholeBody ``face_kpts`` (300-W order), original-image pixels.
         mask68: (B, 68) True where a point is annotated.
         focal_px, princpt_px: (B, 2) the body's original-image intrinsics, pixels.
-        cfg: weights and iterations.
+        cfg: weights and iterations (default :class:`FaceFitConfig`).
 
     Returns:
         :class:`FaceFit`.
@@ -75,6 +75,7 @@ def fit_face(layer, init: SmplxParams, kp68_px: Tensor, mask68: Tensor, focal_px
     Raises:
         ValueError: wrong shapes, or a face without any of the points 17..67 annotated.
     """
+    cfg = cfg or FaceFitConfig()
     batch = kp68_px.shape[0]
     for name, value, shape in (("kp68_px", kp68_px, (batch, 68, 2)), ("mask68", mask68, (batch, 68)),
                                ("focal_px", focal_px, (batch, 2)), ("princpt_px", princpt_px, (batch, 2))):

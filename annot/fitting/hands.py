@@ -66,7 +66,7 @@ def _rolls(layer, init_rotmat: Tensor, num: int) -> Tensor:
 
 
 def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_px: Tensor, wrist_cam_m: Tensor,
-              init_rotmat: Tensor, cfg: HandFitConfig = HandFitConfig()) -> HandFit:
+              init_rotmat: Tensor, cfg: HandFitConfig | None = None) -> HandFit:
     """Fit MANO (one side) to N hands' 21 keypoints (module docstring).
 
     Args:
@@ -76,7 +76,7 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
         focal_px, princpt_px: (N, 2) the body's original-image intrinsics, pixels.
         wrist_cam_m: (N, 3) the body's wrist joint, camera frame, metres (the anchor).
         init_rotmat: (N, 3, 3) starting MANO global rotation (the body's hand rotation in the MANO frame).
-        cfg: weights and schedule.
+        cfg: weights and schedule (default :class:`HandFitConfig`).
 
     Returns:
         :class:`HandFit`.
@@ -84,6 +84,7 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
     Raises:
         ValueError: wrong shapes, or a hand with fewer than 2 annotated keypoints.
     """
+    cfg = cfg or HandFitConfig()
     n = kp21_px.shape[0]
     for name, value, shape in (("kp21_px", kp21_px, (n, 21, 2)), ("mask21", mask21, (n, 21)),
                                ("focal_px", focal_px, (n, 2)), ("princpt_px", princpt_px, (n, 2)),
@@ -126,9 +127,9 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
         best = objective().reshape(n, k).argmin(1) + torch.arange(n) * k
         err = errors()[best]
         transl = posed()[1][best]
-    return HandFit(global_rotmat=rotvec_to_rotmat(leaves["orient"][best]), hand_pose=leaves["pose"][best].reshape(n, 15, 3),
-                   betas=leaves["betas"][best], transl_m=transl, kp2d_err_px=err,
-                   init_err_px=init_err.min(1).values)
+    return HandFit(global_rotmat=rotvec_to_rotmat(leaves["orient"][best]),
+                   hand_pose=leaves["pose"][best].reshape(n, 15, 3), betas=leaves["betas"][best], transl_m=transl,
+                   kp2d_err_px=err, init_err_px=init_err.min(1).values)
 
 
 __all__ = ["HandFit", "HandFitConfig", "fit_hands"]

@@ -125,7 +125,8 @@ def global_rotmats(local_rotmat: torch.Tensor, parents: list[int] | torch.Tensor
     _check(local_rotmat, (3, 3), "global_rotmats")
     parents = [int(p) for p in parents]
     if local_rotmat.ndim != 4 or len(parents) != local_rotmat.shape[1]:
-        raise ValueError(f"global_rotmats: {len(parents)} parents for local_rotmat of shape {tuple(local_rotmat.shape)}")
+        raise ValueError(f"global_rotmats: {len(parents)} parents for local_rotmat of shape "
+                         f"{tuple(local_rotmat.shape)}")
     out = [local_rotmat[:, 0]]
     for j in range(1, len(parents)):
         if not 0 <= parents[j] < j:

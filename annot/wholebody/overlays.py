@@ -39,7 +39,8 @@ def _crop(image: np.ndarray, points: np.ndarray, min_height: int = 512) -> np.nd
     return cv2.resize(crop, (int(crop.shape[1] * scale), int(crop.shape[0] * scale)), interpolation=cv2.INTER_LINEAR)
 
 
-def write_wholebody_overlays(folder: Path, layer: Any, entries: dict[str, SmplxPseudoGT], parts: dict[str, Any]) -> None:
+def write_wholebody_overlays(folder: Path, layer: Any, entries: dict[str, SmplxPseudoGT],
+                             parts: dict[str, Any]) -> None:
     """One PNG ``folder/<aid>.png`` per exported entry, rendered from the *exported* parameters (module docstring).
 
     Args:

@@ -127,8 +127,8 @@ def _stage_parts(cfg: DictConfig, folder: Path, body_cfg: DictConfig, body_pgt: 
             rows.append(i)
             kps.append(torch.tensor(box.kps_xyv[:, :2], dtype=torch.float32))
             masks.append(torch.tensor(vis))
-        empty = (torch.zeros(0, len(COCO_WHOLEBODY133_PARTS[part]), 2), torch.zeros(0, len(COCO_WHOLEBODY133_PARTS[part]),
-                                                                                     dtype=torch.bool))
+        num = len(COCO_WHOLEBODY133_PARTS[part])
+        empty = (torch.zeros(0, num, 2), torch.zeros(0, num, dtype=torch.bool))
         return rows, *((torch.stack(kps), torch.stack(masks)) if rows else empty)
 
     rows, kp, mask = rows_of("face", list(FACE_STATIC_LANDMARKS), cfg.parts.min_face_points)
