@@ -78,3 +78,11 @@ def test_skipped_counts_people_without_body(run) -> None:
 def test_overlays_are_written_per_person(run) -> None:
     pngs = sorted(p.stem for p in (run["tmp"] / "export" / "overlays").glob("*.png"))
     assert sorted(pngs, key=int) == sorted(run["body_aids"], key=int)
+
+
+def test_missing_model_file_is_named_before_any_work(tmp_path) -> None:
+    from annot.wholebody.pipeline import run_annotate_wholebody
+
+    cfg = load_config(WholeBodyConfig, None, [f"models.smplx={tmp_path / 'nope.npz'}", f"export.out_dir={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match=r"models\.smplx: .*nope\.npz does not exist"):
+        run_annotate_wholebody(cfg)

@@ -293,7 +293,7 @@ def run_annotate_wholebody(cfg: DictConfig) -> dict[str, Any]:
     for key in ("smplx", "mano_right", "mano_left"):
         if not Path(cfg.models[key]).is_file():
             raise FileNotFoundError(f"models.{key}: {cfg.models[key]} does not exist (the free stand-ins are baked "
-                                    "into body_models/free/; or point models.{key} at a licensed file)")
+                                    f"into body_models/free/; or point models.{key} at a licensed file)")
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     body_cfg = load_config(AnnotateConfig, cfg.body.config, list(cfg.body.overrides))
