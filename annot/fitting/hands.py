@@ -35,10 +35,10 @@ class HandFitConfig:
     iters_rigid: int = 60
     iters_full: int = 150
     lr: float = 0.02
-    sigma: float = 0.1
+    sigma: float = 0.3       # Geman-McClure scale in hand sizes (0.1: 3.3 px mean on the COCO sample hands, 0.3: 1.1)
     w_pose: float = 1e-3     # L2 on the MANO hand pose (relative to the mean hand), rad^2
     w_betas: float = 1e-3
-    w_offset: float = 5.0    # L2 on the wrist's 3D offset from the body's wrist, per m^2
+    w_offset: float = 0.5    # L2 on the wrist's 3D offset from the body's wrist, per m^2 (lets the depth move)
     num_rolls: int = 4
 
 

@@ -1,5 +1,5 @@
-"""Overlays of the whole-body pseudo-GTs: the exported SMPL-X mesh over the original image, cropped to the
-person and enlarged so that hands and face are visible; green dots = annotated keypoints (body, face, hands),
+"""Overlays of the whole-body pseudo-GTs: the exported SMPL-X mesh over the original image, one panel cropped to
+the person and one enlarged panel per fitted part (face, hands) so that they are visible; green dots = annotated keypoints (body, face, hands),
 red dots = the same points of the pseudo-GT (12 body joints, 51 face landmarks, 21 points per fitted hand)."""
 from __future__ import annotations
 
@@ -25,18 +25,25 @@ def params_of(entry: SmplxPseudoGT) -> SmplxParams:
                           for k in SMPLX_FIELDS})
 
 
-def _crop(image: np.ndarray, points: np.ndarray, min_height: int = 512) -> np.ndarray:
-    """The image around ``points`` (N, 2) (their box enlarged by 30 %), resized to at least ``min_height``."""
+def _panel(image: np.ndarray, points: np.ndarray, gt: list, pred: list, height: int = 384,
+           margin: float = 0.3) -> np.ndarray:
+    """The square region around ``points`` (N, 2) (their box enlarged by ``margin`` each side, at least 24 px)
+    resized to ``height`` pixels (black outside the image), with the ``gt`` (green) and ``pred`` (red) keypoint
+    sets ``[(kp (J, 2) image pixels, mask (J,), radius px)]`` drawn at panel resolution."""
     import cv2
 
+    from annot.render import draw_keypoints
+
     lo, hi = points.min(0), points.max(0)
-    centre, half = (lo + hi) / 2, (hi - lo).max() * 0.65 + 10
-    h, w = image.shape[:2]
-    x0, y0 = int(max(0, centre[0] - half)), int(max(0, centre[1] - half))
-    x1, y1 = int(min(w, centre[0] + half)), int(min(h, centre[1] + half))
-    crop = image[y0:y1, x0:x1]
-    scale = max(1.0, min_height / max(1, crop.shape[0]))
-    return cv2.resize(crop, (int(crop.shape[1] * scale), int(crop.shape[0] * scale)), interpolation=cv2.INTER_LINEAR)
+    centre, half = (lo + hi) / 2, max(12.0, float((hi - lo).max()) * (0.5 + margin))
+    src = np.float32([centre - half, centre + [half, -half], centre + [-half, half]])
+    affine = cv2.getAffineTransform(src, np.float32([[0, 0], [height, 0], [0, height]]))
+    out = cv2.warpAffine(image, affine, (height, height), flags=cv2.INTER_LINEAR)
+    for sets, color, shrink in ((gt, (0, 255, 0), 0), (pred, (255, 0, 0), 1)):
+        for kp, mask, radius in sets:
+            moved = kp @ affine[:, :2].T + affine[:, 2]
+            out = draw_keypoints(out, moved, mask, color=color, radius_px=max(1, radius - shrink))
+    return out
 
 
 def write_wholebody_overlays(folder: Path, layer: Any, entries: dict[str, SmplxPseudoGT],
@@ -52,7 +59,7 @@ def write_wholebody_overlays(folder: Path, layer: Any, entries: dict[str, SmplxP
     """
     import cv2
 
-    from annot.render import MeshRenderer, draw_keypoints
+    from annot.render import MeshRenderer, tile_grid
 
     renderer = MeshRenderer()
     faces = layer.faces.astype(np.int64)
@@ -68,7 +75,7 @@ def write_wholebody_overlays(folder: Path, layer: Any, entries: dict[str, SmplxP
             joints, verts = smplx_forward(layer, params_of(entry))
         focal, princpt = torch.tensor(entry.focal_px).float(), torch.tensor(entry.princpt_px).float()
         shown = renderer.overlay(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), verts[0].numpy(), faces, entry.focal_px,
-                                 entry.princpt_px, alpha=0.6)
+                                 entry.princpt_px)
         gt, pred = [], []
         body_mask = parts["body_mask"][aid].numpy()
         gt.append((parts["body_kp"][aid].numpy(), body_mask, 4))
@@ -77,22 +84,20 @@ def write_wholebody_overlays(folder: Path, layer: Any, entries: dict[str, SmplxP
         f = parts["face"]
         if i in f["rows"]:
             r = f["rows"].index(i)
-            gt.append((f["kp"][r].numpy(), f["mask"][r].numpy(), 2))
+            gt.append((f["kp"][r].numpy(), f["mask"][r].numpy(), 3))
             lm = perspective_project(face_landmarks(layer, verts)[0], focal, princpt).numpy()
-            pred.append((lm, f["mask"][r].numpy()[list(FACE_STATIC_LANDMARKS)], 2))
+            pred.append((lm, f["mask"][r].numpy()[list(FACE_STATIC_LANDMARKS)], 3))
         for side in ("left", "right"):
             h = parts[f"{side}hand"]
             if i in h["rows"]:
                 r = h["rows"].index(i)
-                gt.append((h["kp"][r].numpy(), h["mask"][r].numpy(), 2))
+                gt.append((h["kp"][r].numpy(), h["mask"][r].numpy(), 3))
                 kps = hands[side](joints, verts)[0]
-                pred.append((perspective_project(kps, focal, princpt).numpy(), h["mask"][r].numpy(), 2))
-        for kp, mask, radius in gt:
-            shown = draw_keypoints(shown, kp, mask, color=(0, 255, 0), radius_px=radius)
-        for kp, mask, radius in pred:
-            shown = draw_keypoints(shown, kp, mask, color=(255, 0, 0), radius_px=max(1, radius - 1))
-        visible = np.concatenate([kp[np.asarray(m, bool)] for kp, m, _ in gt if np.asarray(m, bool).any()])
-        ok, png = cv2.imencode(".png", cv2.cvtColor(_crop(shown, visible), cv2.COLOR_RGB2BGR))
+                pred.append((perspective_project(kps, focal, princpt).numpy(), h["mask"][r].numpy(), 3))
+        points = [kp[np.asarray(m, bool)] for kp, m, _ in gt]
+        panels = [_panel(shown, np.concatenate([p for p in points if len(p)]), gt, pred)]  # the person, then parts
+        panels += [_panel(shown, p, [g], [q], margin=0.6) for p, g, q in zip(points[1:], gt[1:], pred[1:]) if len(p)]
+        ok, png = cv2.imencode(".png", cv2.cvtColor(tile_grid(panels, len(panels)), cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode the overlay of annotation {aid}")
         atomic_write_bytes(Path(folder) / f"{aid}.png", png.tobytes())
