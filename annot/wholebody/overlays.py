@@ -1,6 +1,7 @@
 """Overlays of the whole-body pseudo-GTs: the exported SMPL-X mesh over the original image, one panel cropped to
-the person and one enlarged panel per fitted part (face, hands) so that they are visible; green dots = annotated keypoints (body, face, hands),
-red dots = the same points of the pseudo-GT (12 body joints, 51 face landmarks, 21 points per fitted hand)."""
+the person and one enlarged panel per fitted part (face, hands) so that they are visible; green dots = annotated
+keypoints (body, face, hands), red dots = the same points of the pseudo-GT (12 body joints, 51 face landmarks,
+21 points per fitted hand)."""
 from __future__ import annotations
 
 from pathlib import Path
