@@ -29,7 +29,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 POSES ?= outputs/annotate-body/stage_a_cmu/pseudo_gt.npz
-.PHONY: help setup free-wholebody-models osmesa chromium photos-deps annotate-photos annotate-body check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
+.PHONY: help setup free-wholebody-models osmesa chromium photos-deps annotate-photos annotate-body annotate-wholebody bench-hand check-body-models fixtures train-prior pretrain-backbone train-estimator eval-estimator sweep bench bench-annot bench-annot-scale bench-two-stage bench-threads wheelhouse-gpu gpu-check-dry-run test lint test-full clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ annotate-photos: setup photos-deps ## people + keypoints in your photos (PHOTOS=
 
 annotate-body: setup ## Algorithm 1 on the embedded default -> pseudo-GTs (CONFIG=..., TRAINER=configs/trainer/gpu.yaml, ARGS="key=value ...")
 	$(PY) tools/annotate.py --config $(CONFIG) $(if $(TRAINER),--trainer $(TRAINER)) $(ARGS)
+
+annotate-wholebody: setup free-wholebody-models ## SMPL-X pseudo-GTs: annotate-body + face and hand fits + integration -> outputs/annotate-wholebody/ (ARGS="key=value ...")
+	$(PY) tools/annotate_wholebody.py --config configs/annotate/wholebody_free.yaml $(ARGS)
+
+bench-hand: setup free-wholebody-models ## the per-sample MANO fit on synthetic hands of the free MANO model (exact 3D GT) -> outputs/bench-hand/results.json
+	$(PY) tools/bench_hand_fit.py $(ARGS)
 
 train-estimator: setup fixtures ## train an estimator g (EST=pose2pose|hmr, or CONFIG=configs/estimator/pose2pose_paper.yaml; ARGS="key=value ...")
 	$(PY) tools/train_estimator.py --config $(EST_CONFIG) $(ARGS)

@@ -64,6 +64,27 @@ def gmof(residual: Tensor, sigma: float) -> Tensor:
     return sq * sigma**2 / (sq + sigma**2)
 
 
+def adam_minimise(leaves: list[Tensor], objective: Any, iters: int, lr: float) -> float:
+    """Adam (betas 0.9, 0.999) on the leaf tensors ``leaves`` for ``iters`` steps of ``objective() -> (B,)``
+    summed over the batch; the leaves are updated in place and left with ``requires_grad`` off.
+
+    Returns:
+        The summed objective of the last step (nan when ``iters`` is 0).
+    """
+    for leaf in leaves:
+        leaf.requires_grad_(True)
+    opt = torch.optim.Adam(leaves, lr=lr, betas=(0.9, 0.999))
+    loss = torch.tensor(float("nan"))
+    for _ in range(iters):
+        opt.zero_grad(set_to_none=True)
+        loss = objective().sum()
+        loss.backward()
+        opt.step()
+    for leaf in leaves:
+        leaf.requires_grad_(False)
+    return float(loss.detach())
+
+
 @dataclass
 class FitResult:
     """Output of a SMPLify fit (camera frame of the inputs, OpenCV axes, metres).
@@ -222,17 +243,7 @@ class _SMPLifyBase:
 
     def _optimise(self, leaves: list[Tensor], objective: Any, history: list[float]) -> None:
         """Adam on ``leaves`` for ``num_iters_per_stage`` steps of ``objective() -> (B,)`` summed over B."""
-        for leaf in leaves:
-            leaf.requires_grad_(True)
-        opt = torch.optim.Adam(leaves, lr=self.lr, betas=(0.9, 0.999))
-        for _ in range(self.num_iters_per_stage):
-            opt.zero_grad(set_to_none=True)
-            loss = objective().sum()
-            loss.backward()
-            opt.step()
-        history.append(float(loss.detach()))
-        for leaf in leaves:
-            leaf.requires_grad_(False)
+        history.append(adam_minimise(leaves, objective, self.num_iters_per_stage, self.lr))
 
     def _body_leaves(self, params: dict[str, Tensor]) -> list[Tensor]:
         names = ["global_orient", "betas", "z" if self.prior == "vposer" else "body"]

@@ -29,6 +29,7 @@ __all__ = [
     "rotmat_to_rotvec",
     "rot6d_to_rotvec",
     "rotvec_to_rot6d",
+    "global_rotmats",
 ]
 
 #: Clamp on vector norms in Gram-Schmidt (same role as ``F.normalize``'s eps in SPIN).
@@ -105,6 +106,33 @@ def rotmat_to_rotvec(rotmat: torch.Tensor) -> torch.Tensor:
     """
     _check(rotmat, (3, 3), "rotmat_to_rotvec")
     return roma.rotmat_to_rotvec(rotmat)
+
+
+def global_rotmats(local_rotmat: torch.Tensor, parents: list[int] | torch.Tensor) -> torch.Tensor:
+    """Global (world / camera frame) rotation of every joint of a kinematic tree from its local rotations:
+    ``G_j = G_parent(j) @ R_j``, ``G_root = R_root`` (the rotation part of smplx ``batch_rigid_transform``).
+
+    Args:
+        local_rotmat: ``(B, J, 3, 3)`` local rotations (row 0 = root).
+        parents: ``(J,)`` parent index of each joint, ``parents[0] < 0``, every parent before its child.
+
+    Returns:
+        ``(B, J, 3, 3)``.
+
+    Raises:
+        ValueError: ``parents`` does not match ``J`` or a parent comes after its child.
+    """
+    _check(local_rotmat, (3, 3), "global_rotmats")
+    parents = [int(p) for p in parents]
+    if local_rotmat.ndim != 4 or len(parents) != local_rotmat.shape[1]:
+        raise ValueError(f"global_rotmats: {len(parents)} parents for local_rotmat of shape "
+                         f"{tuple(local_rotmat.shape)}")
+    out = [local_rotmat[:, 0]]
+    for j in range(1, len(parents)):
+        if not 0 <= parents[j] < j:
+            raise ValueError(f"global_rotmats: joint {j} has parent {parents[j]} (must come before it)")
+        out.append(out[parents[j]] @ local_rotmat[:, j])
+    return torch.stack(out, dim=1)
 
 
 def rot6d_to_rotvec(pose_6d: torch.Tensor) -> torch.Tensor:

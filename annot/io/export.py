@@ -128,11 +128,28 @@ def parse_entry(path: Path, aid: str, raw: Any) -> PseudoGT:
                     quality={k: float(v) for k, v in (raw.get("quality") or {}).items()})
 
 
-def write_pseudo_gt(path: str | Path, entries: dict[str, PseudoGT]) -> None:
-    """Write ``{aid: entry}`` in the NeuralAnnot layout, atomically, keys sorted numerically."""
+def write_pseudo_gt(path: str | Path, entries: dict[str, Any]) -> None:
+    """Write ``{aid: entry}`` (anything with ``to_json()``: :class:`PseudoGT`, the SMPL-X entries of
+    :mod:`annot.io.export_smplx`) in the NeuralAnnot layout, atomically, keys sorted numerically."""
     def order(aid: str) -> tuple[int, str]:
         return (int(aid), "") if aid.isdigit() else (math.inf, aid)  # type: ignore[return-value]
     atomic_write_json(path, {aid: entries[aid].to_json() for aid in sorted(entries, key=order)})
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """The JSON object (keyed by annotation id) in ``path``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not valid JSON, or not an object (names the file).
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object keyed by annotation id, got {type(raw).__name__}")
+    return raw
 
 
 def read_pseudo_gt(path: str | Path) -> dict[str, PseudoGT]:
@@ -144,13 +161,7 @@ def read_pseudo_gt(path: str | Path) -> dict[str, PseudoGT]:
             the annotation id and the field).
     """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object keyed by annotation id, got {type(raw).__name__}")
-    return {str(aid): parse_entry(path, str(aid), entry) for aid, entry in raw.items()}
+    return {str(aid): parse_entry(path, str(aid), entry) for aid, entry in read_json_object(path).items()}
 
 
 #: EFT's rejection rule (Joo et al., 3DV 2021): shape too extreme or 2D fit too poor.
