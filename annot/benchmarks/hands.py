@@ -25,6 +25,11 @@ from annot.metrics.mpjpe import mpjpe_per_sample_mm
 
 @dataclass
 class HandBenchConfig:
+    """Settings of the synthetic hand benchmark (module docstring): ``num_hands`` hands drawn from ``seed``; poses
+    from the first ``num_comps`` pose-PCA directions with N(0, ``pose_std``) coefficients; keypoint noise ``noise_px``
+    (pixels, per axis); wrist-anchor noise ``anchor_noise_m`` (metres, per axis); start rotation ``init_error_deg``
+    (degrees) off the true one; pinhole focal length ``focal_px`` (pixels)."""
+
     num_hands: int = 64
     seed: int = 0
     num_comps: int = 6

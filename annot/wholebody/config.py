@@ -54,6 +54,9 @@ class IntegrationConfig:
 
 @dataclass
 class WholeBodyExportConfig:
+    """``out_dir``: where ``pseudo_gt_smplx.json``, ``skipped.json``, ``report.json`` and the stage folders go;
+    ``overlays``: write the per-person PNGs (body, face and hand panels)."""
+
     out_dir: str = "outputs/annotate-wholebody"
     overlays: bool = True
 
