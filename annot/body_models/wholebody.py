@@ -98,22 +98,30 @@ class _NoExtraJoints(nn.Module):
         return joints
 
 
-def _check_file(path: str | Path, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} model file {path} does not exist (the free stand-ins are baked into "
-                                "body_models/free/ by the free-model bake; licensed files: smplx.create layout)")
-    return path
-
-
 def _quiet(factory, *args, **kwargs):
-    """Call a smplx constructor without its stdout chatter (the 10-coefficient warning)."""
+    """Call a layer builder without smplx's stdout chatter (the 10-coefficient warning)."""
     with contextlib.redirect_stdout(io.StringIO()):
         return factory(*args, **kwargs)
 
 
+def _layer_of(builder, path: str | Path, what: str, **kwargs):
+    """``builder(path=..., **kwargs)[0]`` (:mod:`annot.body_models.wholebody_layers`, the one place that builds
+    smplx layers from resolved files) with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} model file {path} does not exist (the free stand-ins are baked into "
+                                "body_models/free/ by `make free-wholebody-models`; licensed: smplx.create layout)")
+    try:
+        layer, _ = _quiet(builder, path=path, **kwargs)
+    except (KeyError, AttributeError) as err:
+        raise ValueError(f"{path}: not a {what} model file (missing {err})") from None
+    return layer.eval()
+
+
 def load_smplx(path: str | Path, num_betas: int = NUM_BETAS, num_expression: int = NUM_EXPRESSION) -> smplx.SMPLX:
-    """The stock ``smplx.SMPLX`` layer of the file at ``path`` (module docstring), float32, on CPU.
+    """The stock ``smplx.SMPLX`` layer of the file at ``path`` (module docstring), float32, on CPU, with hand poses
+    relative to the model's mean hand (``flat_hand_mean=False``, as the NeuralAnnot release stores them) and no
+    face contour.
 
     Call it with batched keyword tensors: ``global_orient`` (B, 3), ``body_pose`` (B, 63), ``left_hand_pose`` /
     ``right_hand_pose`` (B, 45), ``jaw_pose`` / ``leye_pose`` / ``reye_pose`` (B, 3), ``betas`` (B, 10),
@@ -123,15 +131,13 @@ def load_smplx(path: str | Path, num_betas: int = NUM_BETAS, num_expression: int
         FileNotFoundError: no file at ``path``.
         ValueError: the file lacks a key the layer needs (the message names the file and the key).
     """
-    path = _check_file(path, "SMPL-X")
-    try:
-        layer = _quiet(smplx.SMPLX, str(path), num_betas=num_betas, num_expression_coeffs=num_expression,
-                       use_pca=False, flat_hand_mean=False, use_face_contour=False, ext=path.suffix[1:])
-    except (KeyError, AttributeError) as err:
-        raise ValueError(f"{path}: not an SMPL-X model file (missing {err})") from None
+    from annot.body_models.wholebody_layers import build_smplx_layer
+
+    layer = _layer_of(build_smplx_layer, path, "SMPL-X", num_betas=num_betas, num_expression_coeffs=num_expression,
+                      use_pca=False, flat_hand_mean=False, use_face_contour=False)
     if int(max(layer.vertex_joint_selector.extra_joints_idxs.max(), 0)) >= layer.v_template.shape[0]:
-        layer.vertex_joint_selector = _NoExtraJoints()
-    return layer.eval()
+        layer.vertex_joint_selector = _NoExtraJoints()  # a free file baked before it stored its own vertex ids
+    return layer
 
 
 def load_mano(path: str | Path, is_rhand: bool, num_betas: int = NUM_BETAS) -> smplx.MANO:
@@ -144,13 +150,12 @@ def load_mano(path: str | Path, is_rhand: bool, num_betas: int = NUM_BETAS) -> s
         FileNotFoundError: no file at ``path``.
         ValueError: the file lacks a key the layer needs.
     """
-    path = _check_file(path, "MANO")
-    try:
-        layer = _quiet(smplx.MANO, str(path), is_rhand=is_rhand, num_betas=num_betas, use_pca=False,
-                       flat_hand_mean=False, ext=path.suffix[1:])
-    except (KeyError, AttributeError) as err:
-        raise ValueError(f"{path}: not a MANO model file (missing {err})") from None
-    return layer.eval()
+    from annot.body_models.wholebody_layers import build_mano_layer
+
+    if num_betas != NUM_BETAS:
+        raise ValueError(f"{path}: MANO has {NUM_BETAS} shape coefficients, not {num_betas}")
+    return _layer_of(build_mano_layer, path, "MANO", side="right" if is_rhand else "left", use_pca=False,
+                     flat_hand_mean=False)
 
 
 def face_landmarks(layer: smplx.SMPLX, vertices: Tensor) -> Tensor:
