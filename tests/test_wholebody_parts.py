@@ -32,8 +32,10 @@ from annot.wholebody.integrate import (
     WRIST,
     HandPart,
     integrate,
+    share_roll_with_elbow,
     smpl_body_to_smplx,
     smplx_global_rotmats,
+    twist_about_x,
 )
 from tests.wholebody_models import write_tiny_wholebody_models
 
@@ -87,7 +89,7 @@ def test_wrist_rule_recovers_a_known_hand(models) -> None:
         smplx_mean = (layer.left_hand_mean if side == "left" else layer.right_hand_mean).reshape(15, 3)
         mano_pose = getattr(truth, key) + smplx_mean - mano.hand_mean.reshape(15, 3)  # same absolute rotations
         hands[side] = (HandPart(torch.arange(3), glob[:, WRIST[side]] @ align, mano_pose), mano.hand_mean, align)
-    out = integrate(layer, body_only, hands, None)
+    out = integrate(layer, body_only, hands, None, arm_rule="wrist").params
     torch.testing.assert_close(out.body_pose, truth.body_pose, atol=1e-4, rtol=0)
     torch.testing.assert_close(out.rhand_pose, truth.rhand_pose, atol=1e-5, rtol=0)
     torch.testing.assert_close(out.lhand_pose, truth.lhand_pose, atol=1e-5, rtol=0)
@@ -107,11 +109,62 @@ def test_wrist_rule_is_forearm_inverse_times_hand(models) -> None:
     body = _person(2, seed=3)
     hand_rot = rotvec_to_rotmat(torch.tensor([[0.3, -1.0, 0.2], [2.0, 0.1, -0.4]]))
     part = HandPart(torch.tensor([0, 1]), hand_rot, torch.zeros(2, 15, 3))
-    out = integrate(layer, body, {"right": (part, models["right"].hand_mean, torch.eye(3))}, None)
+    out = integrate(layer, body, {"right": (part, models["right"].hand_mean, torch.eye(3))}, None,
+                    arm_rule="wrist").params
     forearm = smplx_global_rotmats(layer, body)[:, ELBOW["right"]]
     torch.testing.assert_close(rotvec_to_rotmat(out.body_pose[:, WRIST["right"] - 1]),
                                forearm.transpose(1, 2) @ hand_rot, atol=1e-5, rtol=0)
     torch.testing.assert_close(smplx_global_rotmats(layer, out)[:, WRIST["right"]], hand_rot, atol=1e-5, rtol=0)
+
+
+def _rx(a: float) -> torch.Tensor:
+    return rotvec_to_rotmat(torch.tensor([[a, 0.0, 0.0]]))
+
+
+def test_twist_about_x_is_the_roll_of_a_swing_twist_product() -> None:
+    """Hand-built R = R_swing @ R_x(t) with the swing about an axis perpendicular to x: the twist is t."""
+    for swing_axis in ([0.0, 0.4, 0.0], [0.0, 0.3, -0.5]):
+        swing = rotvec_to_rotmat(torch.tensor([swing_axis]))
+        for t in (0.0, 0.7, -1.2, 3.0):
+            assert abs(float(twist_about_x(swing @ _rx(t))[0]) - t) < 1e-5
+
+
+def test_share_roll_with_elbow_moves_half_the_roll_and_keeps_the_hand() -> None:
+    """Paper supplementary Algorithm 2, lines 5-7: a pure 0.8 rad wrist roll becomes 0.4 at the elbow and 0.4 at
+    the wrist; the elbow-wrist product (the hand relative to the shoulder) is unchanged; a wrist bent 1.0 rad about
+    y (> pi/4) fails the anatomical check, one bent 0.5 rad passes."""
+    elbow = rotvec_to_rotmat(torch.tensor([[0.0, 0.3, 0.1]]))
+    new_elbow, new_wrist, ok = share_roll_with_elbow(elbow, _rx(0.8))
+    torch.testing.assert_close(new_elbow, elbow @ _rx(0.4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(new_wrist, _rx(0.4), atol=1e-6, rtol=0)
+    assert bool(ok[0])
+    bent = rotvec_to_rotmat(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.4], [0.0, 0.0, 1.7]]))
+    _, w2, ok2 = share_roll_with_elbow(elbow.expand(4, 3, 3), bent)  # no roll: nothing moves, only the check
+    torch.testing.assert_close(w2, bent, atol=1e-6, rtol=0)
+    assert ok2.tolist() == [False, True, True, False]
+    e3, w3, _ = share_roll_with_elbow(elbow.expand(4, 3, 3), bent @ _rx(0.6))
+    torch.testing.assert_close(e3 @ w3, elbow @ bent @ _rx(0.6), atol=1e-5, rtol=0)
+
+
+def test_paper_arm_rule_places_plausible_hands_and_keeps_the_body_otherwise(models) -> None:
+    """arm_rule="paper": a hand whose wrist rotation relative to the forearm is plausible ends at its global
+    rotation exactly, with half its roll on the elbow; one needing a 1.3 rad bend keeps the body's elbow and
+    wrist, and hand_rotation_used says which."""
+    layer = models["smplx"]
+    body = _person(2, seed=5)
+    forearm = smplx_global_rotmats(layer, body)[:, ELBOW["right"]]
+    relative = torch.cat([rotvec_to_rotmat(torch.tensor([[0.0, 0.2, 0.3]])) @ _rx(0.9),
+                          rotvec_to_rotmat(torch.tensor([[0.0, 1.3, 0.0]]))])
+    part = HandPart(torch.tensor([0, 1]), forearm @ relative, torch.zeros(2, 15, 3))
+    res = integrate(layer, body, {"right": (part, models["right"].hand_mean, torch.eye(3))}, None)
+    assert res.hand_rotation_used["right"].tolist() == [True, False]
+    assert res.hand_rotation_used["left"].tolist() == [False, False]
+    glob = smplx_global_rotmats(layer, res.params)
+    torch.testing.assert_close(glob[0, WRIST["right"]], forearm[0] @ relative[0], atol=1e-5, rtol=0)
+    elbow_before = rotvec_to_rotmat(body.body_pose[:, ELBOW["right"] - 1])
+    elbow_after = rotvec_to_rotmat(res.params.body_pose[:, ELBOW["right"] - 1])
+    assert abs(float(twist_about_x(elbow_before[:1].transpose(1, 2) @ elbow_after[:1])[0]) - 0.45) < 1e-4
+    torch.testing.assert_close(res.params.body_pose[1], body.body_pose[1])
 
 
 def test_smpl_body_to_smplx_recovers_shape_and_translation(models) -> None:

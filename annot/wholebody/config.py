@@ -47,9 +47,13 @@ class PartsConfig:
 @dataclass
 class IntegrationConfig:
     """``face_head_rotation``: the face fit's neck and head rotations replace the body's (beyond the paper,
-    whose integration keeps the body's head; measured in the report's ``face`` 2D errors)."""
+    whose integration keeps the body's head; measured in the report's ``face`` 2D errors). ``arm_rule``: how the
+    hands' global rotations enter the arms (:data:`annot.wholebody.integrate.ARM_RULES`): ``"paper"``, the
+    paper's supplementary Algorithm 2 (roll shared with the elbow, anatomical threshold on the wrist), or
+    ``"wrist"``, always through the wrist alone."""
 
     face_head_rotation: bool = False
+    arm_rule: str = "paper"
 
 
 @dataclass

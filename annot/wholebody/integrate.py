@@ -7,6 +7,17 @@ one the paper's integration builds on): the SMPL-X wrist rotation is the hand's 
 to the body's forearm, ``R_wrist = R_forearm^-1 @ R_hand_global``, where ``R_forearm`` is the global rotation
 of the elbow joint (the wrist's parent) from the body's kinematic chain.
 
+``arm_rule="paper"`` (the default) adds the paper's thresholding (supplementary Algorithm 2): the body part often
+gets the roll of elbows and wrists wrong, and anatomically the forearm's roll is shared between elbow and wrist.
+So half of the hand's roll about the forearm moves to the elbow (line 5 averages the elbow's and the hand's roll),
+and the hand's rotation is used only when the new local wrist rotation is anatomically plausible (line 7: its
+Euler y and z angles within pi/4 and pi/2); otherwise the body keeps its own elbow and wrist (the fingers still
+come from the hand part). The paper averages Euler x angles of global rotations in its body frame; here the roll
+is the twist about the forearm's bone axis (x in SMPL-X's rest frame, both arms) of the local wrist rotation
+(swing-twist decomposition), which is the same quantity in any camera frame, and the hand's global rotation is
+kept exactly when accepted. Euler angles: intrinsic ``XYZ`` (roll first), the paper does not name its order.
+``arm_rule="wrist"`` always uses the hand's rotation through the wrist alone.
+
 The body part here is the SMPL annotator of ``make annotate-body``. It keeps the SMPL body pose it predicts
 (SMPL's 21 body joints are SMPL-X's, same kinematic tree and joint order; SMPL's two hand joints are
 dropped); SMPL-X's shape and translation are fitted to the SMPL body's posed joints (:func:`smpl_body_to_smplx`,
@@ -16,8 +27,10 @@ All inputs and outputs are in the camera frame (OpenCV axes), metres, axis-angle
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import roma
 import torch
 from torch import Tensor
 
@@ -29,6 +42,10 @@ WRIST = {"left": 20, "right": 21}
 ELBOW = {"left": 18, "right": 19}
 NECK, HEAD = 12, 15
 SMPL_BODY_JOINTS = 22
+#: :func:`integrate`'s rules for the hands' global rotations (module docstring).
+ARM_RULES = ("paper", "wrist")
+#: the paper's anatomical limits on the new local wrist rotation (Euler y, z; radians; Algorithm 2, line 7).
+WRIST_LIMITS_RAD = (math.pi / 4, math.pi / 2)
 
 
 def smpl_body_to_smplx(layer, pose_rotvec: Tensor, joints_cam_m: Tensor, shape_l2: float = 1e-4) -> SmplxParams:
@@ -88,6 +105,39 @@ def wrist_from_hand(forearm_rotmat: Tensor, hand_global_rotmat: Tensor) -> Tenso
     return rotmat_to_rotvec(forearm_rotmat.transpose(-1, -2) @ hand_global_rotmat)
 
 
+def twist_about_x(rotmat: Tensor) -> Tensor:
+    """(B,) angle (radians, in (-pi, pi]) of the twist about the x axis in the swing-twist decomposition
+    ``R = R_swing @ R_x(twist)`` of (B, 3, 3) rotations: for a local wrist rotation, the roll about the forearm."""
+    q = roma.rotmat_to_unitquat(rotmat)  # (B, 4) x, y, z, w
+    return torch.remainder(2 * torch.atan2(q[:, 0], q[:, 3]) + math.pi, 2 * math.pi) - math.pi
+
+
+def _rot_x(angle: Tensor) -> Tensor:
+    """(B, 3, 3) rotations by ``angle`` (B,) radians about x."""
+    return roma.rotvec_to_rotmat(torch.stack([angle, torch.zeros_like(angle), torch.zeros_like(angle)], dim=-1))
+
+
+def share_roll_with_elbow(elbow_local: Tensor, wrist_local: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The paper's Algorithm 2, lines 5-7, for one arm: half of the wrist's roll about the forearm moves to the
+    elbow, the hand's global rotation unchanged; and the anatomical check of the new wrist.
+
+    Args:
+        elbow_local: (B, 3, 3) local elbow rotation (relative to the shoulder, SMPL-X rest axes).
+        wrist_local: (B, 3, 3) the local wrist rotation that puts the hand at its part's global rotation.
+
+    Returns:
+        ``(elbow_local (B, 3, 3), wrist_local (B, 3, 3), plausible (B,) bool)``: ``elbow @ R_x(t / 2)`` and
+        ``R_x(-t / 2) @ wrist`` (``t``: :func:`twist_about_x` of the wrist; their product, the hand's rotation
+        relative to the shoulder, is unchanged), and whether the new wrist's intrinsic-XYZ Euler y and z angles
+        are within :data:`WRIST_LIMITS_RAD`.
+    """
+    half = _rot_x(twist_about_x(wrist_local) / 2)
+    new_elbow, new_wrist = elbow_local @ half, half.transpose(-1, -2) @ wrist_local
+    euler = roma.rotmat_to_euler("XYZ", new_wrist)
+    plausible = (euler[:, 1].abs() < WRIST_LIMITS_RAD[0]) & (euler[:, 2].abs() < WRIST_LIMITS_RAD[1])
+    return new_elbow, new_wrist, plausible
+
+
 def mano_to_smplx_hand(hand_pose: Tensor, mano_mean: Tensor, smplx_mean: Tensor, align: Tensor) -> Tensor:
     """(B, 15, 3) SMPL-X finger pose (relative to SMPL-X's hand mean) of a MANO finger pose.
 
@@ -126,8 +176,18 @@ class FacePart:
     neck_head_pose: Tensor | None = None
 
 
+@dataclass(frozen=True)
+class Integrated:
+    """:func:`integrate`'s result: ``params`` (B people) and, per side, ``hand_rotation_used`` (B,) bool: the
+    hand part's global rotation set this person's wrist (and elbow roll); False where there was no hand part or
+    the anatomical check of ``arm_rule="paper"`` kept the body's arm."""
+
+    params: SmplxParams
+    hand_rotation_used: dict[str, Tensor]
+
+
 def integrate(layer, body: SmplxParams, hands: dict[str, tuple[HandPart, Tensor, Tensor]],
-              face: FacePart | None) -> SmplxParams:
+              face: FacePart | None, arm_rule: str = "paper") -> Integrated:
     """SMPL-X pseudo-GTs from the part pseudo-GTs (module docstring).
 
     Args:
@@ -136,29 +196,45 @@ def integrate(layer, body: SmplxParams, hands: dict[str, tuple[HandPart, Tensor,
         hands: ``{"left" | "right": (HandPart, mano_mean (45,), align (3, 3))}``; people not in a part's
             ``rows`` keep the body's wrist and a mean hand (zero pose).
         face: jaw and expression (and optionally neck/head) of the people in its ``rows``; others keep zeros.
+        arm_rule: one of :data:`ARM_RULES` (module docstring).
 
     Returns:
-        :class:`SmplxParams` (B).
+        :class:`Integrated`.
+
+    Raises:
+        ValueError: an unknown ``arm_rule``.
     """
+    if arm_rule not in ARM_RULES:
+        raise ValueError(f"integrate: arm_rule must be one of {ARM_RULES}, got {arm_rule!r}")
     body_pose = body.body_pose.clone()
     if face is not None and face.neck_head_pose is not None and len(face.rows):
         body_pose[face.rows, NECK - 1] = face.neck_head_pose[:, 0]
         body_pose[face.rows, HEAD - 1] = face.neck_head_pose[:, 1]
     current = body.replace(body_pose=body_pose)
-    glob = smplx_global_rotmats(layer, current)  # wrists do not change the forearms
+    glob = smplx_global_rotmats(layer, current)  # one arm's elbow and wrist do not move the other arm
     out = {"lhand_pose": body.lhand_pose.clone(), "rhand_pose": body.rhand_pose.clone()}
+    used = {side: torch.zeros(body.body_pose.shape[0], dtype=torch.bool) for side in WRIST}
     for side, (part, mano_mean, align) in hands.items():
         if not len(part.rows):
             continue
+        rows, elbow = part.rows, ELBOW[side]
         smplx_hand = part.global_rotmat @ align.T  # MANO global rotation in the SMPL-X hand frame
-        body_pose[part.rows, WRIST[side] - 1] = wrist_from_hand(glob[part.rows, ELBOW[side]], smplx_hand)
+        wrist = glob[rows, elbow].transpose(-1, -2) @ smplx_hand  # the wrist rule
+        take = torch.ones(len(rows), dtype=torch.bool)
+        if arm_rule == "paper":
+            shoulder = glob[rows, int(layer.parents[elbow])]
+            elbow_new, wrist, take = share_roll_with_elbow(shoulder.transpose(-1, -2) @ glob[rows, elbow], wrist)
+            body_pose[rows[take], elbow - 1] = rotmat_to_rotvec(elbow_new[take])
+        body_pose[rows[take], WRIST[side] - 1] = rotmat_to_rotvec(wrist[take])
+        used[side][rows[take]] = True
         smplx_mean = (layer.left_hand_mean if side == "left" else layer.right_hand_mean).detach()
-        out[f"{side[0]}hand_pose"][part.rows] = mano_to_smplx_hand(part.hand_pose, mano_mean, smplx_mean, align)
+        out[f"{side[0]}hand_pose"][rows] = mano_to_smplx_hand(part.hand_pose, mano_mean, smplx_mean, align)
     jaw, expr = body.jaw_pose.clone(), body.expr.clone()
     if face is not None and len(face.rows):
         jaw[face.rows], expr[face.rows] = face.jaw_pose, face.expr
-    return current.replace(body_pose=body_pose, jaw_pose=jaw, expr=expr, **out)
+    return Integrated(current.replace(body_pose=body_pose, jaw_pose=jaw, expr=expr, **out), used)
 
 
-__all__ = ["ELBOW", "FacePart", "HandPart", "WRIST", "integrate", "mano_to_smplx_hand", "smpl_body_to_smplx",
-           "smplx_global_rotmats", "wrist_from_hand"]
+__all__ = ["ARM_RULES", "ELBOW", "FacePart", "HandPart", "Integrated", "WRIST", "WRIST_LIMITS_RAD", "integrate",
+           "mano_to_smplx_hand", "share_roll_with_elbow", "smpl_body_to_smplx", "smplx_global_rotmats",
+           "twist_about_x", "wrist_from_hand"]

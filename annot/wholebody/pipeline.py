@@ -48,9 +48,11 @@ from annot.io.export import read_pseudo_gt
 from annot.io.export_smplx import SMPLX_FIELDS, SmplxPseudoGT, read_smplx_pseudo_gt, write_smplx_pseudo_gt
 from annot.keypoints import COCO_WHOLEBODY133_PARTS, get_convention
 from annot.wholebody.integrate import (
+    ARM_RULES,
     WRIST,
     FacePart,
     HandPart,
+    Integrated,
     integrate,
     smpl_body_to_smplx,
     smplx_global_rotmats,
@@ -170,7 +172,7 @@ def _stage_parts(cfg: DictConfig, folder: Path, body_cfg: DictConfig, body_pgt: 
 
 
 # --------------------------------------------------------------------------- stage (export)
-def _integrated(cfg: DictConfig, layer: Any, parts: dict[str, Any]) -> SmplxParams:
+def _integrated(cfg: DictConfig, layer: Any, parts: dict[str, Any]) -> Integrated:
     base = SmplxParams(**parts["base"], )
     f = parts["face"]
     face = None
@@ -183,7 +185,7 @@ def _integrated(cfg: DictConfig, layer: Any, parts: dict[str, Any]) -> SmplxPara
         if h["rows"]:
             hands[side] = (HandPart(torch.tensor(h["rows"]), h["global_rotmat"], h["hand_pose"]), h["mano_mean"],
                            h["align"])
-    return integrate(layer, base, hands, face)
+    return integrate(layer, base, hands, face, arm_rule=cfg.integration.arm_rule)
 
 
 def part_errors(layer: Any, params: SmplxParams, parts: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -217,7 +219,8 @@ def part_errors(layer: Any, params: SmplxParams, parts: dict[str, Any]) -> dict[
 def _stage_export(cfg: DictConfig, folder: Path, parts_file: Path) -> list[str]:
     parts = torch.load(parts_file, map_location="cpu", weights_only=False)
     layer = load_smplx(cfg.models.smplx)
-    params = _integrated(cfg, layer, parts)
+    integrated = _integrated(cfg, layer, parts)
+    params = integrated.params
     errors = part_errors(layer, params, parts)
     aids = parts["aids"]
     fitted = {side: dict(zip(parts[f"{side}hand"]["rows"], parts[f"{side}hand"].get("err", []))) for side in SIDES}
@@ -234,6 +237,7 @@ def _stage_export(cfg: DictConfig, folder: Path, parts_file: Path) -> list[str]:
         for side, key in (("left", "lhand"), ("right", "rhand")):
             if i in fitted[side]:
                 quality[f"{key}_fit_kp2d_err_px"] = float(fitted[side][i])
+                quality[f"{key}_rotation_used"] = float(integrated.hand_rotation_used[side][i])
         if i in face_rows:
             quality["face_fit_kp2d_err_px"] = float(face_rows[i])
         values = {k: getattr(params, k)[i].reshape(-1).numpy() for k in SMPLX_FIELDS}
@@ -294,6 +298,8 @@ def run_annotate_wholebody(cfg: DictConfig) -> dict[str, Any]:
         if not Path(cfg.models[key]).is_file():
             raise FileNotFoundError(f"models.{key}: {cfg.models[key]} does not exist (the free stand-ins are baked "
                                     f"into body_models/free/; or point models.{key} at a licensed file)")
+    if cfg.integration.arm_rule not in ARM_RULES:
+        raise ValueError(f"integration.arm_rule: {cfg.integration.arm_rule!r} is not one of {ARM_RULES}")
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     body_cfg = load_config(AnnotateConfig, cfg.body.config, list(cfg.body.overrides))
