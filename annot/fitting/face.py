@@ -6,8 +6,8 @@ Here the face is fitted *on the body*: the SMPL-X body (pose, shape, translation
 fixed in the body's camera and only the neck and head rotations (the paper's face global rotation), the jaw
 rotation and the 10 expression coefficients move; all people are optimised in one batch (Adam's
 per-element updates keep them independent). Stage 1 turns neck and head only, stage 2 frees jaw and
-expression. The 51 static SMPL-X landmarks are matched to the 300-W points 17..67 (the contour, points 0..16,
-needs SMPL-X's dynamic contour embedding and is left out).
+expression. The 51 static SMPL-X landmarks are matched to the 300-W points 17..67; the contour, points 0..16,
+is left out, as in SMPLify-X's default (``--use_face_contour`` is False in ``smplifyx/cmd_parser.py``).
 
 Residuals are divided by the face's size in pixels (the diagonal of its visible points' box), so the
 weights are the same for a face of 20 or 200 pixels.
