@@ -126,7 +126,7 @@ def test_mocap_mode_loss_falls_on_fixed_samples_and_is_deterministic() -> None:
 
     def run(steps: int) -> list[float]:
         torch.manual_seed(0)
-        module = HandAnnotatorModule(mode="mocap", **module_args(cfg, str(MANO_RIGHT)))
+        module = HandAnnotatorModule(**module_args(cfg, str(MANO_RIGHT), "mocap"))
         return train(module, [HandCropDataset(crops, use_3d=True)], [1.0], steps, 8, seed=0)
 
     losses = run(30)

@@ -35,12 +35,16 @@ METHODS = ("fit", "annotator", "annotator_fit")
 @dataclass
 class HandAnnotatorConfig:
     """Settings of the hand annotator and its Algorithm 1 (module docstring; weights as
-    :class:`annot.hands.annotator.HandAnnotatorModule`). ``steps_mocap`` / ``steps_itw``: optimiser steps of stages
-    (a) / (b), ``batch_size`` samples each; ``aux_ratio``: share of auxiliary samples in stage (b)'s batches;
-    ``crop_scale``: box side / keypoints' box side; ``aux``: the free auxiliary set; ``cache_dir``: where the rendered
-    auxiliary set is kept."""
+    :class:`annot.hands.annotator.HandAnnotatorModule`). ``pose_repr_mocap`` / ``pose_repr_itw``: the hand pose of
+    stages (a) / (b), ``"rot6d"`` or ``"pca"`` (``num_pca_comps`` coefficients); the paper's section 4.2 trains the
+    full rotations on the auxiliary loss and the PCA coefficients on the target loss. ``steps_mocap`` /
+    ``steps_itw``: optimiser steps of stages (a) / (b), ``batch_size`` samples each; ``aux_ratio``: share of
+    auxiliary samples in stage (b)'s batches; ``crop_scale``: box side / keypoints' box side; ``aux``: the free
+    auxiliary set; ``cache_dir``: where the rendered auxiliary set is kept. ``kp2d_input``: beyond the paper, the
+    in-the-wild f_hand also sees the annotated 2D keypoints (as the body annotator's default)."""
 
-    pose_repr: str = "rot6d"
+    pose_repr_mocap: str = "rot6d"
+    pose_repr_itw: str = "pca"
     num_pca_comps: int = 6
     backbone_depth: int = 18
     hidden_dim: int = 512
@@ -56,8 +60,8 @@ class HandAnnotatorConfig:
     w_betas_l2: float = 1e-3
     lr: float = 1e-3
     batch_size: int = 16
-    steps_mocap: int = 300
-    steps_itw: int = 300
+    steps_mocap: int = 200
+    steps_itw: int = 200
     aux_ratio: float = 0.5
     seed: int = 0
     cache_dir: str = "outputs/cache/hands"
@@ -92,9 +96,10 @@ class HandCropDataset(Dataset):
         return item
 
 
-def module_args(cfg: HandAnnotatorConfig, mano_path: str) -> dict[str, Any]:
-    """The :class:`HandAnnotatorModule` arguments shared by both modes."""
-    return {"mano_path": str(mano_path), "pose_repr": cfg.pose_repr, "num_pca_comps": cfg.num_pca_comps,
+def module_args(cfg: HandAnnotatorConfig, mano_path: str, mode: str = "mocap") -> dict[str, Any]:
+    """The :class:`HandAnnotatorModule` arguments of ``mode`` but the keypoint-input ones."""
+    pose_repr = cfg.pose_repr_mocap if mode == "mocap" else cfg.pose_repr_itw
+    return {"mode": mode, "mano_path": str(mano_path), "pose_repr": pose_repr, "num_pca_comps": cfg.num_pca_comps,
             "backbone_depth": cfg.backbone_depth, "hidden_dim": cfg.hidden_dim, "crop_size": cfg.crop_size,
             "w_kp2d": cfg.w_kp2d, "w_joints3d": cfg.w_joints3d, "w_theta": cfg.w_theta, "w_pose_l2": cfg.w_pose_l2,
             "w_betas_l2": cfg.w_betas_l2, "lr": cfg.lr, "seed": cfg.seed}
@@ -176,7 +181,7 @@ def run_algorithm1(mano_path: str, aux: HandCrops, target: HandCrops, cfg: HandA
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     pl.seed_everything(cfg.seed, verbose=False)
-    mocap = HandAnnotatorModule(mode="mocap", **module_args(cfg, mano_path))
+    mocap = HandAnnotatorModule(**module_args(cfg, mano_path, "mocap"))
     aux3d = HandCropDataset(aux, use_3d=True)
     hist_a = train(mocap, [aux3d], [1.0], cfg.steps_mocap, cfg.batch_size, cfg.seed)
     theta = predict(mocap, aux3d)
@@ -186,8 +191,8 @@ def run_algorithm1(mano_path: str, aux: HandCrops, target: HandCrops, cfg: HandA
              cfg.steps_mocap, hist_a[0], hist_a[-1], 1000 * float(err), seconds["mocap"])
     t0 = time.perf_counter()
     pl.seed_everything(cfg.seed + 1, verbose=False)
-    itw = HandAnnotatorModule(mode="itw", kp2d_input=cfg.kp2d_input, kp2d_input_jitter=cfg.kp2d_input_jitter,
-                              kp2d_input_dropout=cfg.kp2d_input_dropout, **module_args(cfg, mano_path))
+    itw = HandAnnotatorModule(kp2d_input=cfg.kp2d_input, kp2d_input_jitter=cfg.kp2d_input_jitter,
+                              kp2d_input_dropout=cfg.kp2d_input_dropout, **module_args(cfg, mano_path, "itw"))
     theta_star = {k: theta[k] for k in ("global_rotvec", "hand_pose", "betas")}
     hist_b = train(itw, [HandCropDataset(aux, use_3d=True, theta=theta_star), HandCropDataset(target)],
                    [cfg.aux_ratio, 1.0 - cfg.aux_ratio], cfg.steps_itw, cfg.batch_size, cfg.seed + 1)
