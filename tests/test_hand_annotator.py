@@ -215,3 +215,34 @@ def test_hand_method_switch_chooses_the_path(wholebody_setup, monkeypatch) -> No
     bad = load_config(WholeBodyConfig, None, [*s["overrides"], "parts.hand_method=regress"])
     with pytest.raises(ValueError, match="parts.hand_method"):
         _stage_parts(bad, s["tmp"], s["body_cfg"], s["tmp"] / "body" / "pseudo_gt.json")
+
+
+@pytest.mark.slow
+def test_hands_stage_trains_and_feeds_the_parts_stage(wholebody_setup) -> None:
+    """The hands stage end to end on the COCO sample hands with the tiny models (a few steps), then the parts stage
+    with ``annotator_fit`` reading its predictions."""
+    from annot.config import load_config
+    from annot.io.export import read_pseudo_gt
+    from annot.wholebody.config import WholeBodyConfig
+    from annot.wholebody.hand_annotator import PREDICTIONS, stage_hands
+    from annot.wholebody.pipeline import _people, _stage_parts
+
+    s = wholebody_setup
+    cfg = load_config(WholeBodyConfig, None, [
+        *s["overrides"], "parts.hand_method=annotator_fit", "hand_annotator.steps_mocap=2",
+        "hand_annotator.steps_itw=2", "hand_annotator.batch_size=4", "hand_annotator.crop_size=32",
+        "hand_annotator.hidden_dim=32", "hand_annotator.aux.num_hands=8",
+        f"hand_annotator.cache_dir={s['tmp'] / 'cache'}"])
+    body_pgt = s["tmp"] / "body" / "pseudo_gt.json"
+    data, people, _ = _people(cfg, body_pgt)
+    (s["tmp"] / "hands").mkdir()
+    assert stage_hands(cfg, s["tmp"] / "hands", data, people, read_pseudo_gt(body_pgt)) == [PREDICTIONS,
+                                                                                           "history.json"]
+    preds = torch.load(s["tmp"] / "hands" / PREDICTIONS, weights_only=False)
+    assert len(preds) == 10 and {k.rsplit("_", 1)[1] for k in preds} == {"left", "right"}  # 10 hands, both sides
+    for p in preds.values():
+        torch.testing.assert_close(p["global_rotmat"] @ p["global_rotmat"].T, torch.eye(3), atol=1e-5, rtol=0)
+    (s["tmp"] / "parts").mkdir()
+    _stage_parts(cfg, s["tmp"] / "parts", s["body_cfg"], body_pgt, s["tmp"] / "hands" / PREDICTIONS)
+    parts = torch.load(s["tmp"] / "parts" / "parts.pt", weights_only=False)
+    assert len(parts["lefthand"]["rows"]) + len(parts["righthand"]["rows"]) == 10
