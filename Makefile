@@ -75,7 +75,7 @@ annotate-body: setup ## Algorithm 1 on the embedded default -> pseudo-GTs (CONFI
 annotate-wholebody: setup free-wholebody-models ## SMPL-X pseudo-GTs: annotate-body + face and hand fits + integration -> outputs/annotate-wholebody/ (ARGS="key=value ...")
 	$(PY) tools/annotate_wholebody.py --config configs/annotate/wholebody_free.yaml $(ARGS)
 
-bench-hand: setup free-wholebody-models ## the per-sample MANO fit on synthetic hands of the free MANO model (exact 3D GT) -> outputs/bench-hand/results.json
+bench-hand: setup free-wholebody-models ## the per-sample MANO fit on synthetic hands of the free MANO model (exact 3D GT; ARGS=--annotator adds the hand annotator, ~8 min) -> outputs/bench-hand/results.json
 	$(PY) tools/bench_hand_fit.py $(ARGS)
 
 train-estimator: setup fixtures ## train an estimator g (EST=pose2pose|hmr, or CONFIG=configs/estimator/pose2pose_paper.yaml; ARGS="key=value ...")

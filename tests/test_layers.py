@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("annot.data", "annot.nets", "annot.priors", "annot.metrics", "annot.render"),
     ("annot.fitting", "annot.training"),  # SMPLify / EFT baselines; Lightning callbacks and loggers
     ("annot.annotator", "annot.benchmarks.synthetic", "estimators"),  # f and Algorithm 1; data generator; g
+    ("annot.hands",),  # the hand annotator: f_hand, the free auxiliary hand set, Algorithm 1 for hands
     ("annot.wholebody",),  # SMPL-X pseudo-GTs: the body of Algorithm 1, face and hand fits, integration
     ("annot.pretrain",),  # the free 2D-pose backbone, trained on the synthetic renders
     ("annot.benchmarks",),  # quality, throughput, threads

@@ -69,7 +69,8 @@ def _rolls(layer, init_rotmat: Tensor, num: int) -> Tensor:
 
 
 def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_px: Tensor, wrist_cam_m: Tensor,
-              init_rotmat: Tensor, cfg: HandFitConfig | None = None) -> HandFit:
+              init_rotmat: Tensor, cfg: HandFitConfig | None = None, init_hand_pose: Tensor | None = None,
+              init_betas: Tensor | None = None) -> HandFit:
     """Fit MANO (one side) to N hands' 21 keypoints (module docstring).
 
     Args:
@@ -80,6 +81,9 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
         wrist_cam_m: (N, 3) the body's wrist joint, camera frame, metres (the anchor).
         init_rotmat: (N, 3, 3) starting MANO global rotation (the body's hand rotation in the MANO frame).
         cfg: weights and schedule (default :class:`HandFitConfig`).
+        init_hand_pose: (N, 15, 3) starting finger rotations relative to MANO's mean (default: the mean hand, zeros),
+            e.g. the hand annotator's prediction (``parts.hand_method=annotator_fit``).
+        init_betas: (N, 10) starting shape (default zeros).
 
     Returns:
         :class:`HandFit`.
@@ -104,8 +108,10 @@ def fit_hands(layer, kp21_px: Tensor, mask21: Tensor, focal_px: Tensor, princpt_
     w = mask.float()
     size = box_size_px(kp, mask)
     keypoints = Hand21(layer)
-    leaves = {"orient": rotmat_to_rotvec(_rolls(layer, init_rotmat.float(), k)), "pose": torch.zeros(n * k, 45),
-              "betas": torch.zeros(n * k, layer.num_betas), "offset": torch.zeros(n * k, 3)}
+    pose0 = torch.zeros(n, 45) if init_hand_pose is None else init_hand_pose.detach().float().reshape(n, 45)
+    betas0 = torch.zeros(n, layer.num_betas) if init_betas is None else init_betas.detach().float().reshape(n, -1)
+    leaves = {"orient": rotmat_to_rotvec(_rolls(layer, init_rotmat.float(), k)), "pose": rep(pose0).clone(),
+              "betas": rep(betas0).clone(), "offset": torch.zeros(n * k, 3)}
 
     def posed() -> tuple[Tensor, Tensor]:
         out = layer(global_orient=leaves["orient"], hand_pose=leaves["pose"], betas=leaves["betas"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from annot.fitting.face import FaceFitConfig
 from annot.fitting.hands import HandFitConfig
+from annot.hands.algorithm import HandAnnotatorConfig
 
 
 @dataclass
@@ -38,10 +39,14 @@ class WholeBodyModelsConfig:
 @dataclass
 class PartsConfig:
     """Which flagged-valid parts are fitted: at least ``min_face_points`` of the 300-W points 17..67 and
-    ``min_hand_points`` of the 21 hand points annotated (fewer: the part is skipped with a counted reason)."""
+    ``min_hand_points`` of the 21 hand points annotated (fewer: the part is skipped with a counted reason).
+    ``hand_method``: ``fit`` (the per-sample MANO fit), ``annotator`` (the hand annotator trained with Algorithm 1,
+    ``hand_annotator``) or ``annotator_fit`` (the fit started from the annotator's prediction);
+    :mod:`annot.wholebody.hand_annotator`."""
 
     min_face_points: int = 10
     min_hand_points: int = 6
+    hand_method: str = "fit"
 
 
 @dataclass
@@ -78,6 +83,7 @@ class WholeBodyConfig:
     parts: PartsConfig = field(default_factory=PartsConfig)
     face: FaceFitConfig = field(default_factory=FaceFitConfig)
     hand: HandFitConfig = field(default_factory=HandFitConfig)
+    hand_annotator: HandAnnotatorConfig = field(default_factory=HandAnnotatorConfig)
     integration: IntegrationConfig = field(default_factory=IntegrationConfig)
     export: WholeBodyExportConfig = field(default_factory=WholeBodyExportConfig)
 

@@ -10,6 +10,10 @@ Stages (each in its own folder under ``export.out_dir`` with a ``stage.json`` pr
           (:func:`annot.wholebody.integrate.smpl_body_to_smplx`), the batched face fit of every person with a valid
           face (:func:`annot.fitting.face.fit_face`) and the batched MANO fit of every valid hand
           (:func:`annot.fitting.hands.fit_hands`), all in the body's camera.
+(hands)   only with ``parts.hand_method`` ``annotator`` / ``annotator_fit``: ``stage_hands/``, the hand annotator
+          trained with Algorithm 1 on the free auxiliary hand set + these people's hand crops, and its predictions
+          (:mod:`annot.wholebody.hand_annotator`); the parts stage then takes them as the hands (``annotator``) or
+          as the start of the MANO fit (``annotator_fit``).
 (export)  ``stage_export/``: the integration (:func:`annot.wholebody.integrate.integrate`: wrist rule, jaw and
           expression), ``pseudo_gt_smplx.json`` (release layout, :mod:`annot.io.export_smplx`) with per-part
           quality, ``skipped.json`` (counted reasons) and ``overlays/<aid>.png``.
@@ -47,6 +51,7 @@ from annot.io.atomic import atomic_write_bytes, atomic_write_json
 from annot.io.export import read_pseudo_gt
 from annot.io.export_smplx import SMPLX_FIELDS, SmplxPseudoGT, read_smplx_pseudo_gt, write_smplx_pseudo_gt
 from annot.keypoints import COCO_WHOLEBODY133_PARTS, get_convention
+from annot.wholebody.hand_annotator import check_hand_method
 from annot.wholebody.integrate import (
     ARM_RULES,
     WRIST,
@@ -91,10 +96,16 @@ def _people(cfg: DictConfig, body_pgt: Path) -> tuple[Any, list[Any], dict[str, 
 
 
 # --------------------------------------------------------------------------- stage (parts)
-def _stage_parts(cfg: DictConfig, folder: Path, body_cfg: DictConfig, body_pgt: Path) -> list[str]:
+def _stage_parts(cfg: DictConfig, folder: Path, body_cfg: DictConfig, body_pgt: Path,
+                 hand_predictions: Path | None = None) -> list[str]:
     from annot.body_models import BodyModel
     from annot.fitting.face import FaceFitConfig, fit_face
     from annot.fitting.hands import HandFitConfig, fit_hands
+    from annot.wholebody.hand_annotator import anchored_prediction, check_hand_method, read_predictions
+
+    method = check_hand_method(cfg.parts.hand_method)
+    if method != "fit" and hand_predictions is None:
+        raise ValueError(f"parts.hand_method={method!r} needs the hands stage's predictions (stage_hands/)")
 
     data, people, skipped = _people(cfg, body_pgt)
     if not people:
@@ -152,12 +163,23 @@ def _stage_parts(cfg: DictConfig, folder: Path, body_cfg: DictConfig, body_pgt: 
         rows, kp, mask = rows_of(f"{side}hand", list(range(21)), cfg.parts.min_hand_points)
         hand = {"rows": rows, "kp": kp, "mask": mask, "align": align, "mano_mean": mano.hand_mean.detach().clone()}
         if rows:
-            init = glob[rows, WRIST[side]] @ align  # the body's hand orientation in the MANO frame
-            fit = fit_hands(mano, kp, mask, focal[rows], princpt[rows], joints55[rows, WRIST[side]], init,
-                            HandFitConfig(**to_container(cfg.hand)))
+            wrist = joints55[rows, WRIST[side]]
+            if method == "fit":
+                init = glob[rows, WRIST[side]] @ align  # the body's hand orientation in the MANO frame
+                fit = fit_hands(mano, kp, mask, focal[rows], princpt[rows], wrist, init,
+                                HandFitConfig(**to_container(cfg.hand)))
+            else:
+                rot, pose_pred, betas_pred = read_predictions(hand_predictions, [f"{aids[i]}_{side}" for i in rows])
+                if method == "annotator":
+                    fit = anchored_prediction(mano, kp, mask, focal[rows], princpt[rows], wrist, rot, pose_pred,
+                                              betas_pred)
+                else:
+                    fit = fit_hands(mano, kp, mask, focal[rows], princpt[rows], wrist, rot,
+                                    HandFitConfig(**to_container(cfg.hand)), init_hand_pose=pose_pred,
+                                    init_betas=betas_pred)
             hand.update(global_rotmat=fit.global_rotmat, hand_pose=fit.hand_pose, betas=fit.betas,
                         transl=fit.transl_m, err=fit.kp2d_err_px, init_err=fit.init_err_px)
-            log.info("%s hand fit: %d hands, 2D error %.1f -> %.1f px (mean)", side, len(rows),
+            log.info("%s hand %s: %d hands, 2D error %.1f -> %.1f px (mean)", side, method, len(rows),
                      float(fit.init_err_px.mean()), float(fit.kp2d_err_px.mean()))
         saved[f"{side}hand"] = hand
     saved.update(skipped=skipped, part_skipped=part_skipped, part_problems=dict(data.part_problems),
@@ -169,6 +191,14 @@ def _stage_parts(cfg: DictConfig, folder: Path, body_cfg: DictConfig, body_pgt: 
     torch.save(saved, buf)
     atomic_write_bytes(folder / "parts.pt", buf.getvalue())
     return ["parts.pt"]
+
+
+# --------------------------------------------------------------------------- stage (hands)
+def _stage_hands(cfg: DictConfig, folder: Path, body_pgt: Path) -> list[str]:
+    from annot.wholebody.hand_annotator import stage_hands
+
+    data, people, _ = _people(cfg, body_pgt)
+    return stage_hands(cfg, folder, data, people, read_pseudo_gt(body_pgt))
 
 
 # --------------------------------------------------------------------------- stage (export)
@@ -311,7 +341,23 @@ def run_annotate_wholebody(cfg: DictConfig) -> dict[str, Any]:
                          "face": to_container(cfg.face), "hand": to_container(cfg.hand)},
                         {"body_pseudo_gt": body_pgt, "ann": Path(cfg.data.root) / cfg.data.ann_file, **model_inputs})
     parts_dir, export_dir = out / "stage_parts", out / "stage_export"
-    run_stage("parts", parts_dir, prov_p, lambda d: _stage_parts(cfg, d, body_cfg, body_pgt), log.info, seed=cfg.seed)
+    hand_predictions = None
+    if check_hand_method(cfg.parts.hand_method) != "fit":
+        from annot.wholebody.hand_annotator import PREDICTIONS
+
+        hands_dir = out / "stage_hands"
+        prov_h = provenance({**common, "data": to_container(cfg.data), "min_hand_points": cfg.parts.min_hand_points,
+                             "hand_annotator": to_container(cfg.hand_annotator)},
+                            {"body_pseudo_gt": body_pgt, "ann": Path(cfg.data.root) / cfg.data.ann_file,
+                             "mano_right": cfg.models.mano_right})
+        run_stage("hands", hands_dir, prov_h, lambda d: _stage_hands(cfg, d, body_pgt), log.info, seed=cfg.seed)
+        hand_predictions = hands_dir / PREDICTIONS
+        prov_p = provenance({**common, "data": to_container(cfg.data), "parts": to_container(cfg.parts),
+                             "face": to_container(cfg.face), "hand": to_container(cfg.hand)},
+                            {"body_pseudo_gt": body_pgt, "ann": Path(cfg.data.root) / cfg.data.ann_file,
+                             "hand_predictions": hand_predictions, **model_inputs})
+    run_stage("parts", parts_dir, prov_p, lambda d: _stage_parts(cfg, d, body_cfg, body_pgt, hand_predictions),
+              log.info, seed=cfg.seed)
     prov_e = provenance({**common, "integration": to_container(cfg.integration), "export": to_container(cfg.export)},
                         {"parts": parts_dir / "parts.pt", "smplx": cfg.models.smplx})
     run_stage("export", export_dir, prov_e, lambda d: _stage_export(cfg, d, parts_dir / "parts.pt"), log.info,
