@@ -88,7 +88,7 @@ eval-estimator: setup ## evaluate a checkpoint from the file alone (CKPT=path; A
 bench-annot: setup ## NeuralAnnot (each recipe on/off, + fit), SMPLify, EFT on the realistic synthetic ITW split, 3 seeds -> outputs/bench-annot/results.{md,png}
 	$(PY) tools/bench_annot.py $(BENCH_ANNOT_ARGS)
 
-bench-annot-scale: setup ## NeuralAnnot, NeuralAnnot + fit, SMPLify against N = 64, 256, 1024 target people (~2 h on 2 cores) -> outputs/bench-annot-scale/scale.{md,png}
+bench-annot-scale: setup ## NeuralAnnot (2D keypoint input), NeuralAnnot + fit, SMPLify against N = 64, 256, 1024, 2048 target people (~2 h on 2 cores) -> outputs/bench-annot-scale/scale.{md,png}
 	$(PY) tools/bench_annot_scale.py $(BENCH_ANNOT_ARGS)
 
 bench-two-stage: setup ## Pose2Pose (--estimator hmr) trained on each annotator's pseudo-GTs of the synthetic ITW split + no pseudo-GT + GT, tested on the synthetic test split, 3 seeds (~90 min on 2 cores) -> outputs/bench-two-stage/results.{md,json,png}

@@ -85,3 +85,22 @@ def test_orientation_error_hand_computed():
     gt = np.array([[0.0, 0.0, 0.0], [0.0, math.pi, 0.0], [0.1, 0.2, 0.3]])
     # 90 deg about z; Rx(pi) vs Ry(pi): Ry(pi)^T Rx(pi) = Rz(pi), 180 deg; identical: 0
     np.testing.assert_allclose(orientation_error_deg(pred, gt), [90.0, 180.0, 0.0], atol=1e-6)
+
+
+def test_paired_lines_name_the_best_row_and_f_alone():
+    """With NeuralAnnot + fit best and the keypoint-input f the best row without fitting, the paired comparison
+    reports both against SMPLify, each with the hand-computed mean per-person difference; the paper's f (worse
+    than the keypoint f) gets no line of its own."""
+    from annot.benchmarks.quality_report import claim_lines, paired_against_smplify
+
+    smplify = np.array([100.0, 120.0, 140.0, 160.0])
+    per = {"smplify": smplify, "neuralannot_fit": smplify - 10.0, "neuralannot": smplify + 50.0,
+           "neuralannot_kp2d_in": smplify + [-8.0, -4.0, 0.0, 4.0]}
+    seeds = {0: {"per_sample": {k: {"mpjpe_mm": v} for k, v in per.items()}}}
+    rows = {k: {"mpjpe_mm": float(v.mean()), "label": LABELS[k]} for k, v in per.items()}
+    paired = paired_against_smplify(seeds, rows)
+    assert set(paired) == {"best:neuralannot_fit", "alone:neuralannot_kp2d_in"}
+    assert paired["best:neuralannot_fit"]["mean"] == pytest.approx(-10.0)
+    assert paired["alone:neuralannot_kp2d_in"]["mean"] == pytest.approx(-2.0)
+    lines = claim_lines(rows, paired, BenchConfig())
+    assert any("f alone" in line and "-2.0 mm" in line for line in lines)

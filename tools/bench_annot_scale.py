@@ -1,19 +1,21 @@
 #!/usr/bin/env python
-"""``make bench-annot-scale``: NeuralAnnot (the paper's f and f with 2D keypoint input), NeuralAnnot + fit and SMPLify
-against the number of target people N.
+"""``make bench-annot-scale``: NeuralAnnot (f with 2D keypoint input; the paper's image-only f on request), NeuralAnnot
++ fit and SMPLify against the number of target people N.
 
 The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
 sample) as N grows, while per-sample fitting stays where it is. For every N this runs
 :func:`annot.benchmarks.quality.run_bench` (same realistic split recipe, every seed) with ``mocap_size = min(4 N,
 --max-mocap)`` auxiliary 3D images and ``steps = 350 sqrt(N / 64)`` training steps (bench-annot's 350 at N = 64),
 then writes ``<out>/scale.{md,json,png}``: direct MPJPE against N (left) and seconds per sample against N (right).
-Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024 and one seed (``--methods`` runs fewer rows).
+Not part of CI: about 2 hours on 2 CPU cores for N = 64, 256, 1024, 2048 and one seed (N = 2048 alone took 65 min
+on a loaded 2-core AMD EPYC VM, N = 1024 about 40; BENCHMARKS.md).
 
 Usage::
 
-    python tools/bench_annot_scale.py                          # N = 64 256 1024, seed 0
+    python tools/bench_annot_scale.py                          # N = 64 256 1024 2048, seed 0
     python tools/bench_annot_scale.py --sizes 64 256 --seeds 0 1 2
-    python tools/bench_annot_scale.py --sizes 1024 --methods neuralannot_kp2d_in neuralannot_fit
+    python tools/bench_annot_scale.py --sizes 1024 --methods neuralannot neuralannot_kp2d_in neuralannot_fit
+    python tools/bench_annot_scale.py --sizes 64 1024 2048 --from-results   # re-plot earlier runs
 """
 from __future__ import annotations
 
@@ -31,19 +33,45 @@ from pathlib import Path
 
 #: the paper's f, f with 2D keypoint input, NeuralAnnot + fit (from the latter, bench-annot's ``fit_from``), SMPLify.
 METHODS = ("neuralannot", "neuralannot_kp2d_in", "neuralannot_fit", "smplify")
+#: the default rows: the project's f (with 2D keypoint input), NeuralAnnot + fit from it, SMPLify. The paper's
+#: image-only f (``--methods neuralannot ...``) would add about 40 % to the run (BENCHMARKS.md, "Amortisation").
+DEFAULT_METHODS = ("neuralannot_kp2d_in", "neuralannot_fit", "smplify")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="outputs/bench-annot-scale")
-    p.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024], help="target people N")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 2048], help="target people N")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--max-mocap", type=int, default=2048, help="cap on the auxiliary 3D images")
     p.add_argument("--base-steps", type=int, default=350,
                    help="training steps at N = 64, bench-annot's default (scaled by sqrt(N / 64))")
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS),
                    help="rows to run (NeuralAnnot + fit needs neuralannot_kp2d_in; SMPLify is always run)")
+    p.add_argument("--from-results", action="store_true",
+                   help="run nothing: rebuild scale.{md,json,png} from <out>/N<n>/results.json of earlier runs, "
+                        "with the paired lines recomputed from their per-person errors by this code")
     return p
+
+
+def _saved_result(folder: Path) -> dict:
+    """An earlier run's ``results.json`` in ``folder`` with its paired lines recomputed (per-person errors as arrays).
+
+    Raises:
+        FileNotFoundError: no ``results.json`` there.
+    """
+    import numpy as np
+
+    from annot.benchmarks.quality_report import paired_against_smplify
+
+    path = folder / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--from-results: {path} does not exist (run this N first)")
+    res = json.loads(path.read_text())
+    seeds = {s: {"per_sample": {k: {m: np.asarray(v, dtype=float) for m, v in per.items()}
+                                for k, per in r["per_sample"].items()}} for s, r in res["per_seed"].items()}
+    res["paired_vs_smplify_mpjpe_mm"] = paired_against_smplify(seeds, res["rows"])
+    return res
 
 
 def scale_table(results: dict[int, dict]) -> str:
@@ -54,7 +82,8 @@ def scale_table(results: dict[int, dict]) -> str:
             row = res["rows"].get(key)
             if row is None:
                 continue
-            pair = res["paired_vs_smplify_mpjpe_mm"].get(key) or res["paired_vs_smplify_mpjpe_mm"].get(f"best:{key}")
+            pairs = res["paired_vs_smplify_mpjpe_mm"]
+            pair = pairs.get(key) or pairs.get(f"best:{key}") or pairs.get(f"alone:{key}")
             diff = f"{pair['mean']:+.1f} [{pair['low']:+.1f}, {pair['high']:+.1f}]" if pair else ""
             ci = f" [{row['mpjpe_mm_lo']:.1f}, {row['mpjpe_mm_hi']:.1f}]" if math.isfinite(row["mpjpe_mm_lo"]) else ""
             lines.append(f"| {n} | {row['label']} | {row['mpjpe_mm']:.1f}{ci} | {diff} "
@@ -106,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     results: dict[int, dict] = {}
     for n in a.sizes:
+        if a.from_results:
+            res = _saved_result(out / f"N{n}")
+            results[n] = {k: res[k] for k in ("rows", "paired_vs_smplify_mpjpe_mm", "total_s", "config")}
+            continue
         cfg = BenchConfig(out=str(out / f"N{n}"), size=n, mocap_size=min(4 * n, a.max_mocap),
                           steps=int(round(a.base_steps * math.sqrt(n / 64))), seeds=tuple(a.seeds))
         res = run_bench(cfg, tuple(dict.fromkeys([*(m for m in METHODS if m in a.methods), "smplify"])))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from annot.benchmarks.quality import LABELS, NEURALANNOT_ROWS, BenchConfig
+from annot.benchmarks.quality import LABELS, NEURALANNOT_ROWS, VARIANTS, BenchConfig
 from annot.benchmarks.quality_score import METRICS, mesh_vertices
 from annot.benchmarks.stats import format_mean_ci as _cell
 from annot.io.atomic import atomic_write_bytes
@@ -48,7 +48,8 @@ def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dic
     """``{method: {"mean", "low", "high", "people"}}``: mean per-person ``metric`` difference (method minus
     SMPLify with the GT intrinsics; negative = the method is better) with its stratified bootstrap 95 %
     interval, for ``neuralannot_fit``, ``neuralannot_fit_estimated`` and the best NeuralAnnot row (key
-    ``"best:<method>"``)."""
+    ``"best:<method>"``), and, when it is not that row, the best NeuralAnnot row without fitting (f alone, key
+    ``"alone:<method>"``: the issue's second goal compares f itself with SMPLify)."""
     from annot.benchmarks.stats import paired_bootstrap
 
     if "smplify" not in rows:
@@ -57,10 +58,11 @@ def paired_against_smplify(seeds: dict[int, dict[str, Any]], rows: dict[str, dic
     if not candidates:
         return {}
     best = min(candidates, key=lambda k: rows[k][metric])
+    alone = min((k for k in candidates if k in VARIANTS), key=lambda k: rows[k][metric], default=best)
     out = {}
-    for key, name in ((best, f"best:{best}"), ("neuralannot_fit", "neuralannot_fit"),
+    for key, name in ((best, f"best:{best}"), (alone, f"alone:{alone}"), ("neuralannot_fit", "neuralannot_fit"),
                       ("neuralannot_fit_estimated", "neuralannot_fit_estimated")):
-        if key not in rows or (name == key and best == key):  # NeuralAnnot + fit is the best row: one line
+        if key not in rows or (name != f"best:{key}" and best == key):  # the best row already has its line
             continue
         diffs = [r["per_sample"][key][metric] - r["per_sample"]["smplify"][metric] for r in seeds.values()]
         mean, low, high = paired_bootstrap(diffs)
@@ -95,7 +97,8 @@ def claim_lines(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str, flo
     for name, p in paired.items():
         key = name.split(":", 1)[-1]
         label = rows[key]["label"] if key in rows else LABELS[key]
-        who = f"{label}{' (best NeuralAnnot row)' if name.startswith('best:') else ''}"
+        role = {"best": " (best NeuralAnnot row)", "alone": " (best NeuralAnnot row without fitting: f alone)"}
+        who = f"{label}{role.get(name.split(':', 1)[0], '') if ':' in name else ''}"
         interval = (f"paired difference {p['mean']:+.1f} mm [{p['low']:+.1f}, {p['high']:+.1f}] "
                     f"over {p['people']} people")
         if p["high"] < 0:
