@@ -3,7 +3,7 @@ section 4: "part annotators" trained with Algorithm 1; issue #16 item 3).
 
 Network (:class:`HandAnnotatorNet`): our ResNet (:class:`annot.nets.resnet.ResNetBackbone`, ResNet-18 on a
 ``crop_size`` square crop for the CPU budget) -> global average pooling [+ the conditioning joints encoded by
-NeuralAnnot's two FC layers, :func:`annot.nets.annotator._joint_encoder`] -> FC -> heads:
+NeuralAnnot's two FC layers, :func:`annot.nets.annotator.joint_encoder_layers`] -> FC -> heads:
 
 - MANO global rotation, 6D (Zhou et al.; :func:`annot.geometry.rotations.rot6d_to_rotmat`);
 - hand pose: 15 finger rotations in 6D (``pose_repr="rot6d"``) or ``num_pca_comps`` coefficients of the model's
@@ -40,7 +40,7 @@ from annot.annotator.module import kp2d_input_features
 from annot.body_models.wholebody import Hand21, load_mano
 from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
-from annot.nets.annotator import JOINT_FEATURE_DIM, _joint_encoder
+from annot.nets.annotator import JOINT_FEATURE_DIM, joint_encoder_layers
 from annot.nets.resnet import ResNetBackbone
 
 MODES = ("itw", "mocap")
@@ -70,7 +70,7 @@ class HandAnnotatorNet(nn.Module):
                  pose_dim: int = NUM_FINGER_JOINTS * 6, num_input_joints: int = 0, rot6d_pose: bool = True) -> None:
         super().__init__()
         self.backbone = ResNetBackbone(backbone_depth)
-        self.joint_encoder = _joint_encoder(num_input_joints) if num_input_joints > 0 else None
+        self.joint_encoder = joint_encoder_layers(num_input_joints) if num_input_joints > 0 else None
         feat = self.backbone.out_channels + (JOINT_FEATURE_DIM if num_input_joints > 0 else 0)
         self.trunk = nn.Sequential(nn.Linear(feat, hidden_dim), nn.ReLU(inplace=True))
         self.root_head = nn.Linear(hidden_dim, 6)

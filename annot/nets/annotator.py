@@ -32,7 +32,7 @@ from torch import nn
 from annot.nets.pose2pose import NUM_BODY_JOINTS, POSE_OUTPUTS, Pose2PoseNet
 from annot.nets.resnet import ResNetBackbone
 
-__all__ = ["ARCHITECTURES", "AnnotatorNet", "Pose2PoseAnnotatorNet", "build_annotator_net"]
+__all__ = ["ARCHITECTURES", "AnnotatorNet", "Pose2PoseAnnotatorNet", "build_annotator_net", "joint_encoder_layers"]
 
 ARCHITECTURES = ("regressor", "pose2pose")
 JOINT_FEATURE_DIM = 512
@@ -45,7 +45,7 @@ _ROT6D_IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 _ROT6D_UPRIGHT_FACING_CAMERA = (1.0, 0.0, 0.0, -1.0, 0.0, 0.0)
 
 
-def _joint_encoder(num_input_joints: int) -> nn.Sequential:
+def joint_encoder_layers(num_input_joints: int) -> nn.Sequential:
     """NeuralAnnot MoCap-mode encoder (Sec. 3.1): (B, J*3) root-relative GT joints (m) -> two FC layers
     with ReLU -> (B, 512)."""
     return nn.Sequential(
@@ -99,7 +99,7 @@ class AnnotatorNet(nn.Module):
         if camera_model not in CAMERA_WIDTHS:
             raise ValueError(f"camera_model must be one of {tuple(CAMERA_WIDTHS)}, got {camera_model!r}")
         self.backbone = ResNetBackbone(backbone_depth) if use_image else None
-        self.joint_encoder = _joint_encoder(num_input_joints) if num_input_joints > 0 else None
+        self.joint_encoder = joint_encoder_layers(num_input_joints) if num_input_joints > 0 else None
         feat_dim = self.backbone.out_channels if use_image else 0
         if num_input_joints > 0:
             feat_dim += JOINT_FEATURE_DIM
@@ -187,7 +187,7 @@ class Pose2PoseAnnotatorNet(Pose2PoseNet):
                          cond_dim=JOINT_FEATURE_DIM if num_input_joints > 0 else 0,
                          cam_dim=CAMERA_WIDTHS[camera_model])
         self.pose_output = pose_output
-        self.joint_encoder = _joint_encoder(num_input_joints) if num_input_joints > 0 else None
+        self.joint_encoder = joint_encoder_layers(num_input_joints) if num_input_joints > 0 else None
         _init_pose_biases(self.rotation_net.root_pose_out[0], self.rotation_net.pose_out[0], pose_output, upright_init)
 
     def forward(self, img: torch.Tensor | None = None,
