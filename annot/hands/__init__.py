@@ -7,6 +7,7 @@ pipeline, ``parts.hand_method``):
 - :mod:`.mirror`: left hands as mirrored right hands (crop flip, MANO parameter mirror);
 - :mod:`.synthetic`: the free auxiliary 3D hand set, hands of the free MANO model rendered to crops;
 - :mod:`.crops`: hand crops of real images (COCO-WholeBody hands), left hands flipped;
+- :mod:`.aux_real`: the real auxiliary 3D hand sets (FreiHAND, InterHand2.6M) as hand crops;
 - :mod:`.annotator`: the network and the LightningModule (MoCap and in-the-wild modes);
 - :mod:`.algorithm`: Algorithm 1 for hands (a) MoCap mode on the auxiliary set -> theta*, (b) in-the-wild mode on
   auxiliary + target, (c) predict the targets, back in the original camera.

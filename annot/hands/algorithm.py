@@ -1,7 +1,8 @@
 """Algorithm 1 of expressive NeuralAnnot for the hands (section 4; issue #16 item 3), on CPU-sized budgets.
 
-(a) MoCap mode on the auxiliary 3D set (:func:`annot.hands.synthetic.make_hand_set`, the free stand-in for
-    FreiHAND / InterHand2.6M): f_hand sees the crop and the GT 3D keypoints; its predictions are theta*.
+(a) MoCap mode on the auxiliary 3D set (:func:`annot.hands.synthetic.make_hand_set`: the free stand-in, or the
+    real FreiHAND / InterHand2.6M hands, :mod:`annot.hands.aux_real`): f_hand sees the crop and the GT 3D keypoints;
+    its predictions are theta*.
 (b) In-the-wild mode, a fresh f_hand, on mixed batches: ``aux_ratio`` of auxiliary samples (2D + 3D keypoints +
     L1 to theta*) and the rest target crops (2D keypoints only; left hands flipped, :mod:`annot.hands.mirror`).
 (c) Predict the targets with the stage-(b) f_hand and take the predictions back to the image camera
@@ -87,7 +88,7 @@ class HandCropDataset(Dataset):
         item: dict[str, Any] = {"img": c.img[i], "kp2d_px": c.kp2d_px[i], "kp2d_mask": c.kp2d_mask[i]}
         has3d = self.use_3d
         item["joints_rel_m"] = c.joints_rel_m[i] if has3d else torch.zeros(21, 3)
-        item["joints_mask"] = torch.full((21,), has3d, dtype=torch.bool)
+        item["joints_mask"] = c.kp2d_mask[i].clone() if has3d else torch.zeros(21, dtype=torch.bool)  # annotated ones
         t = self.theta
         item["theta_valid"] = torch.tensor(t is not None)
         item["theta_global_rotvec"] = t["global_rotvec"][i] if t is not None else torch.zeros(3)

@@ -155,15 +155,19 @@ def render_crops(hands: SyntheticHands, faces: np.ndarray, crop_size: int = 128,
 
 @dataclass
 class AuxHandSetConfig:
-    """The free auxiliary 3D hand set: ``num_hands`` hands from ``seed`` (held out from the benchmark's seeds), poses
-    ``pose_std`` x the first ``num_comps`` PCA directions, shapes N(0, ``betas_std``), exact 2D keypoints (the crop
-    size and box scale are the annotator's, :func:`make_hand_set`)."""
+    """The auxiliary 3D hand set. By default the free one: ``num_hands`` hands from ``seed`` (held out from the
+    benchmark's seeds), poses ``pose_std`` x the first ``num_comps`` PCA directions, shapes N(0, ``betas_std``), exact
+    2D keypoints (the crop size and box scale are the annotator's, :func:`make_hand_set`). With ``dataset`` a
+    registered hand dataset (``freihand``, ``interhand26m``) read from ``root``: its first ``num_hands`` usable hands
+    (:func:`annot.hands.aux_real.hand_set_from_dataset`; 0 = all), as the paper trains on."""
 
     num_hands: int = 512
     seed: int = 1000
     num_comps: int = 6
     pose_std: float = 1.0
     betas_std: float = 0.5
+    dataset: str = ""
+    root: str = ""
 
 
 def make_hand_set(layer, cfg: AuxHandSetConfig, crop_size: int = 128, crop_scale: float = 1.5,
@@ -179,6 +183,16 @@ def make_hand_set(layer, cfg: AuxHandSetConfig, crop_size: int = 128, crop_scale
     if path is not None and path.is_file():
         log.info("auxiliary hand set: %s (cached)", path)
         return HandCrops.load(path)
+    if cfg.dataset:
+        from annot.data.registry import build_dataset
+        from annot.hands.aux_real import hand_set_from_dataset
+
+        dataset = build_dataset(cfg.dataset, root=cfg.root)
+        log.info("auxiliary hand set: %s", dataset.summary())
+        crops = hand_set_from_dataset(dataset, crop_size, crop_scale, cfg.num_hands)
+        if path is not None:
+            crops.save(path)
+        return crops
     hands = draw_hands(layer, cfg.num_hands, cfg.seed, cfg.num_comps, cfg.pose_std, noise_px=0.0,
                        betas_std=cfg.betas_std)
     crops = render_crops(hands, layer.faces.astype(np.int64), crop_size, crop_scale, seed=cfg.seed,
