@@ -7,7 +7,7 @@ one the paper's integration builds on): the SMPL-X wrist rotation is the hand's 
 to the body's forearm, ``R_wrist = R_forearm^-1 @ R_hand_global``, where ``R_forearm`` is the global rotation
 of the elbow joint (the wrist's parent) from the body's kinematic chain.
 
-``arm_rule="paper"`` (the default) adds the paper's thresholding (supplementary Algorithm 2): the body part often
+``arm_rule="paper"`` adds the paper's thresholding (supplementary Algorithm 2): the body part often
 gets the roll of elbows and wrists wrong, and anatomically the forearm's roll is shared between elbow and wrist.
 So half of the hand's roll about the forearm moves to the elbow (line 5 averages the elbow's and the hand's roll),
 and the hand's rotation is used only when the new local wrist rotation is anatomically plausible (line 7: its
@@ -16,7 +16,8 @@ come from the hand part). The paper averages Euler x angles of global rotations 
 is the twist about the forearm's bone axis (x in SMPL-X's rest frame, both arms) of the local wrist rotation
 (swing-twist decomposition), which is the same quantity in any camera frame, and the hand's global rotation is
 kept exactly when accepted. Euler angles: intrinsic ``XYZ`` (roll first), the paper does not name its order.
-``arm_rule="wrist"`` always uses the hand's rotation through the wrist alone.
+``arm_rule="wrist"`` always uses the hand's rotation through the wrist alone (the default of
+``make annotate-wholebody``, :class:`annot.wholebody.config.IntegrationConfig`).
 
 The body part here is the SMPL annotator of ``make annotate-body``. It keeps the SMPL body pose it predicts
 (SMPL's 21 body joints are SMPL-X's, same kinematic tree and joint order; SMPL's two hand joints are
