@@ -104,3 +104,30 @@ def test_paired_lines_name_the_best_row_and_f_alone():
     assert paired["alone:neuralannot_kp2d_in"]["mean"] == pytest.approx(-2.0)
     lines = claim_lines(rows, paired, BenchConfig())
     assert any("f alone" in line and "-2.0 mm" in line for line in lines)
+
+
+def test_scale_from_results_rebuilds_the_table_with_recomputed_paired_lines(tmp_path):
+    """``bench_annot_scale.py --from-results`` runs nothing: from a saved N-folder ``results.json`` (here written by
+    hand) it writes scale.{md,json,png} whose paired line for f alone is the hand-computed mean difference."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_annot_scale", Path(__file__).resolve().parents[1] / "tools" / "bench_annot_scale.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    smplify = [150.0, 160.0, 170.0]
+    per = {"smplify": smplify, "neuralannot_kp2d_in": [140.0, 150.0, 175.0], "neuralannot_fit": [130.0, 150.0, 160.0]}
+    rows = {k: {"label": LABELS[k], "mpjpe_mm": float(np.mean(v)), "mpjpe_mm_lo": float("nan"),
+                "mpjpe_mm_hi": float("nan"), "seconds_per_sample": 1.0} for k, v in per.items()}
+    saved = {"rows": rows, "per_seed": {"0": {"per_sample": {k: {"mpjpe_mm": v} for k, v in per.items()}}},
+             "paired_vs_smplify_mpjpe_mm": {}, "total_s": 1.0, "config": {}}
+    (tmp_path / "N8").mkdir()
+    (tmp_path / "N8" / "results.json").write_text(json.dumps(saved))
+    assert tool.main(["--out", str(tmp_path), "--sizes", "8", "--from-results"]) == 0
+    scale = json.loads((tmp_path / "scale.json").read_text())["8"]
+    assert scale["paired_vs_smplify_mpjpe_mm"]["alone:neuralannot_kp2d_in"]["mean"] == pytest.approx(-5.0)
+    assert scale["paired_vs_smplify_mpjpe_mm"]["best:neuralannot_fit"]["mean"] == pytest.approx(-40.0 / 3)
+    assert "-5.0" in (tmp_path / "scale.md").read_text() and (tmp_path / "scale.png").stat().st_size > 0
+    with pytest.raises(FileNotFoundError, match="N16"):
+        tool.main(["--out", str(tmp_path), "--sizes", "16", "--from-results"])
