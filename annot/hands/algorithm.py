@@ -186,7 +186,7 @@ def run_algorithm1(mano_path: str, aux: HandCrops, target: HandCrops, cfg: HandA
     aux3d = HandCropDataset(aux, use_3d=True)
     hist_a = train(mocap, [aux3d], [1.0], cfg.steps_mocap, cfg.batch_size, cfg.seed)
     theta = predict(mocap, aux3d)
-    err = (theta["joints_rel_m"] - aux.joints_rel_m).norm(dim=-1).mean()
+    err = (theta["joints_rel_m"] - aux.joints_rel_m).norm(dim=-1)[aux.kp2d_mask].mean()  # annotated joints only
     seconds["mocap"] = time.perf_counter() - t0
     log.info("hand annotator (a) MoCap mode: %d steps, loss %.4f -> %.4f, aux 3D error %.1f mm (%.0f s)",
              cfg.steps_mocap, hist_a[0], hist_a[-1], 1000 * float(err), seconds["mocap"])
