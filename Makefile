@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FREE_MODEL := body_models/free/FREE_ANNY_SMPL_NEUTRAL.pkl
 # the free SMPL-X / MANO stand-ins (issue #16); not part of `setup` (the bake takes 1-3 min on 2 cores):
-# whole-body targets list `free-wholebody-models` as a prerequisite
+# whole-body targets and `test` (their tests compare the files with anny) list `free-wholebody-models`
 FREE_WHOLEBODY := body_models/free/FREE_ANNY_SMPLX_NEUTRAL.npz body_models/free/FREE_ANNY_MANO_RIGHT.pkl body_models/free/FREE_ANNY_MANO_LEFT.pkl
 CONFIG ?= configs/annotate/body_free.yaml
 ARGS ?=
@@ -123,7 +123,7 @@ gpu-check-dry-run: ## tools/gpu_check.sh --dry-run: the GPU check's every sectio
 check-body-models: setup ## validate the installed body models (free model; SMPL under BODY_MODELS_DIR)
 	$(PY) tools/check_body_models.py
 
-test: setup chromium ## ruff (the rules in pyproject.toml), then the default test suite (slow and GPU tests skipped; Chromium for the review-page test)
+test: setup free-wholebody-models chromium ## ruff (the rules in pyproject.toml), then the default test suite (slow and GPU tests skipped; the free SMPL-X / MANO files and Chromium for the tests that need them)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
