@@ -101,7 +101,7 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
     from annot.io.atomic import atomic_write_bytes
 
     sizes = sorted(results)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 5))
     for key in METHODS:
         rows = [results[n]["rows"].get(key) for n in sizes]
         if any(r is None for r in rows):
@@ -118,8 +118,9 @@ def write_plot(path: Path, results: dict[int, dict]) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax2.set_yscale("log")
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.2, 1, 1))  # the long method labels go below both panels, off the curves
+    fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
