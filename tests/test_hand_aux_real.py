@@ -9,7 +9,8 @@ import torch
 
 from annot.data import FreiHAND, InterHand26M
 from annot.data.fixtures import hands as fx
-from annot.hands.aux_real import MIRROR_X, hand_set_from_dataset
+from annot.hands.aux_real import hand_set_from_dataset
+from annot.hands.mirror import mirror_points
 from annot.hands.synthetic import AuxHandSetConfig, make_hand_set
 from annot.keypoints import convert
 
@@ -40,7 +41,7 @@ def test_real_hands_become_crops_with_virtual_frame_joints(tmp_path, which):
         np.testing.assert_allclose(image_px[i], _image_kp(ds, sid), atol=1e-3)
         # virtual-frame joints, unmirrored and turned by the ray rotation, are the camera-frame joints minus the wrist
         joints = _camera_joints(ds, sid)
-        virtual = crops.joints_rel_m[i] @ MIRROR_X if crops.flipped[i] else crops.joints_rel_m[i]
+        virtual = mirror_points(crops.joints_rel_m[i]) if crops.flipped[i] else crops.joints_rel_m[i]
         back = (crops.ray_rotmat[i] @ virtual.T).T.numpy()
         np.testing.assert_allclose(back, joints - joints[0], atol=1e-5)
 

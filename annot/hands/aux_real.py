@@ -17,17 +17,15 @@ import torch
 from torch import Tensor
 
 from annot.hands.crops import HandCrops, crop_image_hands
+from annot.hands.mirror import mirror_points
 from annot.keypoints import convert
-
-#: the crops' 3D frame of a left hand shown flipped (:mod:`annot.hands.crops`).
-MIRROR_X = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
 
 
 def virtual_joints_rel_m(joints_cam_m: Tensor, ray_rotmat: Tensor, flipped: Tensor) -> Tensor:
     """(N, 21, 3) wrist-relative keypoints in the crops' virtual frames (metres) from (N, 21, 3) camera-frame
     keypoints, wrist first: ``ray_rotmat^T (X - X_wrist)``, mirrored in x for ``flipped`` (N,) crops."""
     rel = (joints_cam_m - joints_cam_m[:, :1]) @ ray_rotmat  # row vectors: (R^T x)^T = x^T R
-    return torch.where(flipped[:, None, None], rel @ MIRROR_X, rel)
+    return torch.where(flipped[:, None, None], mirror_points(rel), rel)
 
 
 def hand_set_from_dataset(dataset, crop_size: int = 64, crop_scale: float = 1.5, max_hands: int = 0) -> HandCrops:
@@ -75,4 +73,4 @@ def hand_set_from_dataset(dataset, crop_size: int = 64, crop_scale: float = 1.5,
     return crops
 
 
-__all__ = ["MIRROR_X", "hand_set_from_dataset", "virtual_joints_rel_m"]
+__all__ = ["hand_set_from_dataset", "virtual_joints_rel_m"]
