@@ -97,13 +97,13 @@ def smplx_global_rotmats(layer, p: SmplxParams) -> Tensor:
 
 
 def wrist_from_hand(forearm_rotmat: Tensor, hand_global_rotmat: Tensor) -> Tensor:
-    """The wrist rule: (B, 3) local wrist rotation ``rotvec(R_forearm^-1 @ R_hand)``.
+    """The wrist rule: (B, 3, 3) local wrist rotation ``R_forearm^-1 @ R_hand``.
 
     Args:
         forearm_rotmat: (B, 3, 3) global rotation of the elbow joint (the wrist's parent), camera frame.
         hand_global_rotmat: (B, 3, 3) the hand's global rotation in the SMPL-X hand frame, camera frame.
     """
-    return rotmat_to_rotvec(forearm_rotmat.transpose(-1, -2) @ hand_global_rotmat)
+    return forearm_rotmat.transpose(-1, -2) @ hand_global_rotmat
 
 
 def twist_about_x(rotmat: Tensor) -> Tensor:
@@ -220,7 +220,7 @@ def integrate(layer, body: SmplxParams, hands: dict[str, tuple[HandPart, Tensor,
             continue
         rows, elbow = part.rows, ELBOW[side]
         smplx_hand = part.global_rotmat @ align.T  # MANO global rotation in the SMPL-X hand frame
-        wrist = glob[rows, elbow].transpose(-1, -2) @ smplx_hand  # the wrist rule
+        wrist = wrist_from_hand(glob[rows, elbow], smplx_hand)
         take = torch.ones(len(rows), dtype=torch.bool)
         if arm_rule == "paper":
             shoulder = glob[rows, int(layer.parents[elbow])]
