@@ -148,7 +148,7 @@ def load_mano(path: str | Path, is_rhand: bool, num_betas: int = NUM_BETAS) -> s
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file lacks a key the layer needs.
+        ValueError: the file lacks a key the layer needs, or ``num_betas`` is not MANO's 10.
     """
     from annot.body_models.wholebody_layers import build_mano_layer
 
