@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from annot.benchmarks.quality import LABELS, BenchConfig, ensure_split, load_itw, run_bench
+from annot.benchmarks.quality import DEFAULT_METHODS, LABELS, VARIANTS, BenchConfig, ensure_split, load_itw, run_bench
 from annot.benchmarks.quality_score import score
 
 
@@ -27,7 +27,7 @@ def test_bench_annot_tiny(tmp_path):
                       prior_epochs=1, smplify_iters=3, eft_iters=2, num_overlays=2, cmu_frames=32, seeds=(0, 1),
                       fit_iters=3, refine_iters=0, backbone_dir=str(tmp_path / "backbone"),
                       extra_overrides=["auxiliary.cmu.args.fps=1"])
-    res = run_bench(cfg)
+    res = run_bench(cfg, tuple(LABELS))  # the default rows and the optional ones
     assert set(res["rows"]) == set(LABELS)
     assert "VPoser prior of NeuralAnnot" in res["rows"]["smplify"]["label"]  # the prior NeuralAnnot trained
     assert "crop camera" in res["rows"]["smplify_crop_cam"]["label"]
@@ -49,12 +49,13 @@ def test_bench_annot_tiny(tmp_path):
     assert set(saved["per_seed"]) == {"0", "1"}
     assert "GT intrinsics" in res["rows"]["neuralannot_fit"]["label"]
     assert "estimated image camera" in res["rows"]["neuralannot_fit_estimated"]["label"]
-    for key in ("neuralannot_fit", "eft"):  # both start from bench-annot's fit_from, f with 2D keypoint input
-        assert "f with 2D keypoint input" in res["rows"][key]["label"], key
-    # a second run reuses every finished method and reproduces the rows exactly
+    for key in ("neuralannot_fit", "eft"):  # both start from bench-annot's fit_from, f given the 2D keypoints
+        assert "f given the 2D keypoints" in res["rows"][key]["label"], key
+    # a second run of the default rows reuses every finished method and reproduces them exactly
     again = run_bench(cfg)
-    for key, row in res["rows"].items():
-        assert again["rows"][key]["mpjpe_mm"] == row["mpjpe_mm"], key
+    assert set(again["rows"]) == set(DEFAULT_METHODS)
+    for key, row in again["rows"].items():
+        assert res["rows"][key]["mpjpe_mm"] == row["mpjpe_mm"], key
 
 
 def test_score_gt_against_itself_is_zero(tmp_path):
@@ -87,28 +88,46 @@ def test_orientation_error_hand_computed():
     np.testing.assert_allclose(orientation_error_deg(pred, gt), [90.0, 180.0, 0.0], atol=1e-6)
 
 
+def test_variants_give_f_the_keypoints_except_the_papers_f(tmp_path):
+    """The main row and every recipe ablation use the f of ``make annotate-body`` (image + 2D keypoints), so that
+    each ablation differs from the main row by its recipe alone; only ``neuralannot_paper`` is image-only. Each
+    variant's recipes reach the pipeline config."""
+    from annot.benchmarks.quality import _annotate_cfg
+
+    cfg = BenchConfig(out=str(tmp_path), backbone_path="backbone.pth")
+    for key, (_, vposer, aux3d, pretrained, kp2d) in VARIANTS.items():
+        acfg = _annotate_cfg(cfg, tmp_path, key)
+        assert acfg.model.kp2d_input is (key != "neuralannot_paper") is kp2d, key
+        assert (acfg.prior.pose_prior == "vposer") is vposer, key
+        assert ("synth3d" in (acfg.auxiliary or {})) is aux3d, key
+        assert (acfg.model.backbone_weights == "backbone.pth") is pretrained, key
+    assert "neuralannot_paper" not in DEFAULT_METHODS and DEFAULT_METHODS[0] == cfg.fit_from == "neuralannot"
+
+
 def test_paired_lines_name_the_best_row_and_f_alone():
-    """With NeuralAnnot + fit best and the keypoint-input f the best row without fitting, the paired comparison
+    """With NeuralAnnot + fit best and the project's f the best row without fitting, the paired comparison
     reports both against SMPLify, each with the hand-computed mean per-person difference; the paper's f (worse
-    than the keypoint f) gets no line of its own."""
+    than the project's) gets no line of its own."""
     from annot.benchmarks.quality_report import claim_lines, paired_against_smplify
 
     smplify = np.array([100.0, 120.0, 140.0, 160.0])
-    per = {"smplify": smplify, "neuralannot_fit": smplify - 10.0, "neuralannot": smplify + 50.0,
-           "neuralannot_kp2d_in": smplify + [-8.0, -4.0, 0.0, 4.0]}
+    per = {"smplify": smplify, "neuralannot_fit": smplify - 10.0, "neuralannot_paper": smplify + 50.0,
+           "neuralannot": smplify + [-8.0, -4.0, 0.0, 4.0]}
     seeds = {0: {"per_sample": {k: {"mpjpe_mm": v} for k, v in per.items()}}}
     rows = {k: {"mpjpe_mm": float(v.mean()), "label": LABELS[k]} for k, v in per.items()}
     paired = paired_against_smplify(seeds, rows)
-    assert set(paired) == {"best:neuralannot_fit", "alone:neuralannot_kp2d_in"}
+    assert set(paired) == {"best:neuralannot_fit", "alone:neuralannot"}
     assert paired["best:neuralannot_fit"]["mean"] == pytest.approx(-10.0)
-    assert paired["alone:neuralannot_kp2d_in"]["mean"] == pytest.approx(-2.0)
+    assert paired["alone:neuralannot"]["mean"] == pytest.approx(-2.0)
     lines = claim_lines(rows, paired, BenchConfig())
     assert any("f alone" in line and "-2.0 mm" in line for line in lines)
 
 
-def test_scale_from_results_rebuilds_the_table_with_recomputed_paired_lines(tmp_path):
+@pytest.mark.parametrize("f_key", ["neuralannot", "neuralannot_kp2d_in"])
+def test_scale_from_results_rebuilds_the_table_with_recomputed_paired_lines(tmp_path, f_key):
     """``bench_annot_scale.py --from-results`` runs nothing: from a saved N-folder ``results.json`` (here written by
-    hand) it writes scale.{md,json,png} whose paired line for f alone is the hand-computed mean difference."""
+    hand) it writes scale.{md,json,png} whose paired line for f alone is the hand-computed mean difference. A file
+    written before the rename (the project's f under ``neuralannot_kp2d_in``) reads the same."""
     import importlib.util
     from pathlib import Path
 
@@ -117,8 +136,8 @@ def test_scale_from_results_rebuilds_the_table_with_recomputed_paired_lines(tmp_
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     smplify = [150.0, 160.0, 170.0]
-    per = {"smplify": smplify, "neuralannot_kp2d_in": [140.0, 150.0, 175.0], "neuralannot_fit": [130.0, 150.0, 160.0]}
-    rows = {k: {"label": LABELS[k], "mpjpe_mm": float(np.mean(v)), "mpjpe_mm_lo": float("nan"),
+    per = {"smplify": smplify, f_key: [140.0, 150.0, 175.0], "neuralannot_fit": [130.0, 150.0, 160.0]}
+    rows = {k: {"label": LABELS.get(k, k), "mpjpe_mm": float(np.mean(v)), "mpjpe_mm_lo": float("nan"),
                 "mpjpe_mm_hi": float("nan"), "seconds_per_sample": 1.0} for k, v in per.items()}
     saved = {"rows": rows, "per_seed": {"0": {"per_sample": {k: {"mpjpe_mm": v} for k, v in per.items()}}},
              "paired_vs_smplify_mpjpe_mm": {}, "total_s": 1.0, "config": {}}
@@ -126,7 +145,7 @@ def test_scale_from_results_rebuilds_the_table_with_recomputed_paired_lines(tmp_
     (tmp_path / "N8" / "results.json").write_text(json.dumps(saved))
     assert tool.main(["--out", str(tmp_path), "--sizes", "8", "--from-results"]) == 0
     scale = json.loads((tmp_path / "scale.json").read_text())["8"]
-    assert scale["paired_vs_smplify_mpjpe_mm"]["alone:neuralannot_kp2d_in"]["mean"] == pytest.approx(-5.0)
+    assert scale["paired_vs_smplify_mpjpe_mm"]["alone:neuralannot"]["mean"] == pytest.approx(-5.0)
     assert scale["paired_vs_smplify_mpjpe_mm"]["best:neuralannot_fit"]["mean"] == pytest.approx(-40.0 / 3)
     assert "-5.0" in (tmp_path / "scale.md").read_text() and (tmp_path / "scale.png").stat().st_size > 0
     with pytest.raises(FileNotFoundError, match="N16"):

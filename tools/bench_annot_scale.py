@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""``make bench-annot-scale``: NeuralAnnot (f with 2D keypoint input; the paper's image-only f on request), NeuralAnnot
+"""``make bench-annot-scale``: NeuralAnnot (f given the 2D keypoints; the paper's image-only f on request), NeuralAnnot
 + fit and SMPLify against the number of target people N.
 
 The paper's amortisation argument: one network trained on the whole set gets better (and cheaper per
@@ -14,7 +14,7 @@ Usage::
 
     python tools/bench_annot_scale.py                          # N = 64 256 1024 2048, seed 0
     python tools/bench_annot_scale.py --sizes 64 256 --seeds 0 1 2
-    python tools/bench_annot_scale.py --sizes 1024 --methods neuralannot neuralannot_kp2d_in neuralannot_fit
+    python tools/bench_annot_scale.py --sizes 1024 --methods neuralannot_paper neuralannot neuralannot_fit
     python tools/bench_annot_scale.py --sizes 64 1024 2048 --from-results   # re-plot earlier runs
 """
 from __future__ import annotations
@@ -31,11 +31,14 @@ import math
 import sys
 from pathlib import Path
 
-#: the paper's f, f with 2D keypoint input, NeuralAnnot + fit (from the latter, bench-annot's ``fit_from``), SMPLify.
-METHODS = ("neuralannot", "neuralannot_kp2d_in", "neuralannot_fit", "smplify")
-#: the default rows: the project's f (with 2D keypoint input), NeuralAnnot + fit from it, SMPLify. The paper's
-#: image-only f (``--methods neuralannot ...``) would add about 40 % to the run (BENCHMARKS.md, "Amortisation").
-DEFAULT_METHODS = ("neuralannot_kp2d_in", "neuralannot_fit", "smplify")
+#: the paper's f, the project's f (given the 2D keypoints), NeuralAnnot + fit (from the latter, bench-annot's
+#: ``fit_from``), SMPLify.
+METHODS = ("neuralannot_paper", "neuralannot", "neuralannot_fit", "smplify")
+#: the default rows: the project's f, NeuralAnnot + fit from it, SMPLify. The paper's image-only f
+#: (``--methods neuralannot_paper ...``) would add about 40 % to the run (BENCHMARKS.md, "Amortisation").
+DEFAULT_METHODS = ("neuralannot", "neuralannot_fit", "smplify")
+#: method keys of results written before the project's f became the ``neuralannot`` row (old -> new).
+OLD_KEYS = {"neuralannot": "neuralannot_paper", "neuralannot_kp2d_in": "neuralannot"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-steps", type=int, default=350,
                    help="training steps at N = 64, bench-annot's default (scaled by sqrt(N / 64))")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS),
-                   help="rows to run (NeuralAnnot + fit needs neuralannot_kp2d_in; SMPLify is always run)")
+                   help="rows to run (NeuralAnnot + fit needs neuralannot; SMPLify is always run)")
     p.add_argument("--from-results", action="store_true",
                    help="run nothing: rebuild scale.{md,json,png} from <out>/N<n>/results.json of earlier runs, "
                         "with the paired lines recomputed from their per-person errors by this code")
@@ -67,10 +70,21 @@ def _saved_result(folder: Path) -> dict:
     path = folder / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"--from-results: {path} does not exist (run this N first)")
-    res = json.loads(path.read_text())
+    res = _renamed_old_keys(json.loads(path.read_text()))
     seeds = {s: {"per_sample": {k: {m: np.asarray(v, dtype=float) for m, v in per.items()}
                                 for k, per in r["per_sample"].items()}} for s, r in res["per_seed"].items()}
     res["paired_vs_smplify_mpjpe_mm"] = paired_against_smplify(seeds, res["rows"])
+    return res
+
+
+def _renamed_old_keys(res: dict) -> dict:
+    """``res`` with the method keys of a run made before the rename (:data:`OLD_KEYS`, recognised by its
+    ``neuralannot_kp2d_in`` row) renamed, in its rows and per-seed values; newer results unchanged."""
+    if "neuralannot_kp2d_in" not in res["rows"]:
+        return res
+    res["rows"] = {OLD_KEYS.get(k, k): v for k, v in res["rows"].items()}
+    for r in res["per_seed"].values():
+        r["per_sample"] = {OLD_KEYS.get(k, k): v for k, v in r["per_sample"].items()}
     return res
 
 

@@ -166,7 +166,7 @@ def results_markdown(rows: dict[str, dict[str, Any]], paired: dict[str, dict[str
 
 
 SHORT = {"neuralannot": "NA", "neuralannot_no_prior": "NA w/o prior", "neuralannot_no_aux3d": "NA w/o 3D aux",
-         "neuralannot_no_pretrain": "NA w/o pretrain", "neuralannot_kp2d_in": "NA, 2D in",
+         "neuralannot_no_pretrain": "NA w/o pretrain", "neuralannot_paper": "NA, paper's f",
          "neuralannot_fit": "NA + fit",
          "neuralannot_fit_estimated": "NA + fit (est. cam)", "smplify": "SMPLify",
          "smplify_crop_cam": "SMPLify crop cam", "eft": "EFT", "smplify_clean": "SMPLify clean 2D"}
