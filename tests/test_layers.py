@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("annot._moved",),  # the table of moved paths
     ("annot", "annot.app", "annot.config"),  # the package root; error boundary, errors, threads; config machinery
-    ("annot.geometry", "annot.keypoints"),  # maths and keypoint conventions
+    ("annot.geometry", "annot.keypoints", "annot.optim"),  # maths, keypoint conventions, the optimiser
     ("annot.io",),  # pseudo-GT files, atomic writes
     ("annot.body_models",),
     ("annot.data", "annot.nets", "annot.priors", "annot.metrics", "annot.render"),

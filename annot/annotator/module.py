@@ -52,6 +52,7 @@ from annot.keypoints import get_convention
 from annot.metrics import kp2d_error_px
 from annot.nets.annotator import ARCHITECTURES, build_annotator_net
 from annot.nets.pose2pose_joints import position_targets
+from annot.optim import adam
 
 MODES = ("itw", "mocap", "mocap_joints_only")
 
@@ -378,7 +379,7 @@ class AnnotatorModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         params = [p for p in self.net.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(hp.lr_decay_steps),
                                                      gamma=hp.lr_decay_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

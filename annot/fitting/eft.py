@@ -27,6 +27,7 @@ from torch.utils.data import default_collate
 from annot.io.export import quality_scores
 from annot.keypoints import get_convention
 from annot.metrics import kp2d_error_px
+from annot.optim import adam
 
 EFT_LR = 5e-6
 EFT_MAX_ITERS = 50
@@ -109,7 +110,7 @@ def eft_fit(module: Any, batch: dict[str, Any], lr: float = EFT_LR, max_iters: i
     iterations, initial = 0, float("nan")
     try:
         module.eval()  # BN uses (and keeps) its running statistics; dropout off
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = adam(params, lr=lr)
         with torch.enable_grad():
             for step in range(max_iters + 1):
                 pred = module.predict_batch({**loss_batch, "kp2d_mask": batch["kp2d_mask"]})

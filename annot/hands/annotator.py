@@ -42,6 +42,7 @@ from annot.geometry.cameras import project_camera_model
 from annot.geometry.rotations import rot6d_to_rotmat, rotmat_to_rotvec, rotvec_to_rotmat
 from annot.nets.annotator import JOINT_FEATURE_DIM, joint_encoder_layers
 from annot.nets.resnet import ResNetBackbone
+from annot.optim import adam
 
 MODES = ("itw", "mocap")
 POSE_REPRS = ("rot6d", "pca")
@@ -238,7 +239,7 @@ class HandAnnotatorModule(pl.LightningModule):
         return terms["total"]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        return adam(self.net.parameters(), lr=self.hparams.lr)
 
 
 __all__ = ["HAND_CAMERA_3D_SIZE_M", "HandAnnotatorModule", "HandAnnotatorNet", "MODES", "POSE_REPRS"]

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from annot.app.runtime import worker_init_fn
 from annot.io.atomic import atomic_write_bytes, atomic_write_json
 from annot.nets.pose_resnet import PoseResNet
+from annot.optim import adam
 from annot.pretrain.config import PretrainConfig, _check, checkpoint_name
 from annot.pretrain.data import build_datasets, mean_pose_baseline, render_synthetic
 from annot.pretrain.heatmaps import COCO17, decode_heatmaps, gaussian_heatmaps, joints_mse_loss, pck
@@ -72,7 +73,7 @@ class PoseResNetModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        opt = adam(self.net.parameters(), lr=self.lr)
         milestones = self.milestones
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1 ** sum(step >= m for m in milestones))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from annot.geometry.rotations import rotvec_to_rotmat
+from annot.optim import adam
 from annot.priors.vposer import VPoser
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class VPoserPriorModule(pl.LightningModule):
         return terms["loss"]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
 def _check_poses(poses_body_rotvec: np.ndarray) -> np.ndarray:

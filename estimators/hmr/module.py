@@ -46,6 +46,7 @@ from annot.geometry import (
     weak_perspective_to_translation,
 )
 from annot.keypoints import get_convention
+from annot.optim import adam
 from estimators.base import EstimatorModule
 from estimators.hmr.mean_params import resolve_mean_params
 from estimators.hmr.net import HMRNet
@@ -332,4 +333,4 @@ class HMRModule(EstimatorModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the network (SPIN: lr 5e-5, weight decay 0, no schedule)."""
         hp = self.hparams
-        return torch.optim.Adam(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        return adam(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)

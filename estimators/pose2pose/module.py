@@ -25,6 +25,7 @@ from torch import Tensor
 from annot.geometry.cameras import CAMERA_3D_SIZE_M, VIRTUAL_FOCAL_PX, camera_depth_from_sigmoid
 from annot.geometry.rotations import rot6d_to_rotvec
 from annot.keypoints import convert, get_convention
+from annot.optim import adam
 from estimators.base import EstimatorModule
 from estimators.pose2pose.joints import (
     SUPERVISION_CONVENTION,
@@ -337,7 +338,7 @@ class Pose2PoseModule(EstimatorModule):
         ``lr_dec_factor`` at each epoch of ``lr_dec_epochs`` (spec B.4: 1e-4 for epochs 0-3, 1e-5 for 4-5,
         1e-6 from 6; Hand4Whole ``base.py::set_lr``)."""
         hp = self.hparams
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=hp.lr)
+        optimizer = adam(self.net.parameters(), lr=hp.lr)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=sorted(int(e) for e in hp.lr_dec_epochs),
                                                          gamma=1.0 / float(hp.lr_dec_factor))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
