@@ -11,9 +11,12 @@ Methods (one row each in ``results.md``):
 * ``NeuralAnnot (all three recipes)``: Algorithm 1 (:func:`annot.annotator.pipeline.run_annotate`, one round) with
   the VPoser prior (third recipe), the synthetic ``mocap`` split as an auxiliary 3D image set (first
   recipe) and the backbone of a SimpleBaseline 2D pose network trained on free data (second recipe,
-  :mod:`annot.pretrain`, built once and reported separately);
-* ``NeuralAnnot w/o ...``: the same with one recipe off (prior ``none``; no synthetic 3D images; a randomly
+  :mod:`annot.pretrain`, built once and reported separately); f is that of ``make annotate-body``, given the
+  annotated 2D keypoints beside the image (``model.kp2d_input``, beyond the paper);
+* ``NeuralAnnot w/o ...``: the same f with one recipe off (prior ``none``; no synthetic 3D images; a randomly
   initialised backbone);
+* optional (``methods``): ``neuralannot_paper``, the paper's image-only f with all three recipes, and
+  ``neuralannot_fit_estimated``, NeuralAnnot + fit in CLIFF's estimated camera;
 * ``NeuralAnnot + fit``: the ``all recipes`` pseudo-GTs refined by a warm-started SMPLify with the same
   prior, kept per person only when the 2D error drops inside the prior's typical set
   (:mod:`annot.fitting.refine`);
